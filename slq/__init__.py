@@ -1,0 +1,31 @@
+"""slq: stochastic Lanczos quadrature on any array library.
+
+Estimate the eigenvalue density of a huge symmetric operator from
+matrix-vector products alone, with vectors that never leave their device.
+
+>>> import numpy as np
+>>> import slq
+>>> dos = slq.density(np.diag(np.linspace(-1.0, 1.0, 200)), num_probes=2, seed=0)
+>>> round(dos.lambda_min, 6), round(dos.lambda_max, 6)
+(-1.0, 1.0)
+"""
+
+from slq._version import __version__
+from slq.density import density
+from slq.lanczos import LanczosResult, lanczos
+from slq.operator import LinearOperator, aslinearoperator, matmat
+from slq.quadrature import gauss_quadrature, tridiagonal
+from slq.spectral_density import SpectralDensity
+
+__all__ = [
+    "LanczosResult",
+    "LinearOperator",
+    "SpectralDensity",
+    "__version__",
+    "aslinearoperator",
+    "density",
+    "gauss_quadrature",
+    "lanczos",
+    "matmat",
+    "tridiagonal",
+]

@@ -1,0 +1,135 @@
+"""Array-namespace plumbing: which library and device a vector lives in.
+
+Nothing here imports a framework. A framework's namespace is only looked up when
+the user already handed us one of its dtypes, devices or arrays, which means the
+framework is already imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "accumulation_dtype",
+    "check_real_floating",
+    "eps",
+    "like_from_dtype",
+    "namespace_and_device",
+    "set_row",
+    "to_host",
+]
+
+# Root module of a dtype's or device's type -> module that can make an array of it.
+_ARRAY_MODULES = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "jax": "jax.numpy",
+    "jaxlib": "jax.numpy",
+    "cupy": "cupy",
+    "array_api_strict": "array_api_strict",
+    "dask": "dask.array",
+}
+
+
+def _root_module(obj: Any) -> str:
+    # `jnp.float32` is a class whose module names the library; a numpy or torch
+    # dtype is an instance whose *type* does.
+    module = obj.__module__ if isinstance(obj, type) else type(obj).__module__
+    return (module or "").split(".")[0]
+
+
+def _array_module(root: str) -> Any | None:
+    name = _ARRAY_MODULES.get(root)
+    if name is None or name.split(".")[0] not in sys.modules:
+        return None
+    return importlib.import_module(name)
+
+
+def like_from_dtype(dtype: Any, device: Any = None) -> Any:
+    """Return an empty array with `dtype` on `device`, in the library they belong to.
+
+    The library is read from the device's type when it names one (a JAX or CuPy
+    device: their dtypes are numpy dtypes), else from the dtype's type; a numpy
+    dtype with no such device means numpy.
+    """
+    for root in (_root_module(device) if device is not None else None, _root_module(dtype)):
+        module = _array_module(root) if root else None
+        if module is not None and root != "numpy":
+            break
+    else:
+        module = np
+    kwargs = {} if device is None else {"device": device}
+    try:
+        return module.zeros((0,), dtype=dtype, **kwargs)
+    except TypeError as err:
+        msg = (
+            f"cannot make a vector of dtype {dtype!r} on device {device!r} with "
+            f"{module.__name__}; pass `like=` an array of the operator's library and device"
+        )
+        raise TypeError(msg) from err
+
+
+def namespace_and_device(like: Any) -> tuple[Any, Any]:
+    """Return the array-API namespace and the device of the array `like`."""
+    return array_api_compat.array_namespace(like), array_api_compat.device(like)
+
+
+def check_real_floating(dtype: Any, xp: Any, *, what: str = "operator") -> None:
+    """Raise a clear error unless `dtype` is a real floating dtype of `xp`."""
+    if xp.isdtype(dtype, "real floating"):
+        return
+    if xp.isdtype(dtype, "complex floating"):
+        msg = (
+            f"{what} dtype must be real floating, got {dtype}: SLQ needs a real symmetric "
+            "operator (for a Hermitian H, use the real symmetric form [[Re H, -Im H], [Im H, Re H]])"
+        )
+    else:
+        msg = f"{what} dtype must be real floating, got {dtype}: cast it to float64 (or float32)"
+    raise TypeError(msg)
+
+
+def eps(dtype: Any, xp: Any) -> float:
+    """Machine epsilon of the floating dtype `dtype`."""
+    return float(xp.finfo(dtype).eps)
+
+
+def accumulation_dtype(xp: Any, device: Any, dtype: Any) -> Any:
+    """The dtype in which inner products are accumulated: float64 where the device has it.
+
+    imate reports ~30% errors from float32 SLQ at n > 1e7; accumulating the Lanczos
+    coefficients in float64 removes that source of error.
+    """
+    try:
+        available = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
+    except (AttributeError, TypeError):
+        return dtype
+    return available.get("float64", dtype)
+
+
+def to_host(x: Any) -> np.ndarray:
+    """Copy a small array (a few scalars) from any library and device to numpy."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        pass
+    try:
+        # Not on the CPU (CUDA tensors, CuPy): move it there first.
+        return np.asarray(array_api_compat.to_device(x, "cpu"))
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        return np.asarray(x)
+
+
+def set_row(store: Any, index: tuple[Any, ...], value: Any) -> Any:
+    """Return `store` with `store[index] = value`, in place where the library allows it."""
+    if array_api_compat.is_writeable_array(store):
+        store[index] = value
+        return store
+    # JAX arrays are immutable; outside of jit this is a copy.
+    return store.at[index].set(value)

@@ -1,0 +1,29 @@
+"""Argument checks shared by the public functions; each error names the parameter."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Collection
+from typing import Any
+
+__all__ = ["check_choice", "check_positive_int"]
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return `value` as an int, or raise if it is not an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{name} must be an integer >= 1, got {value!r}"
+        raise TypeError(msg)
+    if value < 1:
+        msg = f"{name} must be >= 1, got {value}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
+    """Return `value`, or raise if it is not one of `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        msg = f"{name} must be one of {allowed}, got {value!r}"
+        raise ValueError(msg)
+    return value

@@ -1,0 +1,278 @@
+"""Batched Lanczos tridiagonalisation: k independent recurrences, one `matmat` per step."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+from slq._backend import accumulation_dtype, check_real_floating, eps, set_row, to_host
+from slq._validate import check_choice, check_positive_int
+from slq.operator import aslinearoperator, check_same_library
+
+__all__ = ["REORTHOGONALIZE", "LanczosResult", "lanczos"]
+
+logger = logging.getLogger("slq")
+
+REORTHOGONALIZE = ("full", "none")
+
+# Row-count granularity of the basis slices for immutable (per-shape compiled) arrays.
+_SHAPE_BLOCK = 16
+
+
+class LanczosResult(NamedTuple):
+    """Coefficients of the Lanczos tridiagonal matrices T of k probes.
+
+    Every later estimate (quadrature, density, traces) is a function of these
+    fields: no further products with the operator are needed.
+    """
+
+    alpha: np.ndarray
+    """Shape (k, m), float64: the diagonals of the T's."""
+    beta: np.ndarray
+    """Shape (k, m-1), float64: the off-diagonals; 0 from a probe's breakdown on."""
+    lengths: np.ndarray
+    """Shape (k,), int: steps each probe ran; fewer than m when it broke down."""
+    residual_norm: np.ndarray
+    """Shape (k,), float64: β_m = ‖r_m‖ after the last step (0 after a breakdown).
+
+    The Ritz pair (θ_i, Q s_i) has residual norm β_m |s_{m,i}| (Parlett 1998, §13.2).
+    """
+    basis: Any
+    """Shape (k, n, m) in the operator's namespace and device, or None unless asked."""
+    num_matvecs: int
+    """Operator-vector products spent (columns of all `matmat` calls)."""
+
+
+class _State(NamedTuple):
+    q: Any  # (k, n) current Lanczos vectors, probe-major
+    q_prev: Any  # (k, n) previous ones
+    beta_prev: Any  # (k,) β_{j-1} in the working dtype
+    basis: Any  # (k, m, n) stored vectors, or None
+
+
+def _breakdown_tolerance(n: int, unit_roundoff: float) -> float:
+    # After an invariant subspace is found, the computed residual is rounding noise
+    # of size ~ sqrt(n) u ‖A‖; anything below this multiple of it is treated as zero.
+    return 10.0 * math.sqrt(n) * unit_roundoff
+
+
+def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
+    """Return the start vectors as (k, n) unit rows in the operator's dtype."""
+    xp, n = op.xp, op.shape[0]
+    if array_api_compat.array_namespace(v0) is not xp:
+        msg = (
+            f"v0 is a {array_api_compat.array_namespace(v0).__name__} array but the "
+            f"operator's vectors are {xp.__name__} arrays; create v0 with the operator's library"
+        )
+        raise TypeError(msg)
+    if v0.ndim not in (1, 2) or v0.shape[0] != n:
+        msg = f"v0 must have shape ({n},) or ({n}, k), got {tuple(v0.shape)}"
+        raise ValueError(msg)
+    check_real_floating(v0.dtype, xp, what="v0")
+    single = v0.ndim == 1
+    rows = xp.astype(v0[None, :] if single else xp.permute_dims(v0, (1, 0)), op.dtype)
+    norms = _norms(rows, xp, op)
+    norms_host = to_host(norms)
+    bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
+    if bad.size:
+        msg = f"v0 column {int(bad[0])} has norm {norms_host[bad[0]]}: start vectors must be finite and nonzero"
+        raise ValueError(msg)
+    return rows / xp.astype(norms, op.dtype)[:, None], single
+
+
+def _norms(rows: Any, xp: Any, op: Any) -> Any:
+    acc = accumulation_dtype(xp, op.device, op.dtype)
+    return xp.linalg.vector_norm(xp.astype(rows, acc, copy=False), axis=-1)
+
+
+def _apply(op: Any, rows: Any, step: int) -> Any:
+    """Return A q for each row q of `rows` (shape (k, n)), as rows."""
+    xp = op.xp
+    out = op.matmat(xp.permute_dims(rows, (1, 0)))
+    if step == 0:
+        check_same_library(out, xp)
+    if tuple(out.shape) != tuple(reversed(rows.shape)):
+        msg = f"the operator returned shape {tuple(out.shape)}, expected {tuple(reversed(rows.shape))}"
+        raise ValueError(msg)
+    return xp.astype(xp.permute_dims(out, (1, 0)), op.dtype, copy=False)
+
+
+def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
+    """Remove from each row of `w` its components along the first j+1 stored vectors.
+
+    Classical Gram–Schmidt applied twice: "twice is enough" (Giraud, Langou &
+    Rozložník 2005) to reach orthogonality to working precision.
+    """
+    # Rows not yet filled are zero and contribute nothing, so a few extra are harmless;
+    # libraries that compile per shape (JAX) get one shape per block of rows.
+    block = 1 if array_api_compat.is_writeable_array(basis) else _SHAPE_BLOCK
+    stored = basis[:, : min(basis.shape[1], -(-(j + 1) // block) * block), :]
+    stored_t = xp.matrix_transpose(stored)
+    for _ in range(2):
+        coefficients = stored @ w[:, :, None]
+        w = w - (stored_t @ coefficients)[:, :, 0]
+    return w
+
+
+def _step(
+    op: Any, state: _State, j: int, full: bool
+) -> tuple[Any, Any, Any, Any]:
+    """One Lanczos step for every probe: return (w, alpha_j, beta_j, basis)."""
+    xp, dtype = op.xp, op.dtype
+    q, q_prev, beta_prev, basis = state
+    if basis is not None:
+        basis = set_row(basis, (slice(None), j, slice(None)), q)
+    w = _apply(op, q, j)
+    acc = accumulation_dtype(xp, op.device, dtype)
+    alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
+    w = w - xp.astype(alpha, dtype)[:, None] * q - beta_prev[:, None] * q_prev
+    if full:
+        w = _orthogonalize(w, basis, j, xp)
+    beta = _norms(w, xp, op)
+    return w, alpha, beta, basis
+
+
+def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
+    bad = np.argwhere(~np.isfinite(coefficients))
+    if bad.size:
+        probe = int(bad[0, 1])
+        value = coefficients[tuple(bad[0])]
+        msg = (
+            f"the operator produced {value} at Lanczos step {step + 1} for probe "
+            f"{probe + probe_offset}: check the operator for NaN or Inf in its output"
+        )
+        raise FloatingPointError(msg)
+
+
+def lanczos(
+    op: Any,
+    v0: Any,
+    num_steps: int,
+    /,
+    *,
+    reorthogonalize: str = "full",
+    return_basis: bool = False,
+) -> LanczosResult:
+    r"""Run m Lanczos steps from each column of `v0`, all probes advancing together.
+
+    Produces for every start vector v the tridiagonal T = Qᵀ A Q of the Krylov
+    space K_m(A, v) (Lanczos 1950; Golub & Van Loan 2013, Alg. 10.1.1). With
+    ``v0`` of shape (n, k) this is *batched* Lanczos: k independent recurrences
+    that share one ``matmat`` per step (not block Lanczos).
+
+    Parameters
+    ----------
+    op
+        A symmetric operator: anything `aslinearoperator` accepts.
+    v0 : array, shape (n,) or (n, k)
+        Start vectors, in the operator's array library and device. Need not be
+        normalised.
+    num_steps : int
+        m, the number of steps (and products per probe); capped at n.
+    reorthogonalize : {"full", "none"}
+        ``"full"`` keeps the basis and reorthogonalises every new vector against
+        it by classical Gram–Schmidt applied twice: memory k (m+1) n numbers,
+        no ghost eigenvalues. ``"none"`` is the bare three-term recurrence:
+        memory O(kn), but in floating point converged Ritz values reappear as
+        spurious copies (Paige 1976).
+    return_basis : bool
+        Also return the Lanczos vectors (shape (k, n, m)).
+
+    Returns
+    -------
+    LanczosResult
+        ``alpha`` (k, m), ``beta`` (k, m-1) as float64 numpy arrays (also when
+        the vectors are float32: inner products are accumulated in float64),
+        per-probe ``lengths``, ``residual_norm``, ``basis`` and ``num_matvecs``.
+        A 1-D `v0` is a batch of one: k = 1. If every probe breaks down
+        (an invariant subspace is found) before m steps, m is the longest run.
+
+    Raises
+    ------
+    FloatingPointError
+        If the operator produces NaN or Inf (the message names probe and step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> a = np.diag([1.0, 2.0, 3.0, 4.0])
+    >>> result = slq.lanczos(a, np.ones(4), 2)
+    >>> result.alpha
+    array([[2.5, 2.5]])
+    >>> result.beta.round(6)
+    array([[1.118034]])
+
+    Breakdown is success: after as many steps as there are distinct eigenvalues
+    the Krylov space is invariant and the probe stops.
+
+    >>> slq.lanczos(np.diag([1.0, 1.0, 5.0]), np.ones(3), 3).lengths
+    array([2])
+    """
+    op = aslinearoperator(op)
+    num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
+    check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    rows, _ = _prepare_start(v0, op)
+    return _run(op, rows, num_steps, reorthogonalize == "full", return_basis, probe_offset=0)
+
+
+def _run(
+    op: Any, rows: Any, m: int, full: bool, return_basis: bool, *, probe_offset: int
+) -> LanczosResult:
+    """Run the recurrence from unit start vectors `rows` (shape (k, n))."""
+    xp, dtype, device = op.xp, op.dtype, op.device
+    k, n = rows.shape
+    store = full or return_basis
+    basis = xp.zeros((k, m, n), dtype=dtype, device=device) if store else None
+    state = _State(rows, xp.zeros_like(rows), xp.zeros((k,), dtype=dtype, device=device), basis)
+    alpha, beta = np.zeros((k, m)), np.zeros((k, m))
+    lengths = np.full(k, m)
+    active = np.ones(k, dtype=bool)
+    norm_estimate = 0.0
+    tolerance = _breakdown_tolerance(n, eps(dtype, xp))
+    steps_run = 0
+    for j in range(m):
+        w, a, b, basis = _step(op, state, j, full)
+        steps_run = j + 1
+        coefficients = to_host(xp.stack([a, b]))
+        _check_finite(coefficients, j, probe_offset)
+        alpha[:, j] = np.where(active, coefficients[0], 0.0)
+        norm_estimate = max(norm_estimate, float(np.max(np.abs(alpha[:, j]) + coefficients[1])))
+        broke = active & (coefficients[1] <= tolerance * max(norm_estimate, np.finfo(float).tiny))
+        lengths[broke] = j + 1
+        active &= ~broke
+        beta[:, j] = np.where(active, coefficients[1], 0.0)
+        if not active.any():
+            break
+        scale = np.where(active, 1.0 / np.where(active, beta[:, j], 1.0), 0.0)
+        scale_dev = xp.asarray(scale, dtype=dtype, device=device)
+        beta_dev = xp.asarray(beta[:, j], dtype=dtype, device=device)
+        state = _State(w * scale_dev[:, None], state.q, beta_dev, basis)
+    logger.debug(
+        "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, breakdowns=%d",
+        k, steps_run, n, "full" if full else "none", int((~active).sum()),
+    )
+    return _result(alpha, beta, lengths, steps_run, basis if return_basis else None, xp, k)
+
+
+def _result(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    lengths: np.ndarray,
+    steps_run: int,
+    basis: Any,
+    xp: Any,
+    k: int,
+) -> LanczosResult:
+    m = int(lengths.max())
+    residual = np.where(lengths == steps_run, beta[:, steps_run - 1], 0.0)
+    if basis is not None:
+        basis = xp.permute_dims(basis[:, :m, :], (0, 2, 1))
+    arrays = alpha[:, :m].copy(), beta[:, : m - 1].copy(), lengths, residual
+    for array in arrays:
+        array.flags.writeable = False
+    return LanczosResult(*arrays, basis=basis, num_matvecs=steps_run * k)

@@ -1,0 +1,262 @@
+"""The `LinearOperator` protocol and `aslinearoperator`, which makes one of almost anything."""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import array_api_compat
+
+from slq._backend import check_real_floating, like_from_dtype, namespace_and_device
+
+__all__ = ["LinearOperator", "aslinearoperator", "matmat"]
+
+
+@runtime_checkable
+class LinearOperator(Protocol):
+    """A symmetric linear operator known only through its products with vectors.
+
+    Anything with these attributes is an operator; nothing needs to inherit from
+    this class. Symmetry is part of the contract and is not checked (see
+    ``density(..., check_symmetric=True)`` for a randomised check).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(n, n)``.
+    dtype
+        The dtype of the vectors, in the operator's own array library
+        (``numpy.float64``, ``torch.float32``, ...).
+
+    Notes
+    -----
+    Two members are optional and used when present:
+
+    ``matmat(V)``
+        Products with the ``k`` columns of ``V`` (shape ``(n, k)``) at once;
+        without it, the columns are applied one ``matvec`` at a time.
+    ``device``
+        Where the vectors live (a torch, JAX or CuPy device); without it, the
+        library's default device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> class Diagonal:
+    ...     def __init__(self, d):
+    ...         self.d, self.shape, self.dtype = d, (d.size, d.size), d.dtype
+    ...     def matvec(self, v):
+    ...         return self.d * v
+    >>> isinstance(Diagonal(np.arange(3.0)), slq.LinearOperator)
+    True
+    """
+
+    shape: tuple[int, int]
+    dtype: Any
+
+    def matvec(self, v: Any, /) -> Any:
+        """Return the product of the operator with the vector `v` of shape (n,)."""
+        ...
+
+
+class _Operator:
+    """An operator with every optional member filled in: what the core works with."""
+
+    __slots__ = ("_matmat", "_matvec", "device", "dtype", "shape", "source", "xp")
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        dtype: Any,
+        like: Any,
+        matvec: Callable[[Any], Any],
+        matmat: Callable[[Any], Any] | None,
+        source: str,
+    ) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.xp, self.device = namespace_and_device(like)
+        self._matvec = matvec
+        self._matmat = matmat
+        self.source = source
+        check_real_floating(dtype, self.xp)
+
+    def matvec(self, v: Any, /) -> Any:
+        """Return the product with the vector `v` of shape (n,)."""
+        return self._matvec(v)
+
+    def matmat(self, V: Any, /) -> Any:  # noqa: N803 (a matrix)
+        """Return the product with the columns of `V` (shape (n, k))."""
+        if self._matmat is not None:
+            return self._matmat(V)
+        columns = [self._matvec(V[:, i]) for i in range(V.shape[1])]
+        check_same_library(columns[0], self.xp)
+        return self.xp.stack(columns, axis=1)
+
+    def __repr__(self) -> str:
+        return (
+            f"<slq operator shape={self.shape} dtype={self.dtype} device={self.device} "
+            f"from {self.source}>"
+        )
+
+
+def check_same_library(output: Any, xp: Any) -> None:
+    """Raise if the operator's `output` is not an array of its input's namespace `xp`."""
+    try:
+        out_xp = array_api_compat.array_namespace(output)
+    except TypeError:
+        out_xp = None
+    if out_xp is not xp:
+        name = out_xp.__name__ if out_xp is not None else type(output).__name__
+        msg = (
+            f"the operator returned a {name} array for a {xp.__name__} input; it must "
+            "return arrays of its input's library"
+        )
+        raise TypeError(msg)
+
+
+def _check_shape(shape: Any) -> tuple[int, int]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or len(dims) != 2 or not all(isinstance(d, numbers.Integral) for d in dims):
+        msg = f"operator must be 2-D, got shape {shape!r}"
+        raise ValueError(msg)
+    if dims[0] != dims[1]:
+        msg = f"operator must be square, got shape {dims}"
+        raise ValueError(msg)
+    if dims[0] < 1:
+        msg = f"operator must have at least one row, got shape {dims}"
+        raise ValueError(msg)
+    return int(dims[0]), int(dims[1])
+
+
+def _is_scipy_sparse(obj: Any) -> bool:
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(obj)
+
+
+def _from_array(a: Any) -> _Operator:
+    xp, _ = namespace_and_device(a)
+    shape = _check_shape(a.shape)
+    return _Operator(shape, a.dtype, a, a.__matmul__, a.__matmul__, f"a {xp.__name__} array")
+
+
+def _from_scipy_sparse(a: Any) -> _Operator:
+    import numpy as np
+
+    shape = _check_shape(a.shape)
+    like = np.zeros(0, dtype=a.dtype)
+    return _Operator(shape, a.dtype, like, a.__matmul__, a.__matmul__, type(a).__name__)
+
+
+def _from_protocol(obj: Any, like: Any) -> _Operator:
+    shape = _check_shape(obj.shape)
+    if like is None:
+        like = like_from_dtype(obj.dtype, getattr(obj, "device", None))
+    matmat = getattr(obj, "matmat", None)
+    return _Operator(shape, obj.dtype, like, obj.matvec, matmat, type(obj).__name__)
+
+
+def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -> _Operator:
+    if shape is None:
+        msg = "a callable needs shape=(n, n) (and dtype= or like=) to be an operator"
+        raise TypeError(msg)
+    if dtype is None and like is None:
+        msg = "a callable needs dtype= (a numpy, torch or JAX dtype) or like= (an array)"
+        raise TypeError(msg)
+    if like is None:
+        like = like_from_dtype(dtype)
+    dtype = like.dtype if dtype is None else dtype
+    name = getattr(f, "__name__", type(f).__name__)
+    return _Operator(_check_shape(shape), dtype, like, f, None, f"callable {name}")
+
+
+def aslinearoperator(
+    obj: Any, /, *, shape: Any = None, dtype: Any = None, like: Any = None
+) -> LinearOperator:
+    """Return `obj` as a `LinearOperator` whose vectors live in the right library.
+
+    Parameters
+    ----------
+    obj
+        One of: a 2-D array of any array-API library (numpy, torch, JAX, CuPy,
+        array-api-strict); a scipy.sparse matrix or array; an object following
+        `LinearOperator` (a ``scipy.sparse.linalg.LinearOperator`` is one); a
+        callable ``f(v) -> A v`` on vectors of shape (n,).
+    shape : tuple of int, optional
+        ``(n, n)``; required for a callable, not allowed otherwise.
+    dtype : optional
+        The callable's vector dtype (numpy, torch or JAX dtype); for a callable,
+        give `dtype` or `like`.
+    like : array, optional
+        An array of the library and device the vectors live in (a CuPy array,
+        a tensor on a GPU, ...). Used with callables and protocol objects whose
+        dtype does not name the library (JAX and CuPy use numpy dtypes).
+
+    Returns
+    -------
+    LinearOperator
+        An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``, ``device``
+        and ``xp`` (the array namespace of its vectors). An operator made by this
+        function is returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        If the operator is not 2-D and square.
+    TypeError
+        If its dtype is not real floating, or a callable lacks `shape`/`dtype`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> op = slq.aslinearoperator(np.diag([1.0, 2.0, 3.0]))
+    >>> op.shape, op.matvec(np.ones(3))
+    ((3, 3), array([1., 2., 3.]))
+    >>> op = slq.aslinearoperator(lambda v: 2.0 * v, shape=(4, 4), dtype=np.float32)
+    >>> op.matmat(np.ones((4, 2), dtype=np.float32))[:, 0]
+    array([2., 2., 2., 2.], dtype=float32)
+    """
+    if isinstance(obj, _Operator) and shape is None and dtype is None and like is None:
+        return obj
+    is_array = array_api_compat.is_array_api_obj(obj) or _is_scipy_sparse(obj)
+    is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")
+    if (is_array or is_protocol) and (shape is not None or dtype is not None):
+        msg = "shape= and dtype= describe a callable; this operator already has its own"
+        raise TypeError(msg)
+    if is_protocol:
+        return _from_protocol(obj, like)
+    if _is_scipy_sparse(obj):
+        return _from_scipy_sparse(obj)
+    if array_api_compat.is_array_api_obj(obj):
+        if like is not None:
+            msg = "like= describes a callable or protocol object, not an array"
+            raise TypeError(msg)
+        return _from_array(obj)
+    if callable(obj):
+        return _from_callable(obj, shape, dtype, like)
+    msg = (
+        f"cannot make a linear operator from {type(obj).__name__}: pass a 2-D array, a "
+        "scipy.sparse matrix, an object with shape, dtype and matvec, or a callable "
+        "with shape= and dtype="
+    )
+    raise TypeError(msg)
+
+
+def matmat(op: LinearOperator, vectors: Any, /) -> Any:
+    """Apply `op` to the columns of `vectors` (shape (n, k)), one matvec each if need be.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> slq.matmat(slq.aslinearoperator(np.eye(2)), np.ones((2, 3))).shape
+    (2, 3)
+    """
+    return aslinearoperator(op).matmat(vectors)

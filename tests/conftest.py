@@ -1,0 +1,36 @@
+"""Test configuration: hypothesis profiles, x64 JAX, and the backend fixture `backend`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from helpers import Backend, requested_backends
+
+# Derandomized and bounded, so that CI runs are repeatable and quick.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=20,
+    deadline=None,
+    # `backend` only names a library; it holds no state between examples.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.register_profile(
+    "dev",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(params=requested_backends(), ids=lambda b: b.value)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Every core test runs once per backend; a requested backend that is missing fails."""
+    b: Backend = request.param
+    b.require()
+    return b

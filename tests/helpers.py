@@ -1,0 +1,119 @@
+"""Shared test helpers: backends, dense oracles, tolerances, a namespace-checking operator."""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import pytest
+
+ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax")
+
+
+class Backend(enum.Enum):
+    """An array library the core must work on, unchanged."""
+
+    NUMPY = "numpy"
+    STRICT = "array_api_strict"
+    TORCH = "torch"
+    JAX = "jax"
+
+    def require(self) -> None:
+        """Import the library, failing (never skipping) the test if it is missing."""
+        try:
+            self.module()
+        except ImportError as err:
+            pytest.fail(
+                f"backend {self.value!r} was requested (SLQ_TEST_BACKENDS) but is not "
+                f"installed: {err}. Install the test extra: pip install -e '.[test]'"
+            )
+
+    def module(self) -> Any:
+        if self is Backend.JAX:
+            jax = importlib.import_module("jax")
+            jax.config.update("jax_enable_x64", True)
+            return importlib.import_module("jax.numpy")
+        return importlib.import_module(self.value)
+
+    @property
+    def xp(self) -> Any:
+        """The array-API namespace the core sees for this library's arrays."""
+        return array_api_compat.array_namespace(self.asarray(np.zeros(1)))
+
+    def dtype(self, name: str) -> Any:
+        return getattr(self.module(), name)
+
+    def asarray(self, a: Any, dtype: str = "float64") -> Any:
+        """Copy the numpy array `a` into this library, as `dtype`."""
+        mod = self.module()
+        return mod.asarray(np.asarray(a, dtype=dtype), dtype=getattr(mod, dtype))
+
+
+def requested_backends() -> list[Backend]:
+    names = os.environ.get("SLQ_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
+    return [Backend(name.strip()) for name in names if name.strip()]
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any backend to numpy."""
+    return np.asarray(np.from_dlpack(x))
+
+
+def tolerance(dtype: Any, scale: float = 1.0) -> float:
+    """Relative tolerance for comparing a `dtype` computation with a float64 oracle.
+
+    1000 unit roundoffs, times `scale`: Lanczos with full reorthogonalisation loses
+    a modest multiple of eps per step, and the tests run at most a few dozen steps.
+    """
+    name = (dtype.__name__ if isinstance(dtype, type) else str(dtype)).rsplit(".", 1)[-1]
+    if name not in ("float32", "float64"):
+        raise ValueError(f"tolerance needs a float32 or float64 dtype, got {dtype!r}")
+    return scale * 1000.0 * float(np.finfo(name).eps)
+
+
+def symmetric_with_spectrum(eigenvalues: np.ndarray, seed: int) -> np.ndarray:
+    """Return A = Q diag(λ) Qᵀ (exactly symmetric) with a Haar-random orthogonal Q."""
+    n = eigenvalues.size
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    q *= np.sign(np.diag(r))
+    a = (q * eigenvalues) @ q.T
+    return (a + a.T) / 2.0
+
+
+def spectral_measure(a: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The probe's exact spectral measure: eigenvalues and weights (u_jᵀ v)² / ‖v‖²."""
+    lam, u = np.linalg.eigh(a)
+    w = (u.T @ v) ** 2
+    return lam, w / w.sum()
+
+
+class CheckedOperator:
+    """A dense operator that asserts it only ever receives arrays of its own library."""
+
+    def __init__(self, a: Any, *, with_matmat: bool = True) -> None:
+        self.a = a
+        self.xp = array_api_compat.array_namespace(a)
+        self.shape = tuple(a.shape)
+        self.dtype = a.dtype
+        self.device = array_api_compat.device(a)
+        self.inputs = 0
+        if not with_matmat:
+            self.matmat = None  # type: ignore[assignment]
+
+    def _check(self, v: Any, ndim: int) -> None:
+        assert array_api_compat.array_namespace(v) is self.xp, type(v)
+        assert array_api_compat.device(v) == self.device
+        assert v.ndim == ndim and v.dtype == self.dtype
+        self.inputs += 1
+
+    def matvec(self, v: Any) -> Any:
+        self._check(v, 1)
+        return self.a @ v
+
+    def matmat(self, v: Any) -> Any:
+        self._check(v, 2)
+        return self.a @ v
