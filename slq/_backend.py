@@ -18,6 +18,7 @@ __all__ = [
     "accumulation_dtype",
     "check_real_floating",
     "eps",
+    "library_name",
     "like_from_dtype",
     "namespace_and_device",
     "set_row",
@@ -74,6 +75,11 @@ def like_from_dtype(dtype: Any, device: Any = None) -> Any:
         raise TypeError(msg) from err
 
 
+def library_name(xp: Any) -> str:
+    """Return the short name of an array namespace: "numpy", "torch", "jax.numpy", ..."""
+    return xp.__name__.removeprefix("array_api_compat.")
+
+
 def namespace_and_device(like: Any) -> tuple[Any, Any]:
     """Return the array-API namespace and the device of the array `like`."""
     return array_api_compat.array_namespace(like), array_api_compat.device(like)
@@ -86,7 +92,7 @@ def check_real_floating(dtype: Any, xp: Any, *, what: str = "operator") -> None:
     if xp.isdtype(dtype, "complex floating"):
         msg = (
             f"{what} dtype must be real floating, got {dtype}: SLQ needs a real symmetric "
-            "operator (for a Hermitian H, use the real symmetric form [[Re H, -Im H], [Im H, Re H]])"
+            "operator (for a Hermitian H, use the real form [[Re H, -Im H], [Im H, Re H]])"
         )
     else:
         msg = f"{what} dtype must be real floating, got {dtype}: cast it to float64 (or float32)"
@@ -99,7 +105,7 @@ def eps(dtype: Any, xp: Any) -> float:
 
 
 def accumulation_dtype(xp: Any, device: Any, dtype: Any) -> Any:
-    """The dtype in which inner products are accumulated: float64 where the device has it.
+    """Return the dtype in which to accumulate inner products: float64 where the device has it.
 
     imate reports ~30% errors from float32 SLQ at n > 1e7; accumulating the Lanczos
     coefficients in float64 removes that source of error.
@@ -113,11 +119,11 @@ def accumulation_dtype(xp: Any, device: Any, dtype: Any) -> Any:
 
 def to_host(x: Any) -> np.ndarray:
     """Copy a small array (a few scalars) from any library and device to numpy."""
-    if isinstance(x, np.ndarray):
-        return x
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x)
     try:
         return np.from_dlpack(x)
-    except (BufferError, RuntimeError, TypeError, ValueError):
+    except (AttributeError, BufferError, RuntimeError, TypeError, ValueError):
         pass
     try:
         # Not on the CPU (CUDA tensors, CuPy): move it there first.

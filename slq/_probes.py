@@ -29,7 +29,7 @@ def root_seed(seed: Any) -> int:
 
 
 def seed_sequence(entropy: int, *key: int) -> np.random.SeedSequence:
-    """The seed of the stream named by `key`: probe i is key (i,)."""
+    """Return the seed of the random stream named by `key`: probe i is key (i,)."""
     return np.random.SeedSequence(entropy, spawn_key=key)
 
 

@@ -119,13 +119,15 @@ def density(
     --------
     >>> import numpy as np
     >>> import slq
-    >>> eigenvalues = np.linspace(-1.0, 1.0, 400)
+
+    A bulk in [-1, 1] and three outliers, as in a network Hessian:
+
+    >>> eigenvalues = np.concatenate([np.linspace(-1.0, 1.0, 397), [10.0, 20.0, 50.0]])
     >>> dos = slq.density(np.diag(eigenvalues), num_steps=30, num_probes=4, seed=0)
-    >>> dos.alpha.shape, dos.nodes.shape
-    ((4, 30), (4, 30))
-    >>> bool(abs(dos.lambda_max - 1.0) < 1e-6)
-    True
-    >>> curve = dos.evaluate(dos.grid(num=256))
+    >>> dos
+    SpectralDensity(dim=400, num_probes=4, num_steps=30, lambda_min=-0.998223, lambda_max=50)
+    >>> t = dos.grid(num=256)
+    >>> curve, band = dos.evaluate(t), dos.stderr(t)
     """
     op = aslinearoperator(op)
     n = op.shape[0]

@@ -9,7 +9,14 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from slq._backend import accumulation_dtype, check_real_floating, eps, set_row, to_host
+from slq._backend import (
+    accumulation_dtype,
+    check_real_floating,
+    eps,
+    library_name,
+    set_row,
+    to_host,
+)
 from slq._validate import check_choice, check_positive_int
 from slq.operator import aslinearoperator, check_same_library
 
@@ -63,10 +70,11 @@ def _breakdown_tolerance(n: int, unit_roundoff: float) -> float:
 def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
     """Return the start vectors as (k, n) unit rows in the operator's dtype."""
     xp, n = op.xp, op.shape[0]
-    if array_api_compat.array_namespace(v0) is not xp:
+    v0_xp = array_api_compat.array_namespace(v0)
+    if v0_xp is not xp:
         msg = (
-            f"v0 is a {array_api_compat.array_namespace(v0).__name__} array but the "
-            f"operator's vectors are {xp.__name__} arrays; create v0 with the operator's library"
+            f"v0 is a {library_name(v0_xp)} array but the operator's vectors are "
+            f"{library_name(xp)} arrays; create v0 with the operator's library"
         )
         raise TypeError(msg)
     if v0.ndim not in (1, 2) or v0.shape[0] != n:
@@ -79,7 +87,10 @@ def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
     norms_host = to_host(norms)
     bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
     if bad.size:
-        msg = f"v0 column {int(bad[0])} has norm {norms_host[bad[0]]}: start vectors must be finite and nonzero"
+        msg = (
+            f"v0 column {int(bad[0])} has norm {norms_host[bad[0]]}: start vectors must be "
+            "finite and nonzero"
+        )
         raise ValueError(msg)
     return rows / xp.astype(norms, op.dtype)[:, None], single
 
@@ -95,8 +106,9 @@ def _apply(op: Any, rows: Any, step: int) -> Any:
     out = op.matmat(xp.permute_dims(rows, (1, 0)))
     if step == 0:
         check_same_library(out, xp)
-    if tuple(out.shape) != tuple(reversed(rows.shape)):
-        msg = f"the operator returned shape {tuple(out.shape)}, expected {tuple(reversed(rows.shape))}"
+    expected = tuple(reversed(rows.shape))
+    if tuple(out.shape) != expected:
+        msg = f"the operator returned shape {tuple(out.shape)}, expected {expected}"
         raise ValueError(msg)
     return xp.astype(xp.permute_dims(out, (1, 0)), op.dtype, copy=False)
 
@@ -118,9 +130,7 @@ def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
     return w
 
 
-def _step(
-    op: Any, state: _State, j: int, full: bool
-) -> tuple[Any, Any, Any, Any]:
+def _step(op: Any, state: _State, j: int, full: bool) -> tuple[Any, Any, Any, Any]:
     """One Lanczos step for every probe: return (w, alpha_j, beta_j, basis)."""
     xp, dtype = op.xp, op.dtype
     q, q_prev, beta_prev, basis = state
@@ -254,7 +264,11 @@ def _run(
         state = _State(w * scale_dev[:, None], state.q, beta_dev, basis)
     logger.debug(
         "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, breakdowns=%d",
-        k, steps_run, n, "full" if full else "none", int((~active).sum()),
+        k,
+        steps_run,
+        n,
+        "full" if full else "none",
+        int((~active).sum()),
     )
     return _result(alpha, beta, lengths, steps_run, basis if return_basis else None, xp, k)
 

@@ -9,7 +9,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import array_api_compat
 
-from slq._backend import check_real_floating, like_from_dtype, namespace_and_device
+from slq._backend import (
+    check_real_floating,
+    library_name,
+    like_from_dtype,
+    namespace_and_device,
+)
 
 __all__ = ["LinearOperator", "aslinearoperator", "matmat"]
 
@@ -110,9 +115,9 @@ def check_same_library(output: Any, xp: Any) -> None:
     except TypeError:
         out_xp = None
     if out_xp is not xp:
-        name = out_xp.__name__ if out_xp is not None else type(output).__name__
+        name = library_name(out_xp) if out_xp is not None else type(output).__name__
         msg = (
-            f"the operator returned a {name} array for a {xp.__name__} input; it must "
+            f"the operator returned a {name} array for a {library_name(xp)} input; it must "
             "return arrays of its input's library"
         )
         raise TypeError(msg)
@@ -143,7 +148,7 @@ def _is_scipy_sparse(obj: Any) -> bool:
 def _from_array(a: Any) -> _Operator:
     xp, _ = namespace_and_device(a)
     shape = _check_shape(a.shape)
-    return _Operator(shape, a.dtype, a, a.__matmul__, a.__matmul__, f"a {xp.__name__} array")
+    return _Operator(shape, a.dtype, a, a.__matmul__, a.__matmul__, f"a {library_name(xp)} array")
 
 
 def _from_scipy_sparse(a: Any) -> _Operator:
@@ -171,7 +176,8 @@ def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -
         raise TypeError(msg)
     if like is None:
         like = like_from_dtype(dtype)
-    dtype = like.dtype if dtype is None else dtype
+    if dtype is None:
+        dtype = like.dtype
     name = getattr(f, "__name__", type(f).__name__)
     return _Operator(_check_shape(shape), dtype, like, f, None, f"callable {name}")
 

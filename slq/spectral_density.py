@@ -110,7 +110,7 @@ class SpectralDensity:
         return float(self.nodes[:, -1].max())
 
     def default_sigma(self) -> float:
-        """The kernel width used when none is given: (λ_max − λ_min) / m.
+        """Return the kernel width used when none is given: (λ_max − λ_min) / m.
 
         See ``slq._kernels.default_sigma`` for why. A spectrum of one point has
         no width; its scale max(|λ|, 1) stands in for it.
@@ -131,7 +131,7 @@ class SpectralDensity:
         >>> import numpy as np
         >>> import slq
         >>> dos = slq.density(np.diag([0.0, 1.0]), num_probes=1, seed=0)
-        >>> dos.grid(5, pad=0.0)
+        >>> dos.grid(5, pad=0.0).round(12)
         array([0.  , 0.25, 0.5 , 0.75, 1.  ])
         """
         num = check_positive_int("num", num)
@@ -196,9 +196,7 @@ class SpectralDensity:
         """
         return self.per_probe(grid, sigma, kernel).mean(axis=0)
 
-    def stderr(
-        self, grid: Any, sigma: float | None = None, kernel: str = "gaussian"
-    ) -> np.ndarray:
+    def stderr(self, grid: Any, sigma: float | None = None, kernel: str = "gaussian") -> np.ndarray:
         """Return the standard error of `evaluate` across probes: std / sqrt(k).
 
         Raises

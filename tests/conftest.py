@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
-
 from helpers import Backend, requested_backends
+from hypothesis import HealthCheck, settings
 
 # Derandomized and bounded, so that CI runs are repeatable and quick.
 settings.register_profile(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from helpers import symmetric_with_spectrum
+from hypothesis import strategies as st
 
 SPECTRUM_KINDS = ("uniform", "repeated", "rank_deficient", "negative", "outliers")
 

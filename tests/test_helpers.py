@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from helpers import Backend, spectral_measure, symmetric_with_spectrum, tolerance
 
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-import slq
 from helpers import (
     Backend,
     CheckedOperator,
@@ -17,7 +13,11 @@ from helpers import (
     to_numpy,
     tolerance,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 from strategies import Case, cases
+
+import slq
 
 DTYPES = ("float64", "float32")
 
@@ -84,7 +84,9 @@ def test_breakdown_recovers_the_probe_measure_exactly(
 def test_ritz_values_lie_inside_the_spectrum(
     reorthogonalize: str, case: Case, m: int, seed: int
 ) -> None:
-    result = slq.lanczos(case.matrix, rademacher(case.n, 2, seed), m, reorthogonalize=reorthogonalize)
+    result = slq.lanczos(
+        case.matrix, rademacher(case.n, 2, seed), m, reorthogonalize=reorthogonalize
+    )
     nodes, _ = slq.gauss_quadrature(result.alpha, result.beta)
     scale = max(np.abs(case.eigenvalues).max(), 1.0)
     assert nodes.min() >= case.eigenvalues.min() - 1e-10 * scale
@@ -201,7 +203,9 @@ def test_bad_num_steps(num_steps: object, error: type, message: str) -> None:
 
 
 def test_bad_reorthogonalize() -> None:
-    with pytest.raises(ValueError, match="reorthogonalize must be one of 'full', 'none', got 'partial'"):
+    with pytest.raises(
+        ValueError, match="reorthogonalize must be one of 'full', 'none', got 'partial'"
+    ):
         slq.lanczos(np.eye(3), np.ones(3), 2, reorthogonalize="partial")
 
 
@@ -222,7 +226,9 @@ def test_bad_start_vectors(v0: np.ndarray, error: type, message: str) -> None:
 
 def test_start_vector_from_another_library() -> None:
     torch = pytest.importorskip("torch")
-    with pytest.raises(TypeError, match="v0 is a array_api_compat.torch array but the operator's"):
+    with pytest.raises(
+        TypeError, match="v0 is a torch array but the operator's vectors are numpy arrays"
+    ):
         slq.lanczos(np.eye(3), torch.ones(3, dtype=torch.float64), 2)
 
 
@@ -251,7 +257,9 @@ def test_nan_from_the_operator_names_probe_and_step() -> None:
 
 def test_operator_returning_the_wrong_shape() -> None:
     op = slq.aslinearoperator(lambda v: v[:-1], shape=(4, 4), dtype=np.float64)
-    with pytest.raises(ValueError, match=r"the operator returned shape \(3, 1\), expected \(4, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"the operator returned shape \(3, 1\), expected \(4, 1\)"
+    ):
         slq.lanczos(op, np.ones(4), 2)
 
 
@@ -260,5 +268,8 @@ def test_operator_returning_another_library() -> None:
     import torch
 
     op = slq.aslinearoperator(lambda v: np.asarray(v), shape=(3, 3), dtype=torch.float64)
-    with pytest.raises(TypeError, match="returned a array_api_compat.numpy array for a array_api_compat.torch input"):
+    with pytest.raises(
+        TypeError,
+        match="returned a numpy array for a torch input",
+    ):
         slq.lanczos(op, torch.ones(3, dtype=torch.float64), 2)

@@ -1,0 +1,276 @@
+"""`slq.density` and `SpectralDensity` against exact smoothed densities."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from helpers import Backend, CheckedOperator, symmetric_with_spectrum
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import Case, cases
+
+import slq
+
+
+def exact_density(eigenvalues: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
+    x = grid[None, :] - eigenvalues[:, None]
+    return np.mean(np.exp(-0.5 * (x / sigma) ** 2), axis=0) / (sigma * np.sqrt(2 * np.pi))
+
+
+def spiked(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lam = np.concatenate([rng.normal(0.0, 0.3, n - 3), [4.0, 6.0, 9.0]])
+    return lam, symmetric_with_spectrum(lam, seed)
+
+
+@pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
+def test_density_is_within_its_error_bars_of_the_exact_one(backend: Backend, probe: str) -> None:
+    lam, a = spiked()
+    dos = slq.density(backend.asarray(a), num_steps=40, num_probes=30, seed=1, probe=probe)
+    t = dos.grid(800)
+    sigma = dos.default_sigma()
+    error = np.trapezoid(np.abs(dos.evaluate(t) - exact_density(lam, t, sigma)), t)
+    band = np.trapezoid(dos.stderr(t), t)
+    assert error <= 3.0 * band, (error, band)
+    assert error < 0.05
+
+
+@given(case=cases(min_n=20, max_n=60), seed=st.integers(0, 2**16))
+def test_density_error_is_bounded_by_its_stderr(case: Case, seed: int) -> None:
+    dos = slq.density(case.matrix, num_steps=case.n, num_probes=16, seed=seed)
+    t = dos.grid(400)
+    exact = exact_density(case.eigenvalues, t, dos.default_sigma())
+    error = np.trapezoid(np.abs(dos.evaluate(t) - exact), t)
+    band = np.trapezoid(dos.stderr(t), t)
+    assert error <= 4.0 * band + 1e-9
+
+
+def test_extremes_and_metadata() -> None:
+    lam, a = spiked()
+    dos = slq.density(a, num_steps=50, num_probes=3, seed=2)
+    assert dos.lambda_max == pytest.approx(9.0, rel=1e-10)
+    assert lam.min() <= dos.lambda_min < lam.min() + 0.2
+    assert (dos.dim, dos.num_probes, dos.num_steps, dos.num_matvecs) == (300, 3, 50, 150)
+    assert (dos.seed, dos.probe, dos.reorthogonalize) == (2, "rademacher", "full")
+    assert dos.nodes.shape == dos.weights.shape == (3, 50)
+    np.testing.assert_allclose(dos.weights.sum(axis=1), 1.0, rtol=1e-14)
+    assert "SpectralDensity(dim=300, num_probes=3" in repr(dos)
+
+
+def test_backends_agree_for_the_same_seed(backend: Backend) -> None:
+    _, a = spiked(120)
+    reference = slq.density(a, num_steps=30, num_probes=4, seed=7)
+    dos = slq.density(CheckedOperator(backend.asarray(a)), num_steps=30, num_probes=4, seed=7)
+    np.testing.assert_allclose(dos.alpha, reference.alpha, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dos.beta, reference.beta, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_density_matches_float64(backend: Backend) -> None:
+    _, a = spiked(200)
+    d32 = slq.density(backend.asarray(a, "float32"), num_steps=30, num_probes=4, seed=3)
+    d64 = slq.density(a, num_steps=30, num_probes=4, seed=3)
+    t = d64.grid(300)
+    np.testing.assert_allclose(d32.evaluate(t), d64.evaluate(t), atol=1e-4 * d64.evaluate(t).max())
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 100])
+def test_result_does_not_depend_on_the_probe_batch_size(batch: int) -> None:
+    _, a = spiked(100)
+    whole = slq.density(a, num_steps=20, num_probes=7, seed=11)
+    batched = slq.density(a, num_steps=20, num_probes=7, seed=11, probe_batch_size=batch)
+    np.testing.assert_allclose(batched.alpha, whole.alpha, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(batched.beta, whole.beta, rtol=1e-12, atol=1e-14)
+    assert batched.num_matvecs == whole.num_matvecs == 140
+
+
+def test_more_probes_extend_the_same_probes() -> None:
+    _, a = spiked(80)
+    few = slq.density(a, num_steps=10, num_probes=2, seed=5)
+    many = slq.density(a, num_steps=10, num_probes=5, seed=5)
+    np.testing.assert_allclose(many.alpha[:2], few.alpha, rtol=1e-12)
+
+
+def test_seed_none_is_recorded_and_repeatable() -> None:
+    _, a = spiked(50)
+    first = slq.density(a, num_steps=10, num_probes=2)
+    again = slq.density(a, num_steps=10, num_probes=2, seed=first.seed)
+    np.testing.assert_array_equal(first.alpha, again.alpha)
+
+
+def test_generator_seed_is_consumed_like_scipy() -> None:
+    _, a = spiked(50)
+    rng = np.random.default_rng(0)
+    first = slq.density(a, num_steps=5, num_probes=2, seed=rng)
+    second = slq.density(a, num_steps=5, num_probes=2, seed=rng)
+    assert not np.array_equal(first.alpha, second.alpha)
+    replay = slq.density(a, num_steps=5, num_probes=2, seed=np.random.default_rng(0))
+    np.testing.assert_array_equal(first.alpha, replay.alpha)
+
+
+def test_breakdown_gives_exact_nodes_without_nan() -> None:
+    a = symmetric_with_spectrum(np.repeat([-1.0, 0.5, 2.0], 20), seed=1)
+    dos = slq.density(a, num_steps=30, num_probes=5, seed=0)
+    assert np.isfinite(dos.nodes).all() and np.isfinite(dos.weights).all()
+    heavy = dos.nodes[dos.weights > 1e-10]
+    assert np.isclose(heavy[:, None], [-1.0, 0.5, 2.0], atol=1e-10).any(axis=1).all()
+    t = dos.grid(500)
+    assert np.isfinite(dos.evaluate(t)).all()
+
+
+def test_evaluate_integrates_to_one_for_both_kernels() -> None:
+    _, a = spiked(60)
+    dos = slq.density(a, num_steps=20, num_probes=2, seed=0)
+    t = dos.grid(4000)
+    assert np.trapezoid(dos.evaluate(t), t) == pytest.approx(1.0, abs=1e-6)
+    wide = np.linspace(-2000.0, 2000.0, 400_001)
+    assert np.trapezoid(dos.evaluate(wide, sigma=0.5, kernel="lorentzian"), wide) == pytest.approx(
+        1.0, abs=1e-3
+    )
+
+
+def test_per_probe_and_stderr_shapes() -> None:
+    _, a = spiked(60)
+    dos = slq.density(a, num_steps=20, num_probes=4, seed=0)
+    t = dos.grid(50)
+    curves = dos.per_probe(t)
+    assert curves.shape == (4, 50)
+    np.testing.assert_allclose(dos.evaluate(t), curves.mean(axis=0))
+    np.testing.assert_allclose(dos.stderr(t), curves.std(axis=0, ddof=1) / 2.0)
+
+
+def test_identity_has_a_width_to_smooth_with() -> None:
+    dos = slq.density(np.eye(4), num_probes=2, seed=0)
+    assert dos.default_sigma() == 1.0 and dos.lambda_min == dos.lambda_max == 1.0
+
+
+def test_from_lanczos_builds_the_same_density() -> None:
+    _, a = spiked(40)
+    result = slq.lanczos(a, np.ones((40, 1)), 10)
+    dos = slq.SpectralDensity.from_lanczos(result, dim=40, probe="ones")
+    np.testing.assert_array_equal(dos.alpha, result.alpha)
+    assert dos.probe == "ones" and dos.num_matvecs == 10
+
+
+def test_density_is_immutable() -> None:
+    dos = slq.density(np.eye(3), num_probes=2, seed=0)
+    with pytest.raises(AttributeError):
+        dos.dim = 4  # type: ignore[misc]
+    with pytest.raises(ValueError, match="read-only"):
+        dos.nodes[0, 0] = 1.0
+
+
+def test_check_symmetric_accepts_symmetric_operators(backend: Backend) -> None:
+    _, a = spiked(50)
+    dos = slq.density(backend.asarray(a, "float32"), num_probes=2, seed=0, check_symmetric=True)
+    assert dos.num_matvecs == 2 * 50 + 2
+
+
+def test_check_symmetric_rejects_a_nonsymmetric_operator() -> None:
+    a = np.random.default_rng(0).standard_normal((30, 30))
+    with pytest.raises(ValueError, match=r"the operator is not symmetric: for random unit u, v"):
+        slq.density(a, check_symmetric=True, seed=0)
+
+
+# numpy warns about arithmetic on the Inf before slq sees it in a coefficient and raises.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_nan_names_the_global_probe_index() -> None:
+    class NaNInProbe3:
+        shape, dtype = (6, 6), np.dtype("float64")
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def matvec(self, v):
+            return v
+
+        def matmat(self, v):
+            self.calls += 1
+            out = np.arange(1.0, 7.0)[:, None] * v
+            if self.calls == 6 + 2:  # second batch (probes 2, 3), its second step
+                out[0, 1] = np.inf
+            return out
+
+    with pytest.raises(FloatingPointError, match="inf at Lanczos step 2 for probe 3"):
+        slq.density(NaNInProbe3(), num_steps=6, num_probes=4, probe_batch_size=2, seed=0)
+
+
+def test_logs_to_the_slq_logger(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="slq"):
+        slq.density(np.eye(3), num_probes=2, seed=4)
+    assert any("density: n=3, 2 probes" in r.getMessage() for r in caplog.records)
+    assert all(r.name == "slq" for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"num_steps": 0}, ValueError, "num_steps must be >= 1, got 0"),
+        ({"num_probes": 0}, ValueError, "num_probes must be >= 1, got 0"),
+        ({"num_probes": 2.0}, TypeError, "num_probes must be an integer >= 1, got 2.0"),
+        ({"probe_batch_size": 0}, ValueError, "probe_batch_size must be >= 1, got 0"),
+        (
+            {"probe": "uniform"},
+            ValueError,
+            "probe must be one of 'rademacher', 'gaussian', got 'uniform'",
+        ),
+        ({"reorthogonalize": "twice"}, ValueError, "reorthogonalize must be one of"),
+        (
+            {"seed": -1},
+            TypeError,
+            "seed must be a non-negative int, a numpy Generator or None, got -1",
+        ),
+        ({"seed": 1.5}, TypeError, "seed must be a non-negative int"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        slq.density(np.eye(3), **kwargs)
+
+
+def test_bad_operators() -> None:
+    with pytest.raises(ValueError, match=r"operator must be square, got shape \(2, 3\)"):
+        slq.density(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="operator dtype must be real floating, got int64: cast"):
+        slq.density(np.eye(3, dtype=np.int64))
+    with pytest.raises(TypeError, match="got complex128: SLQ needs a real symmetric operator"):
+        slq.density(np.eye(3, dtype=np.complex128))
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "message"),
+    [
+        ("evaluate", {"grid": np.zeros((2, 2))}, r"grid must be 1-D, got shape \(2, 2\)"),
+        ("evaluate", {"grid": [0.0], "sigma": 0.0}, "sigma must be a finite number > 0, got 0.0"),
+        (
+            "evaluate",
+            {"grid": [0.0], "sigma": np.nan},
+            "sigma must be a finite number > 0, got nan",
+        ),
+        (
+            "evaluate",
+            {"grid": [0.0], "kernel": "box"},
+            "kernel must be one of 'gaussian', 'lorentzian', got 'box'",
+        ),
+        ("grid", {"num": 0}, "num must be >= 1, got 0"),
+        ("grid", {"pad": -1.0}, "pad must be a finite number >= 0, got -1.0"),
+    ],
+)
+def test_bad_evaluation_arguments(method: str, kwargs: dict, message: str) -> None:
+    dos = slq.density(np.eye(3) + np.diag([0.0, 1.0, 2.0]), num_probes=2, seed=0)
+    with pytest.raises(ValueError, match=message):
+        getattr(dos, method)(**kwargs)
+
+
+def test_stderr_needs_two_probes() -> None:
+    dos = slq.density(np.eye(3), num_probes=1, seed=0)
+    with pytest.raises(ValueError, match="stderr needs at least 2 probes, this density has 1"):
+        dos.stderr([0.0])
+
+
+def test_bad_spectral_density_construction() -> None:
+    with pytest.raises(ValueError, match="dim must be >= 1, got 0"):
+        slq.SpectralDensity(np.zeros((1, 2)), np.ones((1, 1)), dim=0)
+    with pytest.raises(ValueError, match=r"beta must have shape \(1, 1\)"):
+        slq.SpectralDensity(np.zeros((1, 2)), np.ones((1, 2)), dim=3)

@@ -1,0 +1,64 @@
+"""The package as installed: import cost, public names, the adapters guard, doctests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import slq
+
+HEAVY = ("torch", "jax", "tensorflow", "matplotlib", "scipy", "tqdm")
+
+
+def test_import_slq_pulls_in_no_framework() -> None:
+    code = (
+        "import sys, numpy as np, slq\n"
+        "slq.density(np.eye(4), num_probes=2, seed=0)\n"
+        "from slq import adapters\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_public_names_are_exactly_all() -> None:
+    public = {name for name in dir(slq) if not name.startswith("_")}
+    modules = {name for name, value in vars(slq).items() if type(value).__name__ == "module"}
+    assert public - modules == set(slq.__all__) - {"__version__"}
+
+
+def test_adapters_refuse_any_other_import_name() -> None:
+    from slq import adapters
+
+    spec = importlib.util.spec_from_file_location("adapters", adapters.__file__)
+    module = importlib.util.module_from_spec(spec)
+    with pytest.raises(ImportError, match=r"must be imported as `slq\.adapters`"):
+        spec.loader.exec_module(module)
+
+
+def test_tests_run_against_the_installed_package_not_a_shadow() -> None:
+    # With --import-mode=importlib the checkout's folder must not be on sys.path.
+    assert Path(slq.__file__).parent.name == "slq"
+    assert str(Path(__file__).resolve().parents[1]) not in sys.path
+
+
+def _modules() -> list[str]:
+    return sorted(
+        info.name
+        for info in pkgutil.walk_packages(slq.__path__, prefix="slq.")
+        if not info.name.startswith("slq.adapters.")
+    )
+
+
+@pytest.mark.parametrize("name", ["slq", *_modules()])
+def test_docstring_examples_run(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.failed == 0, f"{result.failed} doctest failures in {name}"
