@@ -58,6 +58,18 @@ def requested_backends() -> list[Backend]:
     return [Backend(name.strip()) for name in names if name.strip()]
 
 
+def need(backend: Backend) -> Any:
+    """Return the library of `backend` for a test written for it.
+
+    Skips only when the run did not request that backend (SLQ_TEST_BACKENDS);
+    a requested backend that is missing fails.
+    """
+    if backend not in requested_backends():
+        pytest.skip(f"backend {backend.value!r} not requested in SLQ_TEST_BACKENDS")
+    backend.require()
+    return importlib.import_module(backend.value)
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """Copy an array of any backend to numpy."""
     return np.asarray(np.from_dlpack(x))

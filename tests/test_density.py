@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from helpers import Backend, CheckedOperator, symmetric_with_spectrum
+from helpers import Backend, CheckedOperator, need, symmetric_with_spectrum
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import Case, cases
@@ -274,3 +274,17 @@ def test_bad_spectral_density_construction() -> None:
         slq.SpectralDensity(np.zeros((1, 2)), np.ones((1, 1)), dim=0)
     with pytest.raises(ValueError, match=r"beta must have shape \(1, 1\)"):
         slq.SpectralDensity(np.zeros((1, 2)), np.ones((1, 2)), dim=3)
+
+
+def test_vectors_never_leave_the_operators_device() -> None:
+    # array-api-strict refuses to combine arrays of two devices: a probe, basis or
+    # workspace made on the default device would make this run fail.
+    xps = need(Backend.STRICT)
+    device = xps.Device("device1")
+    _, a = spiked(60)
+    op = CheckedOperator(xps.asarray(a, device=device))
+    dos = slq.density(op, num_steps=20, num_probes=3, seed=0, check_symmetric=True)
+    reference = slq.density(a, num_steps=20, num_probes=3, seed=0)
+    np.testing.assert_allclose(dos.alpha, reference.alpha, rtol=1e-12)
+    result = slq.lanczos(op, xps.ones((60, 2), device=device), 5, return_basis=True)
+    assert result.basis.device == device

@@ -8,6 +8,7 @@ import pytest
 from helpers import (
     Backend,
     CheckedOperator,
+    need,
     spectral_measure,
     symmetric_with_spectrum,
     to_numpy,
@@ -225,7 +226,7 @@ def test_bad_start_vectors(v0: np.ndarray, error: type, message: str) -> None:
 
 
 def test_start_vector_from_another_library() -> None:
-    torch = pytest.importorskip("torch")
+    torch = need(Backend.TORCH)
     with pytest.raises(
         TypeError, match="v0 is a torch array but the operator's vectors are numpy arrays"
     ):
@@ -264,8 +265,7 @@ def test_operator_returning_the_wrong_shape() -> None:
 
 
 def test_operator_returning_another_library() -> None:
-    pytest.importorskip("torch")
-    import torch
+    torch = need(Backend.TORCH)
 
     op = slq.aslinearoperator(lambda v: np.asarray(v), shape=(3, 3), dtype=torch.float64)
     with pytest.raises(

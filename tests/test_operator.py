@@ -5,7 +5,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from helpers import Backend, to_numpy
+from helpers import Backend, need, to_numpy
 
 import slq
 
@@ -30,7 +30,8 @@ def test_an_operator_is_returned_unchanged() -> None:
 
 @pytest.mark.parametrize("kind", ["csr_array", "csr_matrix", "coo_array"])
 def test_scipy_sparse(kind: str) -> None:
-    sparse = pytest.importorskip("scipy.sparse")
+    import scipy.sparse as sparse
+
     op = slq.aslinearoperator(getattr(sparse, kind)(A))
     assert op.dtype == np.float64 and op.xp is array_api_compat.numpy
     np.testing.assert_allclose(op.matvec(np.ones(3)), A @ np.ones(3))
@@ -38,7 +39,8 @@ def test_scipy_sparse(kind: str) -> None:
 
 
 def test_scipy_linear_operator() -> None:
-    linalg = pytest.importorskip("scipy.sparse.linalg")
+    import scipy.sparse.linalg as linalg
+
     op = slq.aslinearoperator(linalg.aslinearoperator(A))
     np.testing.assert_allclose(op.matmat(np.eye(3)), A)
 
@@ -74,7 +76,8 @@ def test_callable_with_like(backend: Backend) -> None:
 
 
 def test_jax_device_selects_jax_for_numpy_dtypes() -> None:
-    jax = pytest.importorskip("jax")
+    need(Backend.JAX)
+    import jax
 
     class OnJax:
         shape, dtype, device = (2, 2), np.dtype("float64"), jax.devices("cpu")[0]

@@ -24,7 +24,9 @@ def test_import_slq_pulls_in_no_framework() -> None:
         "from slq import adapters\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # -I keeps the working directory (a checkout's `slq/`) off sys.path.
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
 

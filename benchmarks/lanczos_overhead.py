@@ -1,0 +1,156 @@
+"""Lanczos overhead: time outside the operator, reorthogonalisation speed, basis memory.
+
+For sparse symmetric operators of size n, m = 90 steps and k = 1 or 8 probes:
+
+- overhead: the fraction of a `slq.lanczos` run spent outside the operator;
+- reorth speed: the bare products of one full reorthogonalisation (`V @ w` and
+  `V.T @ c`, twice, on the same arrays, timed alone) over slq's
+  `_orthogonalize` on those arrays (target >= 0.7);
+- basis memory: peak memory traced during the run over (m+1)·n·k·itemsize;
+- batched / sequential: one run with k = 8 probes over 8 runs of one probe.
+
+Two operators: a "stencil" (5 nonzeros per row: the cheapest possible operator,
+which exposes the overhead) and an "hvp-cost" one (500 nonzeros per row, as
+costly per product as a network Hessian-vector product; built up to n = 1e5,
+whose 5e7 nonzeros take 600 MB).
+
+Run:  python benchmarks/lanczos_overhead.py [--sizes 10000 100000 1000000] [--steps 90]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+
+import numpy as np
+import scipy.sparse as sp
+
+import slq
+from slq.lanczos import _orthogonalize
+
+
+class Timed:
+    """Wrap an operator, accumulating the seconds spent inside it."""
+
+    def __init__(self, a: sp.csr_array) -> None:
+        self.a, self.shape, self.dtype, self.seconds = a, a.shape, a.dtype, 0.0
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.matmat(v[:, None])[:, 0]
+
+    def matmat(self, v: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.a @ v
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def stencil(n: int) -> sp.csr_array:
+    """A symmetric pentadiagonal matrix: 5 nonzeros per row."""
+    offsets = [-2, -1, 0, 1, 2]
+    values = [
+        np.full(n - abs(o), c) for o, c in zip(offsets, [-0.5, -1.0, 3.0, -1.0, -0.5], strict=True)
+    ]
+    return sp.diags_array(values, offsets=offsets, format="csr")
+
+
+def random_sparse(n: int, per_row: int, seed: int = 0) -> sp.csr_array:
+    """A symmetric matrix with about `per_row` random nonzeros per row."""
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n, dtype=np.int32), per_row // 2)
+    cols = rng.integers(0, n, rows.size, dtype=np.int32)
+    vals = rng.standard_normal(rows.size)
+    half = sp.coo_array((vals, (rows, cols)), shape=(n, n)).tocsr()
+    return (half + half.T).tocsr()
+
+
+def best_of(repeat: int, f) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def probes(n: int, k: int) -> np.ndarray:
+    return np.where(np.random.default_rng(1).random((n, k)) < 0.5, -1.0, 1.0)
+
+
+def run_overhead(a: sp.csr_array, k: int, m: int) -> tuple[float, float, float]:
+    """Return (total seconds, fraction outside the operator, peak memory / basis size)."""
+    op = Timed(a)
+    v0 = probes(a.shape[0], k)
+    tracemalloc.start()
+    start = time.perf_counter()
+    slq.lanczos(op, v0, m)
+    total = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    basis_bytes = (m + 1) * a.shape[0] * k * 8
+    return total, (total - op.seconds) / total, peak / basis_bytes
+
+
+def run_reorth_speed(n: int, k: int, m: int, repeat: int) -> float:
+    """Bare-product time over slq's reorthogonalisation time, on one full basis."""
+    rng = np.random.default_rng(2)
+    basis = np.linalg.qr(rng.standard_normal((n, m)))[0].T.copy()[None].repeat(k, axis=0)
+    w = rng.standard_normal((k, n))
+    xp = slq.aslinearoperator(np.eye(1)).xp
+    ours = best_of(repeat, lambda: _orthogonalize(w, basis, m - 1, xp))
+    c = basis @ w[:, :, None]
+    basis_t = np.matrix_transpose(basis)
+
+    def bare() -> None:
+        for _ in range(2):
+            basis @ w[:, :, None]
+            basis_t @ c
+
+    return best_of(repeat, bare) / ours
+
+
+def run_batched(a: sp.csr_array, k: int, m: int) -> float:
+    """Time of k sequential one-probe runs over one batched run of k probes."""
+    v0 = probes(a.shape[0], k)
+    batched = best_of(1, lambda: slq.lanczos(a, v0, m))
+    sequential = best_of(1, lambda: [slq.lanczos(a, v0[:, i], m) for i in range(k)])
+    return sequential / batched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--steps", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-hvp-n", type=int, default=100_000)
+    args = parser.parse_args()
+    m = args.steps
+    print(f"m = {m}, float64, numpy {np.__version__}, scipy CSR operators\n")
+    print("| operator | n | k | run (s) | outside operator | basis peak / (m+1)nk·8 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for n in args.sizes:
+        operators = {"stencil (5/row)": stencil(n)}
+        if n <= args.max_hvp_n:
+            operators["hvp-cost (500/row)"] = random_sparse(n, 500)
+        for name, a in operators.items():
+            for k in (1, 8):
+                total, outside, memory = run_overhead(a, k, m)
+                print(f"| {name} | {n:.0e} | {k} | {total:.2f} | {outside:.1%} | {memory:.2f} |")
+    print("\n| n | k | reorth speed: bare products / slq |")
+    print("| ---: | ---: | ---: |")
+    for n in args.sizes:
+        for k in (1, 8):
+            print(f"| {n:.0e} | {k} | {run_reorth_speed(n, k, m, args.repeat):.2f} |")
+    print("\n| operator | n | 8 sequential runs / 1 batched run (k = 8) |")
+    print("| --- | ---: | ---: |")
+    for n in args.sizes:
+        operators = {"stencil (5/row)": stencil(n)}
+        if n <= args.max_hvp_n:
+            operators["hvp-cost (500/row)"] = random_sparse(n, 500)
+        for name, a in operators.items():
+            print(f"| {name} | {n:.0e} | {run_batched(a, 8, m):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
