@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "accumulation_dtype",
     "check_real_floating",
+    "contiguous_rows",
     "eps",
     "library_name",
     "like_from_dtype",
@@ -130,6 +131,16 @@ def to_host(x: Any) -> np.ndarray:
         return np.asarray(array_api_compat.to_device(x, "cpu"))
     except (BufferError, RuntimeError, TypeError, ValueError):
         return np.asarray(x)
+
+
+def contiguous_rows(x: Any, xp: Any) -> Any:
+    """Return the 2-D array `x` with each row contiguous in memory, copying only if needed.
+
+    The array API has no notion of layout; flattening and reshaping is the
+    portable way to get C order. A transposed (n, k) operator output would
+    otherwise leave every row strided, and numpy's matmul then bypasses BLAS.
+    """
+    return xp.reshape(xp.reshape(x, (-1,)), x.shape)
 
 
 def set_row(store: Any, index: tuple[Any, ...], value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -12,6 +11,7 @@ import numpy as np
 from slq._backend import (
     accumulation_dtype,
     check_real_floating,
+    contiguous_rows,
     eps,
     library_name,
     set_row,
@@ -61,10 +61,11 @@ class _State(NamedTuple):
     basis: Any  # (k, m, n) stored vectors, or None
 
 
-def _breakdown_tolerance(n: int, unit_roundoff: float) -> float:
-    # After an invariant subspace is found, the computed residual is rounding noise
-    # of size ~ sqrt(n) u ‖A‖; anything below this multiple of it is treated as zero.
-    return 10.0 * math.sqrt(n) * unit_roundoff
+# A probe breaks down when its residual is this many unit roundoffs of ‖A q_j‖:
+# r_j = A q_j − α_j q_j − β_{j−1} q_{j−1} then carries nothing but the rounding of
+# its own computation. Measured against ‖A q_j‖, not ‖A‖, so that a small but
+# genuine β_j (a narrow bulk next to large outliers) is never taken for zero.
+_BREAKDOWN_ROUNDOFFS = 10.0
 
 
 def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
@@ -83,6 +84,7 @@ def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
     check_real_floating(v0.dtype, xp, what="v0")
     single = v0.ndim == 1
     rows = xp.astype(v0[None, :] if single else xp.permute_dims(v0, (1, 0)), op.dtype)
+    rows = contiguous_rows(rows, xp)
     norms = _norms(rows, xp, op)
     norms_host = to_host(norms)
     bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
@@ -96,8 +98,9 @@ def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
 
 
 def _norms(rows: Any, xp: Any, op: Any) -> Any:
-    acc = accumulation_dtype(xp, op.device, op.dtype)
-    return xp.linalg.vector_norm(xp.astype(rows, acc, copy=False), axis=-1)
+    # sqrt of a vecdot, not vector_norm: no n-sized temporary (numpy squares first).
+    rows = xp.astype(rows, accumulation_dtype(xp, op.device, op.dtype), copy=False)
+    return xp.sqrt(xp.vecdot(rows, rows, axis=-1))
 
 
 def _apply(op: Any, rows: Any, step: int) -> Any:
@@ -110,7 +113,7 @@ def _apply(op: Any, rows: Any, step: int) -> Any:
     if tuple(out.shape) != expected:
         msg = f"the operator returned shape {tuple(out.shape)}, expected {expected}"
         raise ValueError(msg)
-    return xp.astype(xp.permute_dims(out, (1, 0)), op.dtype, copy=False)
+    return contiguous_rows(xp.astype(xp.permute_dims(out, (1, 0)), op.dtype, copy=False), xp)
 
 
 def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
@@ -130,20 +133,27 @@ def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
     return w
 
 
-def _step(op: Any, state: _State, j: int, full: bool) -> tuple[Any, Any, Any, Any]:
-    """One Lanczos step for every probe: return (w, alpha_j, beta_j, basis)."""
+def _step(op: Any, state: _State, j: int, full: bool) -> tuple[Any, Any, Any]:
+    """One Lanczos step for every probe.
+
+    Returns the residuals w (k, n), the coefficients (α_j, β_j, ‖A q_j‖) as one
+    (3, k) array in the accumulation dtype, and the basis with q_j stored.
+    """
     xp, dtype = op.xp, op.dtype
     q, q_prev, beta_prev, basis = state
     if basis is not None:
         basis = set_row(basis, (slice(None), j, slice(None)), q)
     w = _apply(op, q, j)
     acc = accumulation_dtype(xp, op.device, dtype)
+    image_norm = _norms(w, xp, op)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
-    w = w - xp.astype(alpha, dtype)[:, None] * q - beta_prev[:, None] * q_prev
     if full:
+        # Projecting out every stored vector, q_j and q_{j-1} included, subsumes
+        # the three-term recurrence: no separate subtraction is needed.
         w = _orthogonalize(w, basis, j, xp)
-    beta = _norms(w, xp, op)
-    return w, alpha, beta, basis
+    else:
+        w = w - xp.astype(alpha, dtype)[:, None] * q - beta_prev[:, None] * q_prev
+    return w, xp.stack([alpha, _norms(w, xp, op), image_norm]), basis
 
 
 def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
@@ -242,20 +252,18 @@ def _run(
     alpha, beta = np.zeros((k, m)), np.zeros((k, m))
     lengths = np.full(k, m)
     active = np.ones(k, dtype=bool)
-    norm_estimate = 0.0
-    tolerance = _breakdown_tolerance(n, eps(dtype, xp))
+    tolerance = _BREAKDOWN_ROUNDOFFS * eps(dtype, xp)
     steps_run = 0
     for j in range(m):
-        w, a, b, basis = _step(op, state, j, full)
+        w, coefficients, basis = _step(op, state, j, full)
         steps_run = j + 1
-        coefficients = to_host(xp.stack([a, b]))
-        _check_finite(coefficients, j, probe_offset)
-        alpha[:, j] = np.where(active, coefficients[0], 0.0)
-        norm_estimate = max(norm_estimate, float(np.max(np.abs(alpha[:, j]) + coefficients[1])))
-        broke = active & (coefficients[1] <= tolerance * max(norm_estimate, np.finfo(float).tiny))
+        a, b, image_norm = to_host(coefficients)
+        _check_finite(np.stack([a, b]), j, probe_offset)
+        alpha[:, j] = np.where(active, a, 0.0)
+        broke = active & (b <= tolerance * image_norm)
         lengths[broke] = j + 1
         active &= ~broke
-        beta[:, j] = np.where(active, coefficients[1], 0.0)
+        beta[:, j] = np.where(active, b, 0.0)
         if not active.any():
             break
         scale = np.where(active, 1.0 / np.where(active, beta[:, j], 1.0), 0.0)
