@@ -9,10 +9,11 @@ For sparse symmetric operators of size n, m = 90 steps and k = 1 or 8 probes:
 - basis memory: peak memory traced during the run over (m+1)·n·k·itemsize;
 - batched / sequential: one run with k = 8 probes over 8 runs of one probe.
 
-Two operators: a "stencil" (5 nonzeros per row: the cheapest possible operator,
-which exposes the overhead) and an "hvp-cost" one (500 nonzeros per row, as
-costly per product as a network Hessian-vector product; built up to n = 1e5,
-whose 5e7 nonzeros take 600 MB).
+Operators: a "stencil" (5 nonzeros per row: the cheapest possible operator,
+which exposes the overhead); a "sparse" one with 500 nonzeros per row, as costly
+per product as a network Hessian-vector product (built up to n = 1e5, whose 5e7
+nonzeros take 600 MB); and at n = 1e4 a dense matrix, whose (n, 8) product is one
+GEMM, as a vmapped HVP is one batched pass.
 
 Run:  python benchmarks/lanczos_overhead.py [--sizes 10000 100000 1000000] [--steps 90]
 """
@@ -31,9 +32,14 @@ from slq.lanczos import _orthogonalize
 
 
 class Timed:
-    """Wrap an operator, accumulating the seconds spent inside it."""
+    """Wrap a matrix, accumulating the seconds spent inside its products.
 
-    def __init__(self, a: sp.csr_array) -> None:
+    A sparse matrix is applied one column at a time: scipy's CSR times a dense
+    (n, 8) block is up to 19x slower here than 8 CSR matvecs, and that is scipy's
+    cost, not slq's. A dense matrix uses one GEMM for all columns.
+    """
+
+    def __init__(self, a: sp.csr_array | np.ndarray) -> None:
         self.a, self.shape, self.dtype, self.seconds = a, a.shape, a.dtype, 0.0
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
@@ -41,7 +47,10 @@ class Timed:
 
     def matmat(self, v: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        out = self.a @ v
+        if sp.issparse(self.a):
+            out = np.stack([self.a @ v[:, i] for i in range(v.shape[1])], axis=1)
+        else:
+            out = self.a @ v
         self.seconds += time.perf_counter() - start
         return out
 
@@ -110,12 +119,22 @@ def run_reorth_speed(n: int, k: int, m: int, repeat: int) -> float:
     return best_of(repeat, bare) / ours
 
 
-def run_batched(a: sp.csr_array, k: int, m: int) -> float:
+def run_batched(a: sp.csr_array | np.ndarray, k: int, m: int) -> float:
     """Time of k sequential one-probe runs over one batched run of k probes."""
-    v0 = probes(a.shape[0], k)
-    batched = best_of(1, lambda: slq.lanczos(a, v0, m))
-    sequential = best_of(1, lambda: [slq.lanczos(a, v0[:, i], m) for i in range(k)])
+    v0, op = probes(a.shape[0], k), Timed(a)
+    batched = best_of(1, lambda: slq.lanczos(op, v0, m))
+    sequential = best_of(1, lambda: [slq.lanczos(op, v0[:, i], m) for i in range(k)])
     return sequential / batched
+
+
+def operators(n: int, max_hvp_n: int) -> dict[str, sp.csr_array | np.ndarray]:
+    found: dict[str, sp.csr_array | np.ndarray] = {"stencil (5/row)": stencil(n)}
+    if n <= max_hvp_n:
+        found["sparse (500/row)"] = random_sparse(n, 500)
+    if n <= 10_000:
+        dense = np.random.default_rng(3).standard_normal((n, n))
+        found["dense (n/row)"] = (dense + dense.T) / 2
+    return found
 
 
 def main() -> None:
@@ -130,10 +149,7 @@ def main() -> None:
     print("| operator | n | k | run (s) | outside operator | basis peak / (m+1)nk·8 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for n in args.sizes:
-        operators = {"stencil (5/row)": stencil(n)}
-        if n <= args.max_hvp_n:
-            operators["hvp-cost (500/row)"] = random_sparse(n, 500)
-        for name, a in operators.items():
+        for name, a in operators(n, args.max_hvp_n).items():
             for k in (1, 8):
                 total, outside, memory = run_overhead(a, k, m)
                 print(f"| {name} | {n:.0e} | {k} | {total:.2f} | {outside:.1%} | {memory:.2f} |")
@@ -145,10 +161,7 @@ def main() -> None:
     print("\n| operator | n | 8 sequential runs / 1 batched run (k = 8) |")
     print("| --- | ---: | ---: |")
     for n in args.sizes:
-        operators = {"stencil (5/row)": stencil(n)}
-        if n <= args.max_hvp_n:
-            operators["hvp-cost (500/row)"] = random_sparse(n, 500)
-        for name, a in operators.items():
+        for name, a in operators(n, args.max_hvp_n).items():
             print(f"| {name} | {n:.0e} | {run_batched(a, 8, m):.2f} |")
 
 

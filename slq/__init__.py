@@ -10,12 +10,17 @@ matrix-vector products alone, with vectors that never leave their device.
 (-1.0, 1.0)
 """
 
+import logging
+
 from slq._version import __version__
 from slq.density import density
 from slq.lanczos import LanczosResult, lanczos
 from slq.operator import LinearOperator, aslinearoperator, matmat
 from slq.quadrature import gauss_quadrature, tridiagonal
 from slq.spectral_density import SpectralDensity
+
+# A library never configures logging; this only silences "no handler" warnings.
+logging.getLogger("slq").addHandler(logging.NullHandler())
 
 __all__ = [
     "LanczosResult",
