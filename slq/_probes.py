@@ -19,7 +19,7 @@ def root_seed(seed: Any) -> int:
     repeated); a numpy Generator is consumed for it, as in SciPy (SPEC 7).
     """
     if seed is None:
-        return int(np.random.SeedSequence().entropy)
+        return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # an int here
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**63))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:

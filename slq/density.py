@@ -11,7 +11,7 @@ from slq._backend import accumulation_dtype, eps, to_host
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE, LanczosResult, _apply, _prepare_start, _run
-from slq.operator import aslinearoperator
+from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity
 
 __all__ = ["DEFAULT_NUM_PROBES", "DEFAULT_NUM_STEPS", "density"]
@@ -129,7 +129,7 @@ def density(
     >>> t = dos.grid(num=256)
     >>> curve, band = dos.evaluate(t), dos.stderr(t)
     """
-    op = aslinearoperator(op)
+    op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
     k = check_positive_int("num_probes", num_probes)

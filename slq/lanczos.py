@@ -18,7 +18,7 @@ from slq._backend import (
     to_host,
 )
 from slq._validate import check_choice, check_positive_int
-from slq.operator import aslinearoperator, check_same_library
+from slq.operator import as_operator, check_same_library
 
 __all__ = ["REORTHOGONALIZE", "LanczosResult", "lanczos"]
 
@@ -233,7 +233,7 @@ def lanczos(
     >>> slq.lanczos(np.diag([1.0, 1.0, 5.0]), np.ones(3), 3).lengths
     array([2])
     """
-    op = aslinearoperator(op)
+    op = as_operator(op)
     num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     rows, _ = _prepare_start(v0, op)

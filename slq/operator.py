@@ -182,6 +182,36 @@ def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -
     return _Operator(_check_shape(shape), dtype, like, f, None, f"callable {name}")
 
 
+def as_operator(
+    obj: Any, /, *, shape: Any = None, dtype: Any = None, like: Any = None
+) -> _Operator:
+    """`aslinearoperator`, typed as what it returns: the core's operator class."""
+    if isinstance(obj, _Operator) and shape is None and dtype is None and like is None:
+        return obj
+    is_array = array_api_compat.is_array_api_obj(obj) or _is_scipy_sparse(obj)
+    is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")
+    if (is_array or is_protocol) and (shape is not None or dtype is not None):
+        msg = "shape= and dtype= describe a callable; this operator already has its own"
+        raise TypeError(msg)
+    if is_protocol:
+        return _from_protocol(obj, like)
+    if _is_scipy_sparse(obj):
+        return _from_scipy_sparse(obj)
+    if array_api_compat.is_array_api_obj(obj):
+        if like is not None:
+            msg = "like= describes a callable or protocol object, not an array"
+            raise TypeError(msg)
+        return _from_array(obj)
+    if callable(obj):
+        return _from_callable(obj, shape, dtype, like)
+    msg = (
+        f"cannot make a linear operator from {type(obj).__name__}: pass a 2-D array, a "
+        "scipy.sparse matrix, an object with shape, dtype and matvec, or a callable "
+        "with shape= and dtype="
+    )
+    raise TypeError(msg)
+
+
 def aslinearoperator(
     obj: Any, /, *, shape: Any = None, dtype: Any = None, like: Any = None
 ) -> LinearOperator:
@@ -229,30 +259,7 @@ def aslinearoperator(
     >>> op.matmat(np.ones((4, 2), dtype=np.float32))[:, 0]
     array([2., 2., 2., 2.], dtype=float32)
     """
-    if isinstance(obj, _Operator) and shape is None and dtype is None and like is None:
-        return obj
-    is_array = array_api_compat.is_array_api_obj(obj) or _is_scipy_sparse(obj)
-    is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")
-    if (is_array or is_protocol) and (shape is not None or dtype is not None):
-        msg = "shape= and dtype= describe a callable; this operator already has its own"
-        raise TypeError(msg)
-    if is_protocol:
-        return _from_protocol(obj, like)
-    if _is_scipy_sparse(obj):
-        return _from_scipy_sparse(obj)
-    if array_api_compat.is_array_api_obj(obj):
-        if like is not None:
-            msg = "like= describes a callable or protocol object, not an array"
-            raise TypeError(msg)
-        return _from_array(obj)
-    if callable(obj):
-        return _from_callable(obj, shape, dtype, like)
-    msg = (
-        f"cannot make a linear operator from {type(obj).__name__}: pass a 2-D array, a "
-        "scipy.sparse matrix, an object with shape, dtype and matvec, or a callable "
-        "with shape= and dtype="
-    )
-    raise TypeError(msg)
+    return as_operator(obj, shape=shape, dtype=dtype, like=like)
 
 
 def matmat(op: LinearOperator, vectors: Any, /) -> Any:
@@ -265,4 +272,4 @@ def matmat(op: LinearOperator, vectors: Any, /) -> Any:
     >>> slq.matmat(slq.aslinearoperator(np.eye(2)), np.ones((2, 3))).shape
     (2, 3)
     """
-    return aslinearoperator(op).matmat(vectors)
+    return as_operator(op).matmat(vectors)
