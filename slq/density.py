@@ -31,7 +31,7 @@ def _check_symmetric(op: Any, entropy: int) -> None:
     xp, n = op.xp, op.shape[0]
     rng = np.random.default_rng(seed_sequence(entropy, 0, 0))
     pair = rng.standard_normal((n, 2))
-    rows, _ = _prepare_start(xp.asarray(pair, dtype=op.dtype, device=op.device), op)
+    rows = _prepare_start(xp.asarray(pair, dtype=op.dtype, device=op.device), op)
     images = _apply(op, rows, 0)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     rows, images = xp.astype(rows, acc), xp.astype(images, acc)
@@ -142,7 +142,7 @@ def density(
     results = []
     for start in range(0, k, b):
         probes = draw_probes(probe, n, range(start, min(start + b, k)), entropy)
-        rows, _ = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
+        rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
         results.append(_run(op, rows, m, reorthogonalize == "full", False, probe_offset=start))
     alpha, beta = _pad(results)
     logger.info("density: n=%d, %d probes x %d steps, seed=%d", n, k, alpha.shape[1], entropy)

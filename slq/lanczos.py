@@ -68,7 +68,7 @@ class _State(NamedTuple):
 _BREAKDOWN_ROUNDOFFS = 10.0
 
 
-def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
+def _prepare_start(v0: Any, op: Any) -> Any:
     """Return the start vectors as (k, n) unit rows in the operator's dtype."""
     xp, n = op.xp, op.shape[0]
     v0_xp = array_api_compat.array_namespace(v0)
@@ -82,8 +82,7 @@ def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
         msg = f"v0 must have shape ({n},) or ({n}, k), got {tuple(v0.shape)}"
         raise ValueError(msg)
     check_real_floating(v0.dtype, xp, what="v0")
-    single = v0.ndim == 1
-    rows = xp.astype(v0[None, :] if single else xp.permute_dims(v0, (1, 0)), op.dtype)
+    rows = xp.astype(v0[None, :] if v0.ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
     norms = _norms(rows, xp, op)
     norms_host = to_host(norms)
@@ -94,7 +93,7 @@ def _prepare_start(v0: Any, op: Any) -> tuple[Any, bool]:
             "finite and nonzero"
         )
         raise ValueError(msg)
-    return rows / xp.astype(norms, op.dtype)[:, None], single
+    return rows / xp.astype(norms, op.dtype)[:, None]
 
 
 def _norms(rows: Any, xp: Any, op: Any) -> Any:
@@ -236,7 +235,7 @@ def lanczos(
     op = as_operator(op)
     num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
-    rows, _ = _prepare_start(v0, op)
+    rows = _prepare_start(v0, op)
     return _run(op, rows, num_steps, reorthogonalize == "full", return_basis, probe_offset=0)
 
 
