@@ -1,8 +1,11 @@
-"""Framework adapters, installed as ``slq.adapters``: models and data as Hessian operators.
+"""Framework adapters, installed as ``slq.adapters``: models and data as curvature operators.
 
 Import it as ``from slq import adapters``. Each framework is imported only when
-its adapter is used.
+one of its adapters is first used.
 """
+
+import importlib
+from typing import Any
 
 if __name__ != "slq.adapters":
     _msg = (
@@ -12,4 +15,24 @@ if __name__ != "slq.adapters":
     )
     raise ImportError(_msg)
 
-__all__: list[str] = []
+# Public name -> module that defines it; the module (and its framework) loads on first use.
+_LAZY = {
+    "TorchCurvature": "torch",
+    "torch_ggn": "torch",
+    "torch_hessian": "torch",
+    "torch_layer_hessians": "torch",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -1,0 +1,49 @@
+"""What the framework adapters share: how `data` is read, and flat-vector bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["is_single_batch", "names_of"]
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def is_single_batch(data: Any) -> bool:
+    """Say whether `data` is one batch rather than an iterable of batches.
+
+    One batch is a mapping (``{"x": ..., "y": ...}``) or a tuple/list whose first
+    element is an array (``(inputs, targets)``); anything else is iterated for
+    batches (a list of batches, a DataLoader, a tf.data.Dataset, a generator).
+    """
+    if isinstance(data, Mapping):
+        return True
+    return isinstance(data, (tuple, list)) and len(data) > 0 and _is_array(data[0])
+
+
+def names_of(selected: Sequence[Any], available: Mapping[str, Any], what: str) -> list[str]:
+    """Resolve a user's selection (names or the objects themselves) to names, in `available` order.
+
+    Raises a clear error for a name or object that is not among `available`.
+    """
+    by_id = {id(value): name for name, value in available.items()}
+    chosen = set()
+    for item in selected:
+        if isinstance(item, str):
+            if item not in available:
+                known = ", ".join(available) or "none"
+                msg = (
+                    f"params names {item!r}, which is not a {what} of the model; "
+                    f"its {what}s are: {known}"
+                )
+                raise ValueError(msg)
+            chosen.add(item)
+        elif id(item) in by_id:
+            chosen.add(by_id[id(item)])
+        else:
+            msg = f"params contains a {type(item).__name__} that is not a {what} of the model"
+            raise ValueError(msg)
+    return [name for name in available if name in chosen]

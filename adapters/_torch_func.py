@@ -1,0 +1,219 @@
+"""A torch model as a pure function of its parameters, and curvature products of it.
+
+Every product here takes tangents as a dict {name: tensor of shape (k, *param.shape)}
+and returns the products in the same form, for one batch of data.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp, vjp, vmap
+
+__all__ = ["BATCHNORM", "FunctionalModel", "double_backward", "forward_over_reverse", "ggn"]
+
+BATCHNORM = ("train", "eval")
+
+Tangents = dict[str, torch.Tensor]
+
+
+class _LossModule(nn.Module):
+    """``batch -> (mean loss, batch size)`` around the model, so one functional_call covers both."""
+
+    def __init__(self, model: nn.Module, batch_loss: Callable[[nn.Module, Any], Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.batch_loss = batch_loss
+
+    def forward(self, batch: Any) -> tuple[torch.Tensor, int]:
+        return self.batch_loss(self.model, batch)
+
+
+def _stateless_copy(model: nn.Module, batchnorm: str, dropout: bool) -> nn.Module:
+    """Copy `model` without its tensors (they are passed in at each call), in the asked modes.
+
+    Every module is put in eval mode (dropout off) except, for batchnorm="train",
+    the BatchNorm layers, which then normalise by the batch's statistics and, with
+    ``track_running_stats = False``, never update running statistics.
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    memo: dict[int, Any] = {
+        id(t): (
+            nn.Parameter(torch.empty_like(t, device="meta"), requires_grad=t.requires_grad)
+            if isinstance(t, nn.Parameter)
+            else torch.empty_like(t, device="meta")
+        )
+        for t in tensors
+    }
+    clone = copy.deepcopy(model, memo)
+    clone.eval()
+    for module in clone.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and batchnorm == "train":
+            module.train()
+            module.track_running_stats = False
+        elif isinstance(module, nn.modules.dropout._DropoutNd) and dropout:
+            module.train()
+    return clone
+
+
+class FunctionalModel:
+    """The loss of a private copy of the model, as a function of the chosen parameters.
+
+    The user's model is never touched: its tensors are read (parameters share
+    storage, buffers are copied once) and passed to the copy at each call.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        names: list[str],
+        batch_loss: Callable[[nn.Module, Any], Any],
+        *,
+        batchnorm: str,
+        dropout: bool,
+    ) -> None:
+        params = dict(model.named_parameters())
+        self.names = names
+        self.primal = {name: params[name].detach() for name in names}
+        fixed = {name: p.detach() for name, p in params.items() if name not in self.primal}
+        fixed.update({name: b.detach().clone() for name, b in model.named_buffers()})
+        self.module = _LossModule(_stateless_copy(model, batchnorm, dropout), batch_loss)
+        self._fixed = fixed
+
+    def _tensors(self, theta: Tangents, prefix: str = "") -> dict[str, torch.Tensor]:
+        tensors = {**self._fixed, **theta}
+        return {prefix + name: t for name, t in tensors.items()}
+
+    def loss_and_size(self, theta: Tangents, batch: Any) -> tuple[torch.Tensor, int]:
+        """Return the batch's mean loss and size at parameters `theta`."""
+        return functional_call(self.module, self._tensors(theta, "model."), (batch,))
+
+    def loss(self, theta: Tangents, batch: Any) -> torch.Tensor:
+        """Return the batch's mean loss at parameters `theta`."""
+        return self.loss_and_size(theta, batch)[0]
+
+    def outputs(self, theta: Tangents, inputs: Any) -> torch.Tensor:
+        """Return the model's outputs at parameters `theta`."""
+        return functional_call(self.module.model, self._tensors(theta), (inputs,))
+
+
+def _map(one: Callable[[Tangents], Tangents], tangents: Tangents, chunk: int | None) -> Tangents:
+    """Apply `one` to each of the k tangents; vmap shares the primal work between them."""
+    k = next(iter(tangents.values())).shape[0]
+    if k == 1:
+        out = one({name: t[0] for name, t in tangents.items()})
+        return {name: t.unsqueeze(0) for name, t in out.items()}
+    return vmap(one, chunk_size=chunk)(tangents)
+
+
+def forward_over_reverse(
+    fm: FunctionalModel, batch: Any, tangents: Tangents, chunk: int | None
+) -> Tangents:
+    """Hessian products by forward-mode differentiation of the gradient (Pearlmutter 1994)."""
+    gradient = grad(lambda theta: fm.loss(theta, batch))
+    return _map(lambda t: jvp(gradient, (fm.primal,), (t,))[1], tangents, chunk)
+
+
+def gradient_graph(
+    fm: FunctionalModel, batch: Any
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Return (gradient with its graph, leaves): what a double-backward product differentiates."""
+    leaves = [fm.primal[name].detach().requires_grad_() for name in fm.names]
+    with torch.enable_grad():
+        loss = fm.loss(dict(zip(fm.names, leaves, strict=True)), batch)
+        grads = torch.autograd.grad(
+            loss, leaves, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+    return list(grads), leaves
+
+
+def vjp_of_gradient(
+    graph: tuple[list[torch.Tensor], list[torch.Tensor]],
+    names: list[str],
+    tangents: Tangents,
+    retain: bool,
+) -> Tangents:
+    """Differentiate the gradient once more along the tangents: H t = ∂(gᵀt)/∂θ."""
+    grads, leaves = graph
+    k = next(iter(tangents.values())).shape[0]
+    live = [i for i, g in enumerate(grads) if g.requires_grad]
+    outputs = [grads[i] for i in live]
+    cotangents = [tangents[names[i]] for i in live]
+    results: list[Any]
+    if not outputs:  # the loss is linear in these parameters: H = 0
+        return {name: torch.zeros_like(t) for name, t in tangents.items()}
+    with torch.enable_grad():
+        if k == 1:
+            results = [
+                r.unsqueeze(0)
+                for r in torch.autograd.grad(
+                    outputs,
+                    leaves,
+                    [c[0] for c in cotangents],
+                    retain_graph=retain,
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+            ]
+        else:
+            try:
+                results = list(
+                    torch.autograd.grad(
+                        outputs,
+                        leaves,
+                        cotangents,
+                        retain_graph=True,
+                        is_grads_batched=True,
+                        allow_unused=True,
+                        materialize_grads=True,
+                    )
+                )
+            except RuntimeError:  # an op without a batching rule: one column at a time
+                columns = [
+                    torch.autograd.grad(
+                        outputs,
+                        leaves,
+                        [c[i] for c in cotangents],
+                        retain_graph=True,
+                        allow_unused=True,
+                        materialize_grads=True,
+                    )
+                    for i in range(k)
+                ]
+                results = [torch.stack(parts) for parts in zip(*columns, strict=True)]
+    return {name: r.detach() for name, r in zip(names, results, strict=True)}
+
+
+def double_backward(
+    fm: FunctionalModel, batch: Any, tangents: Tangents, chunk: int | None
+) -> Tangents:
+    """Hessian products by differentiating the gradient's graph (reverse over reverse)."""
+    del chunk  # is_grads_batched evaluates every column in one pass
+    return vjp_of_gradient(gradient_graph(fm, batch), fm.names, tangents, retain=False)
+
+
+def ggn(
+    fm: FunctionalModel,
+    batch: Any,
+    tangents: Tangents,
+    chunk: int | None,
+    loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
+) -> Tangents:
+    """Generalised Gauss–Newton products Jᵀ H_ℓ J t (Schraudolph 2002; Martens 2010)."""
+    inputs, targets = batch[0], batch[1]
+
+    def outputs(theta: Tangents) -> torch.Tensor:
+        return fm.outputs(theta, inputs)
+
+    z, pullback = vjp(outputs, fm.primal)[:2]
+    loss_gradient = grad(lambda out: loss_fn(out, targets))
+
+    def one(t: Tangents) -> Tangents:
+        jt = jvp(outputs, (fm.primal,), (t,))[1]
+        return pullback(jvp(loss_gradient, (z,), (jt,))[1])[0]
+
+    return _map(one, tangents, chunk)

@@ -1,0 +1,590 @@
+"""PyTorch models and data as exact Hessian and Gauss–Newton operators.
+
+``slq.density(adapters.torch_hessian(model, data))`` is the eigenvalue density of
+the Hessian of L(θ) = (1/N) Σ_i ℓ(θ; x_i, y_i) over all of `data`, as in
+Ghorbani, Krishnan & Xiao (2019).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from slq.adapters._common import names_of
+from slq.adapters._torch_data import Batches
+from slq.adapters._torch_func import (
+    BATCHNORM,
+    FunctionalModel,
+    Tangents,
+    double_backward,
+    forward_over_reverse,
+    ggn,
+    gradient_graph,
+    vjp_of_gradient,
+)
+from torch import nn
+
+from slq._validate import check_choice, check_positive_int
+
+__all__ = ["TorchCurvature", "torch_ggn", "torch_hessian", "torch_layer_hessians"]
+
+logger = logging.getLogger("slq")
+
+HVP_METHODS = ("auto", "forward-over-reverse", "double-backward")
+
+DEFAULT_RETAIN_BYTES = 2 << 30
+"""Gradient graphs are kept across products while they take at most this (2 GiB) on the CPU;
+on a GPU, at most half of its free memory."""
+
+Product = Callable[[int, Any, Tangents], Tangents]
+
+
+class TorchCurvature:
+    """A curvature matrix of a torch model over a dataset, as a `slq.LinearOperator`.
+
+    Vectors are flat tensors of the parameters' dtype and device, laid out as the
+    chosen parameters in ``named_parameters()`` order (see `flatten`, `unflatten`).
+    Made by `torch_hessian` and `torch_ggn`.
+    """
+
+    def __init__(
+        self, fm: FunctionalModel, batches: Batches, product: Product, *, seed: int, kind: str
+    ) -> None:
+        self._fm, self._batches, self._product, self._seed = fm, batches, product, seed
+        self.kind = kind
+        self.names: tuple[str, ...] = tuple(fm.names)
+        self.shapes = {name: tuple(fm.primal[name].shape) for name in fm.names}
+        self._sizes = [math.prod(s) for s in self.shapes.values()]
+        n = sum(self._sizes)
+        self.shape = (n, n)
+        first = fm.primal[fm.names[0]]
+        self.dtype, self.device = first.dtype, first.device
+        self.hvp = "functional"
+
+    @property
+    def num_examples(self) -> int:
+        """N, the number of examples the loss averages over."""
+        return self._batches.num_examples
+
+    @property
+    def num_batches(self) -> int:
+        """The number of batches of the data."""
+        return self._batches.num_batches
+
+    def __repr__(self) -> str:
+        return (
+            f"<slq {self.kind} of {len(self.names)} parameter tensors, n={self.shape[0]}, "
+            f"{self.dtype}, {self.device}, {self.num_examples} examples in "
+            f"{self.num_batches} batches>"
+        )
+
+    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the flat vector `v` (shape (n,)) as {parameter name: tensor} views."""
+        self._check(v, 1)
+        parts = torch.split(v, self._sizes)
+        return {name: p.view(self.shapes[name]) for name, p in zip(self.names, parts, strict=True)}
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Return the flat vector of {parameter name: tensor}, the inverse of `unflatten`."""
+        if set(tensors) != set(self.names):
+            missing, extra = set(self.names) - set(tensors), set(tensors) - set(self.names)
+            msg = (
+                f"flatten needs exactly the operator's parameters; missing {sorted(missing)}, "
+                f"extra {sorted(extra)}"
+            )
+            raise ValueError(msg)
+        return torch.cat([tensors[name].reshape(-1) for name in self.names])
+
+    def matvec(self, v: torch.Tensor, /) -> torch.Tensor:
+        """Return the product with the flat vector `v` of shape (n,)."""
+        self._check(v, 1)
+        return self.matmat(v[:, None])[:, 0]
+
+    def matmat(self, vectors: torch.Tensor, /) -> torch.Tensor:
+        """Return the products with the k columns of `vectors` (shape (n, k)) in one data pass."""
+        self._check(vectors, 2)
+        k = vectors.shape[1]
+        rows = vectors.T.contiguous()
+        parts = torch.split(rows, self._sizes, dim=1)
+        tangents = {
+            name: p.reshape(k, *self.shapes[name])
+            for name, p in zip(self.names, parts, strict=True)
+        }
+        total = self._accumulate(tangents)
+        return torch.cat([total[name].reshape(k, -1) for name in self.names], dim=1).T
+
+    def _accumulate(self, tangents: Tangents) -> Tangents:
+        """Σ_b (N_b / N) · product on batch b, with the randomness of every pass frozen."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        total: Tangents = {}
+        finite = []
+        with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+            torch.manual_seed(self._seed)
+            for index, batch, weight in self._batches:
+                out = self._product(index, batch, tangents)
+                finite.append(torch.stack([torch.isfinite(t).all() for t in out.values()]).all())
+                for name, t in out.items():
+                    total[name] = weight * t if name not in total else total[name] + weight * t
+        flags = torch.stack(finite)
+        if not bool(flags.all()):
+            self._raise_non_finite(int((~flags).nonzero()[0, 0]))
+        return {name: t.detach() for name, t in total.items()}
+
+    def _raise_non_finite(self, index: int) -> None:
+        batch = next(b for i, b, _ in self._batches if i == index)
+        with torch.no_grad():
+            loss = self._fm.loss(self._fm.primal, batch)
+        what = f"the loss is {loss.item()}" if not torch.isfinite(loss) else "the loss is finite"
+        msg = (
+            f"the {self.kind} product is not finite on batch {index} ({what}): check that "
+            "batch and the model"
+        )
+        raise FloatingPointError(msg)
+
+    def _check(self, v: Any, ndim: int) -> None:
+        n = self.shape[0]
+        if not isinstance(v, torch.Tensor):
+            msg = f"expected a torch.Tensor, got {type(v).__name__}"
+            raise TypeError(msg)
+        if v.ndim != ndim or v.shape[0] != n:
+            want = f"({n},)" if ndim == 1 else f"({n}, k)"
+            msg = f"expected a vector of shape {want}, got {tuple(v.shape)}"
+            raise ValueError(msg)
+        if v.dtype != self.dtype:
+            msg = f"expected dtype {self.dtype} (the parameters'), got {v.dtype}"
+            raise TypeError(msg)
+        if v.device != self.device:
+            msg = f"expected a vector on {self.device} (the parameters'), got one on {v.device}"
+            raise ValueError(msg)
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _default_batch_loss(loss_fn: Callable[..., torch.Tensor]) -> Callable[[nn.Module, Any], Any]:
+    def batch_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, int]:
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            msg = (
+                f"a batch must be an (inputs, targets) pair, got {type(batch).__name__}; for "
+                "other batches pass batch_loss=callable(model, batch) -> (mean_loss, batch_size)"
+            )
+            raise TypeError(msg)
+        inputs, targets = batch
+        return loss_fn(model(inputs), targets), int(inputs.shape[0])
+
+    return batch_loss
+
+
+def _select(model: nn.Module, params: Sequence[Any] | None) -> list[str]:
+    if not isinstance(model, nn.Module):
+        msg = f"model must be a torch.nn.Module, got {type(model).__name__}"
+        raise TypeError(msg)
+    available = dict(model.named_parameters())
+    if params is None:
+        names = [name for name, p in available.items() if p.requires_grad]
+    else:
+        names = names_of(list(params), available, "parameter")
+    if not names:
+        msg = "the model has no trainable parameters (none with requires_grad, or params is empty)"
+        raise ValueError(msg)
+    chosen = [available[name] for name in names]
+    if len({p.dtype for p in chosen}) > 1 or len({p.device for p in chosen}) > 1:
+        msg = "the chosen parameters must share one dtype and one device"
+        raise TypeError(msg)
+    if not chosen[0].dtype.is_floating_point:
+        msg = f"parameters must be floating point, got {chosen[0].dtype}"
+        raise TypeError(msg)
+    return names
+
+
+def _check_first_loss(fm: FunctionalModel, batches: Batches) -> None:
+    with torch.no_grad():
+        loss = fm.loss(fm.primal, batches.first())
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        msg = (
+            f"the loss must be a scalar tensor (the batch mean), got {shape}; use reduction='mean'"
+        )
+        raise ValueError(msg)
+    if not torch.isfinite(loss):
+        msg = f"the loss is {loss.item()} on batch 0: check the data and the model"
+        raise FloatingPointError(msg)
+
+
+def _prepare(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[..., torch.Tensor] | None,
+    params: Sequence[Any] | None,
+    batch_loss: Callable[[nn.Module, Any], Any] | None,
+    options: dict[str, Any],
+    batches: Batches | None = None,
+) -> tuple[FunctionalModel, Batches]:
+    check_choice("batchnorm", options["batchnorm"], BATCHNORM)
+    names = _select(model, params)
+    if batch_loss is not None and loss_fn is not None:
+        msg = "pass loss_fn or batch_loss, not both"
+        raise TypeError(msg)
+    loss = batch_loss or _default_batch_loss(loss_fn or nn.functional.cross_entropy)
+    fm = FunctionalModel(
+        model, names, loss, batchnorm=options["batchnorm"], dropout=options["dropout"]
+    )
+    if batches is None:
+        device = fm.primal[names[0]].device
+
+        def size_of(batch: Any) -> int:
+            with torch.no_grad():
+                return int(fm.loss_and_size(fm.primal, batch)[1])
+
+        batches = Batches(data, device, size_of, options["cache_data"])
+    _check_first_loss(fm, batches)
+    return fm, batches
+
+
+def _timed(device: torch.device, f: Callable[[], Any], repeat: int = 2) -> float:
+    """Best wall time of `f` over `repeat` calls after one warm-up, synchronising a GPU."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    f()
+    best = math.inf
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        f()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _gradient_time(fm: FunctionalModel, batch: Any) -> float:
+    leaves = [fm.primal[n].detach().requires_grad_() for n in fm.names]
+
+    def gradient() -> None:
+        with torch.enable_grad():
+            torch.autograd.grad(
+                fm.loss(dict(zip(fm.names, leaves, strict=True)), batch), leaves, allow_unused=True
+            )
+
+    return _timed(leaves[0].device, gradient)
+
+
+def _choose_method(
+    fm: FunctionalModel, batches: Batches, hvp: str, chunk: int | None
+) -> tuple[str, dict[str, float]]:
+    """Return the fresh-HVP method to use and the measured HVP / gradient time ratios."""
+    batch = batches.first()
+    probe = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
+    gradient = _gradient_time(fm, batch)
+    methods = {"forward-over-reverse": forward_over_reverse, "double-backward": double_backward}
+    candidates = list(methods) if hvp == "auto" else [hvp]
+    ratios: dict[str, float] = {}
+    device = fm.primal[fm.names[0]].device
+    for name in candidates:
+        method = methods[name]
+        try:
+            ratios[name] = _timed(device, lambda: method(fm, batch, probe, chunk)) / gradient  # noqa: B023
+        except Exception as err:  # torch.func raises many kinds for models it cannot trace
+            if hvp != "auto" or name == "double-backward":
+                raise
+            logger.info(
+                "torch_hessian: forward-over-reverse unavailable (%s); using double-backward", err
+            )
+    chosen = min(ratios, key=ratios.__getitem__)
+    return chosen, ratios
+
+
+def _graph_bytes(fm: FunctionalModel, batch: Any) -> tuple[Any, int]:
+    """Build one batch's gradient graph and measure the tensors it keeps alive."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        graph = gradient_graph(fm, batch)
+    return graph, sum(seen.values())
+
+
+def _retain_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    return DEFAULT_RETAIN_BYTES
+
+
+def _retained_graphs(
+    fm: FunctionalModel, batches: Batches, reuse_graph: bool | None
+) -> dict[int, Any]:
+    """Keep gradient graphs for as many batches as fit, so their products skip the primal pass."""
+    if reuse_graph is False:
+        return {}
+    budget = math.inf if reuse_graph else _retain_budget(batches.device)
+    graphs: dict[int, Any] = {}
+    used = 0
+    for index, batch, _ in batches:
+        graph, size = _graph_bytes(fm, batch)
+        if used + size > budget:
+            break
+        graphs[index] = graph
+        used += size
+    logger.debug(
+        "torch_hessian: kept gradient graphs of %d batches (%.1f MB)", len(graphs), used / 1e6
+    )
+    return graphs
+
+
+def torch_hessian(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    *,
+    params: Sequence[Any] | None = None,
+    batch_loss: Callable[[nn.Module, Any], Any] | None = None,
+    batchnorm: str = "train",
+    hvp: str = "auto",
+    reuse_graph: bool | None = None,
+    chunk_size: int | None = None,
+    cache_data: bool | None = None,
+    compile: bool = False,
+    dropout: bool = False,
+    seed: int = 0,
+) -> TorchCurvature:
+    r"""Return the Hessian of a model's mean loss over a dataset as a `slq.LinearOperator`.
+
+    H(θ) = ∇²L(θ) with L(θ) = (1/N) Σ_i ℓ(θ; x_i, y_i) over all N examples of
+    `data`: each batch's mean loss is weighted by its size / N, so the operator
+    does not depend on how the data is split into batches (Ghorbani, Krishnan &
+    Xiao 2019, Eq. 1) — except through train-mode BatchNorm, whose statistics
+    are those of each batch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Never modified: a private copy without tensors is evaluated with the
+        model's own parameters and a snapshot of its buffers. Products use the
+        parameters' current values (clone the model if you keep training it).
+    data
+        One ``(inputs, targets)`` batch, or an iterable of batches (a list, a
+        DataLoader). Iterated once to count examples; kept on the parameters'
+        device when it fits (`cache_data`), else iterated on every product.
+    loss_fn : callable, default ``torch.nn.functional.cross_entropy``
+        ``loss_fn(outputs, targets)`` returning the batch *mean*.
+    params : sequence of str or Parameter, optional
+        The parameters θ to differentiate (a layer, a block); default every
+        parameter with ``requires_grad``. The others are held fixed.
+    batch_loss : callable, optional
+        ``batch_loss(model, batch) -> (mean_loss, batch_size)`` for batches that
+        are not (inputs, targets) pairs (dicts, tuples of several tensors).
+    batchnorm : {"train", "eval"}
+        "train" (default): BatchNorm normalises by each batch's statistics, the
+        loss the optimiser sees and the case in which Ghorbani et al. find that
+        BN removes outlier eigenvalues. "eval": the running (population)
+        statistics, a fixed function of θ independent of batching. Running
+        statistics are never updated by a product.
+    hvp : {"auto", "forward-over-reverse", "double-backward"}
+        How a fresh Hessian-vector product is computed: ``torch.func.jvp`` of
+        ``torch.func.grad`` (Pearlmutter 1994), or differentiating the
+        gradient's graph. "auto" times both on the first batch, keeps the faster,
+        falls back to double-backward when torch.func cannot trace the model,
+        and logs its choice with the measured HVP / gradient time ratios.
+    reuse_graph : bool, optional
+        Keep each batch's gradient graph between products, so that a product
+        costs only the second backward pass (about one gradient) instead of a
+        fresh forward and gradient. None (default): for as many batches as fit
+        in 2 GiB on the CPU or half of the free GPU memory, measured on the
+        first batch's graph; the rest are computed fresh.
+    chunk_size : int, optional
+        At most this many vectors at once in `matmat` (``vmap`` chunks), to bound
+        memory; default all k.
+    cache_data : bool, optional
+        Keep the batches on the device: True, False, or None to cache when they
+        take at most 1 GiB.
+    compile : bool
+        Run fresh forward-over-reverse products through ``torch.compile``.
+    dropout : bool
+        Keep dropout layers active, their randomness frozen by `seed` so that the
+        operator stays one fixed matrix. Default off.
+    seed : int
+        Seeds any randomness inside the model during a product; the caller's
+        global RNG state is restored afterwards.
+
+    Returns
+    -------
+    TorchCurvature
+        An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``, ``device``,
+        ``flatten``, ``unflatten``, ``names``, ``num_examples``, ``hvp``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import slq
+    >>> from slq import adapters
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> op = adapters.torch_hessian(model, (x, y))
+    >>> op.shape
+    (67, 67)
+    >>> dos = slq.density(op, num_steps=67, num_probes=2, seed=0)
+    >>> dos.lambda_max > 0
+    True
+    """
+    check_choice("hvp", hvp, HVP_METHODS)
+    chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data}
+    fm, batches = _prepare(model, data, loss_fn, params, batch_loss, options)
+    return _hessian(fm, batches, hvp, chunk, reuse_graph, compile, seed)
+
+
+def _hessian(
+    fm: FunctionalModel,
+    batches: Batches,
+    hvp: str,
+    chunk: int | None,
+    reuse_graph: bool | None,
+    compile: bool,
+    seed: int,
+) -> TorchCurvature:
+    method, ratios = _choose_method(fm, batches, hvp, chunk)
+    fresh_fn = forward_over_reverse if method == "forward-over-reverse" else double_backward
+    if compile and method == "forward-over-reverse":
+        fresh_fn = torch.compile(fresh_fn)
+    graphs = _retained_graphs(fm, batches, reuse_graph)
+
+    def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
+        if index in graphs:
+            return vjp_of_gradient(graphs[index], fm.names, tangents, retain=True)
+        return fresh_fn(fm, batch, tangents, chunk)
+
+    op = TorchCurvature(fm, batches, product, seed=seed, kind="Hessian")
+    op.hvp = (
+        method
+        if not graphs
+        else f"retained graph ({len(graphs)}/{batches.num_batches} batches), else {method}"
+    )
+    logger.info(
+        "torch_hessian: n=%d, %d examples; fresh HVP by %s (%s a gradient); %s",
+        op.shape[0],
+        batches.num_examples,
+        method,
+        ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items()),
+        f"gradient graphs kept for {len(graphs)}/{batches.num_batches} batches"
+        if graphs
+        else "no graphs kept",
+    )
+    return op
+
+
+def torch_ggn(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    *,
+    params: Sequence[Any] | None = None,
+    batchnorm: str = "train",
+    chunk_size: int | None = None,
+    cache_data: bool | None = None,
+    dropout: bool = False,
+    seed: int = 0,
+) -> TorchCurvature:
+    r"""Return the generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ H_ℓ J_i as an operator.
+
+    J_i is the Jacobian of the model's outputs for example i with respect to θ
+    and H_ℓ the Hessian of the loss with respect to the outputs (Schraudolph
+    2002; Martens 2010). G is positive semi-definite for convex losses (cross
+    entropy, squared error) and drops the second-order terms of the network
+    from the Hessian. Data, parameters and BatchNorm are handled as in
+    `torch_hessian`; batches must be (inputs, targets) pairs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from slq import adapters
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    >>> G = adapters.torch_ggn(model, (x, y))
+    >>> v = torch.randn(G.shape[0])
+    >>> bool(v @ G.matvec(v) >= 0)
+    True
+    """
+    chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data}
+    loss = loss_fn or nn.functional.cross_entropy
+    fm, batches = _prepare(model, data, loss, params, None, options)
+
+    def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
+        return ggn(fm, batch, tangents, chunk, loss)
+
+    return TorchCurvature(fm, batches, product, seed=seed, kind="GGN")
+
+
+def torch_layer_hessians(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    *,
+    by: str = "module",
+    **options: Any,
+) -> dict[str, TorchCurvature]:
+    """Return the diagonal blocks of the Hessian: one operator per module or per parameter.
+
+    Each block is the Hessian with respect to one module's own parameters
+    (``by="module"``) or one parameter tensor (``by="parameter"``), the others
+    held fixed; the data is read once and shared. Options are those of
+    `torch_hessian`; gradient graphs are not kept (``reuse_graph=False``)
+    unless asked, since each block would keep its own.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from slq import adapters
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    >>> {name: op.shape[0] for name, op in adapters.torch_layer_hessians(model, (x, y)).items()}
+    {'0': 40, '2': 27}
+    """
+    check_choice("by", by, ("module", "parameter"))
+    if not isinstance(model, nn.Module):
+        msg = f"model must be a torch.nn.Module, got {type(model).__name__}"
+        raise TypeError(msg)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    if by == "parameter":
+        groups = {name: [name] for name in trainable}
+    else:
+        groups = {}
+        for module_name, module in model.named_modules():
+            own = [
+                f"{module_name}.{n}" if module_name else n
+                for n, _ in module.named_parameters(recurse=False)
+            ]
+            own = [name for name in own if name in trainable]
+            if own:
+                groups[module_name] = own
+    settings = {
+        "batchnorm": options.pop("batchnorm", "train"),
+        "dropout": options.pop("dropout", False),
+        "cache_data": options.pop("cache_data", None),
+    }
+    batch_loss = options.pop("batch_loss", None)
+    hvp = check_choice("hvp", options.pop("hvp", "auto"), HVP_METHODS)
+    chunk_size = options.pop("chunk_size", None)
+    chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    reuse_graph = options.pop("reuse_graph", False)
+    compile_, seed = options.pop("compile", False), options.pop("seed", 0)
+    if options:
+        msg = f"unknown options for torch_layer_hessians: {sorted(options)}"
+        raise TypeError(msg)
+    result: dict[str, TorchCurvature] = {}
+    batches = None
+    for name, names in groups.items():
+        fm, batches = _prepare(model, data, loss_fn, names, batch_loss, settings, batches)
+        result[name] = _hessian(fm, batches, hvp, chunk, reuse_graph, compile_, seed)
+        if hvp == "auto":  # the first block's timing decides for all
+            hvp = result[name].hvp.rsplit(" ", 1)[-1]
+    return result
