@@ -6,8 +6,9 @@ and returns the products in the same form, for one batch of data.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -75,6 +76,7 @@ class FunctionalModel:
         *,
         batchnorm: str,
         dropout: bool,
+        seed: int,
     ) -> None:
         params = dict(model.named_parameters())
         self.names = names
@@ -83,14 +85,28 @@ class FunctionalModel:
         fixed.update({name: b.detach().clone() for name, b in model.named_buffers()})
         self.module = _LossModule(_stateless_copy(model, batchnorm, dropout), batch_loss)
         self._fixed = fixed
+        self._seed = seed
+        device = next(iter(self.primal.values())).device
+        self._rng_devices = [device] if device.type == "cuda" else []
+        self._device_type = device.type
 
     def _tensors(self, theta: Tangents, prefix: str = "") -> dict[str, torch.Tensor]:
         tensors = {**self._fixed, **theta}
         return {prefix + name: t for name, t in tensors.items()}
 
+    @contextlib.contextmanager
+    def _frozen_randomness(self) -> Iterator[None]:
+        # Any randomness in the model (dropout, if kept on) restarts from the seed at
+        # every evaluation, so the operator is one fixed matrix; the caller's global
+        # RNG state is restored afterwards.
+        with torch.random.fork_rng(devices=self._rng_devices, device_type=self._device_type):
+            torch.manual_seed(self._seed)
+            yield
+
     def loss_and_size(self, theta: Tangents, batch: Any) -> tuple[torch.Tensor, int]:
         """Return the batch's mean loss and size at parameters `theta`."""
-        return functional_call(self.module, self._tensors(theta, "model."), (batch,))
+        with self._frozen_randomness():
+            return functional_call(self.module, self._tensors(theta, "model."), (batch,))
 
     def loss(self, theta: Tangents, batch: Any) -> torch.Tensor:
         """Return the batch's mean loss at parameters `theta`."""
@@ -98,7 +114,8 @@ class FunctionalModel:
 
     def outputs(self, theta: Tangents, inputs: Any) -> torch.Tensor:
         """Return the model's outputs at parameters `theta`."""
-        return functional_call(self.module.model, self._tensors(theta), (inputs,))
+        with self._frozen_randomness():
+            return functional_call(self.module.model, self._tensors(theta), (inputs,))
 
 
 def _map(one: Callable[[Tangents], Tangents], tangents: Tangents, chunk: int | None) -> Tangents:
@@ -107,7 +124,8 @@ def _map(one: Callable[[Tangents], Tangents], tangents: Tangents, chunk: int | N
     if k == 1:
         out = one({name: t[0] for name, t in tangents.items()})
         return {name: t.unsqueeze(0) for name, t in out.items()}
-    return vmap(one, chunk_size=chunk)(tangents)
+    # randomness="same": every tangent sees the same (frozen) dropout masks.
+    return vmap(one, chunk_size=chunk, randomness="same")(tangents)
 
 
 def forward_over_reverse(

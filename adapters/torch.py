@@ -52,9 +52,9 @@ class TorchCurvature:
     """
 
     def __init__(
-        self, fm: FunctionalModel, batches: Batches, product: Product, *, seed: int, kind: str
+        self, fm: FunctionalModel, batches: Batches, product: Product, *, kind: str
     ) -> None:
-        self._fm, self._batches, self._product, self._seed = fm, batches, product, seed
+        self._fm, self._batches, self._product = fm, batches, product
         self.kind = kind
         self.names: tuple[str, ...] = tuple(fm.names)
         self.shapes = {name: tuple(fm.primal[name].shape) for name in fm.names}
@@ -118,17 +118,14 @@ class TorchCurvature:
         return torch.cat([total[name].reshape(k, -1) for name in self.names], dim=1).T
 
     def _accumulate(self, tangents: Tangents) -> Tangents:
-        """Σ_b (N_b / N) · product on batch b, with the randomness of every pass frozen."""
-        devices = [self.device] if self.device.type == "cuda" else []
+        """Σ_b (N_b / N) · product on batch b."""
         total: Tangents = {}
         finite = []
-        with torch.random.fork_rng(devices=devices, device_type=self.device.type):
-            torch.manual_seed(self._seed)
-            for index, batch, weight in self._batches:
-                out = self._product(index, batch, tangents)
-                finite.append(torch.stack([torch.isfinite(t).all() for t in out.values()]).all())
-                for name, t in out.items():
-                    total[name] = weight * t if name not in total else total[name] + weight * t
+        for index, batch, weight in self._batches:
+            out = self._product(index, batch, tangents)
+            finite.append(torch.stack([torch.isfinite(t).all() for t in out.values()]).all())
+            for name, t in out.items():
+                total[name] = weight * t if name not in total else total[name] + weight * t
         flags = torch.stack(finite)
         if not bool(flags.all()):
             self._raise_non_finite(int((~flags).nonzero()[0, 0]))
@@ -231,7 +228,12 @@ def _prepare(
         raise TypeError(msg)
     loss = batch_loss or _default_batch_loss(loss_fn or nn.functional.cross_entropy)
     fm = FunctionalModel(
-        model, names, loss, batchnorm=options["batchnorm"], dropout=options["dropout"]
+        model,
+        names,
+        loss,
+        batchnorm=options["batchnorm"],
+        dropout=options["dropout"],
+        seed=options["seed"],
     )
     if batches is None:
         device = fm.primal[names[0]].device
@@ -437,9 +439,9 @@ def torch_hessian(
     """
     check_choice("hvp", hvp, HVP_METHODS)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data}
+    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
     fm, batches = _prepare(model, data, loss_fn, params, batch_loss, options)
-    return _hessian(fm, batches, hvp, chunk, reuse_graph, compile, seed)
+    return _hessian(fm, batches, hvp, chunk, reuse_graph, compile)
 
 
 def _hessian(
@@ -449,7 +451,6 @@ def _hessian(
     chunk: int | None,
     reuse_graph: bool | None,
     compile: bool,
-    seed: int,
 ) -> TorchCurvature:
     method, ratios = _choose_method(fm, batches, hvp, chunk)
     fresh_fn = forward_over_reverse if method == "forward-over-reverse" else double_backward
@@ -462,7 +463,7 @@ def _hessian(
             return vjp_of_gradient(graphs[index], fm.names, tangents, retain=True)
         return fresh_fn(fm, batch, tangents, chunk)
 
-    op = TorchCurvature(fm, batches, product, seed=seed, kind="Hessian")
+    op = TorchCurvature(fm, batches, product, kind="Hessian")
     op.hvp = (
         method
         if not graphs
@@ -514,14 +515,14 @@ def torch_ggn(
     True
     """
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data}
+    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
     loss = loss_fn or nn.functional.cross_entropy
     fm, batches = _prepare(model, data, loss, params, None, options)
 
     def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
         return ggn(fm, batch, tangents, chunk, loss)
 
-    return TorchCurvature(fm, batches, product, seed=seed, kind="GGN")
+    return TorchCurvature(fm, batches, product, kind="GGN")
 
 
 def torch_layer_hessians(
@@ -553,7 +554,7 @@ def torch_layer_hessians(
     if not isinstance(model, nn.Module):
         msg = f"model must be a torch.nn.Module, got {type(model).__name__}"
         raise TypeError(msg)
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     if by == "parameter":
         groups = {name: [name] for name in trainable}
     else:
@@ -570,13 +571,14 @@ def torch_layer_hessians(
         "batchnorm": options.pop("batchnorm", "train"),
         "dropout": options.pop("dropout", False),
         "cache_data": options.pop("cache_data", None),
+        "seed": options.pop("seed", 0),
     }
     batch_loss = options.pop("batch_loss", None)
     hvp = check_choice("hvp", options.pop("hvp", "auto"), HVP_METHODS)
     chunk_size = options.pop("chunk_size", None)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     reuse_graph = options.pop("reuse_graph", False)
-    compile_, seed = options.pop("compile", False), options.pop("seed", 0)
+    compile_ = options.pop("compile", False)
     if options:
         msg = f"unknown options for torch_layer_hessians: {sorted(options)}"
         raise TypeError(msg)
@@ -584,7 +586,7 @@ def torch_layer_hessians(
     batches = None
     for name, names in groups.items():
         fm, batches = _prepare(model, data, loss_fn, names, batch_loss, settings, batches)
-        result[name] = _hessian(fm, batches, hvp, chunk, reuse_graph, compile_, seed)
+        result[name] = _hessian(fm, batches, hvp, chunk, reuse_graph, compile_)
         if hvp == "auto":  # the first block's timing decides for all
             hvp = result[name].hvp.rsplit(" ", 1)[-1]
     return result

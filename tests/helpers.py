@@ -65,7 +65,10 @@ def need(backend: Backend) -> Any:
     a requested backend that is missing fails.
     """
     if backend not in requested_backends():
-        pytest.skip(f"backend {backend.value!r} not requested in SLQ_TEST_BACKENDS")
+        pytest.skip(
+            f"backend {backend.value!r} not requested in SLQ_TEST_BACKENDS",
+            allow_module_level=True,
+        )
     backend.require()
     return importlib.import_module(backend.value)
 
