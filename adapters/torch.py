@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from slq.adapters._common import names_of
@@ -24,6 +24,8 @@ from slq.adapters._torch_func import (
     forward_over_reverse,
     ggn,
     gradient_graph,
+    linearized_hessian,
+    linearized_products,
     vjp_of_gradient,
 )
 from torch import nn
@@ -319,25 +321,81 @@ def _retain_budget(device: torch.device) -> int:
     return DEFAULT_RETAIN_BYTES
 
 
-def _retained_graphs(
-    fm: FunctionalModel, batches: Batches, reuse_graph: bool | None
-) -> dict[int, Any]:
-    """Keep gradient graphs for as many batches as fit, so their products skip the primal pass."""
-    if reuse_graph is False:
-        return {}
-    budget = math.inf if reuse_graph else _retain_budget(batches.device)
-    graphs: dict[int, Any] = {}
-    used = 0
-    for index, batch, _ in batches:
-        graph, size = _graph_bytes(fm, batch)
-        if used + size > budget:
+class _Kept(NamedTuple):
+    """Per-batch state kept between products so that they skip the primal pass."""
+
+    kind: str  # "graph" (double backward through it) or "linearized" (torch.func.linearize)
+    by_batch: dict[int, Any]
+    batched: bool  # apply a linearized product to k tangents with vmap, else one at a time
+
+
+def _kept_count(
+    fm: FunctionalModel, batches: Batches, reuse_primal: bool | None
+) -> tuple[int, Any]:
+    """How many leading batches fit the budget, by the first batch's measured graph size."""
+    if reuse_primal is False:
+        return 0, None
+    graph, size = _graph_bytes(fm, batches.first())
+    budget = math.inf if reuse_primal else _retain_budget(batches.device)
+    per_example = size / batches.sizes[0]
+    count, used = 0, 0.0
+    for batch_size in batches.sizes:
+        used += per_example * batch_size
+        if used > budget:
             break
-        graphs[index] = graph
-        used += size
-    logger.debug(
-        "torch_hessian: kept gradient graphs of %d batches (%.1f MB)", len(graphs), used / 1e6
-    )
-    return graphs
+        count += 1
+    logger.debug("torch_hessian: %.1f MB of graph per batch of %d", size / 1e6, batches.sizes[0])
+    return count, graph
+
+
+def _fastest_reuse(
+    fm: FunctionalModel, graph: Any, batch: Any, chunk: int | None, graph_allowed: bool
+) -> tuple[str, bool]:
+    """Time the ways of reusing the primal pass on 8 tangents; return (kind, batched)."""
+    tangents = {
+        n: torch.ones(8, *t.shape, dtype=t.dtype, device=t.device) for n, t in fm.primal.items()
+    }
+    device = fm.primal[fm.names[0]].device
+    times: dict[tuple[str, bool], float] = {}
+    if graph_allowed:
+        times[("graph", False)] = _timed(
+            device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True)
+        )
+    try:
+        product = linearized_hessian(fm, batch)
+    except Exception as err:  # torch.func raises many kinds for models it cannot trace
+        logger.info("torch_hessian: torch.func.linearize unavailable (%s)", err)
+        return "graph", False
+    for batched in (False, True):
+        try:
+            times[("linearized", batched)] = _timed(
+                device,
+                lambda: linearized_products(product, tangents, batched, chunk),  # noqa: B023
+            )
+        except Exception:  # an op without a vmap rule: the loop stays available
+            continue
+    return min(times, key=times.__getitem__)
+
+
+def _keep_primals(
+    fm: FunctionalModel, batches: Batches, reuse_primal: bool | None, method: str, chunk: int | None
+) -> _Kept:
+    """Keep, for as many batches as fit, what makes their products skip the primal pass."""
+    count, graph = _kept_count(fm, batches, reuse_primal)
+    if count == 0:
+        return _Kept("graph", {}, False)
+    kind, batched = "graph", False
+    if method != "double-backward" and not fm.stochastic:
+        kind, batched = _fastest_reuse(fm, graph, batches.first(), chunk, method == "auto")
+    by_batch: dict[int, Any] = {}
+    for index, batch, _ in batches:
+        if index >= count:
+            break
+        if kind == "graph":
+            by_batch[index] = graph if index == 0 else gradient_graph(fm, batch)
+        else:
+            by_batch[index] = linearized_hessian(fm, batch)
+    return _Kept(kind, by_batch, batched)
 
 
 def torch_hessian(
@@ -349,7 +407,7 @@ def torch_hessian(
     batch_loss: Callable[[nn.Module, Any], Any] | None = None,
     batchnorm: str = "train",
     hvp: str = "auto",
-    reuse_graph: bool | None = None,
+    reuse_primal: bool | None = None,
     chunk_size: int | None = None,
     cache_data: bool | None = None,
     compile: bool = False,
@@ -394,12 +452,15 @@ def torch_hessian(
         gradient's graph. "auto" times both on the first batch, keeps the faster,
         falls back to double-backward when torch.func cannot trace the model,
         and logs its choice with the measured HVP / gradient time ratios.
-    reuse_graph : bool, optional
-        Keep each batch's gradient graph between products, so that a product
-        costs only the second backward pass (about one gradient) instead of a
-        fresh forward and gradient. None (default): for as many batches as fit
-        in 2 GiB on the CPU or half of the free GPU memory, measured on the
-        first batch's graph; the rest are computed fresh.
+    reuse_primal : bool, optional
+        Keep, per batch, the part of a product that does not depend on the
+        vector, so that each product costs only its tangent part instead of a
+        fresh forward and gradient: the gradient's graph (double backward
+        through it), or the gradient linearized by ``torch.func.linearize``
+        (forward-over-reverse). "auto" keeps whichever is faster on the first
+        batch; an explicit `hvp` keeps its own kind. None (default): for as many
+        batches as fit in 2 GiB on the CPU or half of the free GPU memory,
+        measured on the first batch's graph; the rest are computed fresh.
     chunk_size : int, optional
         At most this many vectors at once in `matmat` (``vmap`` chunks), to bound
         memory; default all k.
@@ -441,7 +502,7 @@ def torch_hessian(
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
     fm, batches = _prepare(model, data, loss_fn, params, batch_loss, options)
-    return _hessian(fm, batches, hvp, chunk, reuse_graph, compile)
+    return _hessian(fm, batches, hvp, chunk, reuse_primal, compile)
 
 
 def _hessian(
@@ -449,35 +510,41 @@ def _hessian(
     batches: Batches,
     hvp: str,
     chunk: int | None,
-    reuse_graph: bool | None,
+    reuse_primal: bool | None,
     compile: bool,
 ) -> TorchCurvature:
     method, ratios = _choose_method(fm, batches, hvp, chunk)
     fresh_fn = forward_over_reverse if method == "forward-over-reverse" else double_backward
     if compile and method == "forward-over-reverse":
         fresh_fn = torch.compile(fresh_fn)
-    graphs = _retained_graphs(fm, batches, reuse_graph)
+    # "auto" reuses the primal whichever way is faster (a retained graph, or the
+    # linearized gradient where torch.func can trace the model); an explicit method
+    # keeps to its own kind.
+    reuse_method = "auto" if hvp == "auto" and "forward-over-reverse" in ratios else method
+    kept = _keep_primals(fm, batches, reuse_primal, reuse_method, chunk)
 
     def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
-        if index in graphs:
-            return vjp_of_gradient(graphs[index], fm.names, tangents, retain=True)
-        return fresh_fn(fm, batch, tangents, chunk)
+        state = kept.by_batch.get(index)
+        if state is None:
+            return fresh_fn(fm, batch, tangents, chunk)
+        if kept.kind == "graph":
+            return vjp_of_gradient(state, fm.names, tangents, retain=True)
+        return linearized_products(state, tangents, kept.batched, chunk)
 
     op = TorchCurvature(fm, batches, product, kind="Hessian")
-    op.hvp = (
-        method
-        if not graphs
-        else f"retained graph ({len(graphs)}/{batches.num_batches} batches), else {method}"
+    reuse = (
+        f"{'retained graph' if kept.kind == 'graph' else 'linearized gradient'}"
+        f"{' (vmapped)' if kept.batched else ''} for {len(kept.by_batch)}/{batches.num_batches}"
+        " batches"
     )
+    op.hvp = f"{reuse}, else {method}" if kept.by_batch else method
     logger.info(
         "torch_hessian: n=%d, %d examples; fresh HVP by %s (%s a gradient); %s",
         op.shape[0],
         batches.num_examples,
         method,
         ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items()),
-        f"gradient graphs kept for {len(graphs)}/{batches.num_batches} batches"
-        if graphs
-        else "no graphs kept",
+        reuse if kept.by_batch else "primal pass not kept",
     )
     return op
 
@@ -538,7 +605,7 @@ def torch_layer_hessians(
     Each block is the Hessian with respect to one module's own parameters
     (``by="module"``) or one parameter tensor (``by="parameter"``), the others
     held fixed; the data is read once and shared. Options are those of
-    `torch_hessian`; gradient graphs are not kept (``reuse_graph=False``)
+    `torch_hessian`; gradient graphs are not kept (``reuse_primal=False``)
     unless asked, since each block would keep its own.
 
     Examples
@@ -577,7 +644,7 @@ def torch_layer_hessians(
     hvp = check_choice("hvp", options.pop("hvp", "auto"), HVP_METHODS)
     chunk_size = options.pop("chunk_size", None)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    reuse_graph = options.pop("reuse_graph", False)
+    reuse_primal = options.pop("reuse_primal", False)
     compile_ = options.pop("compile", False)
     if options:
         msg = f"unknown options for torch_layer_hessians: {sorted(options)}"
@@ -586,7 +653,7 @@ def torch_layer_hessians(
     batches = None
     for name, names in groups.items():
         fm, batches = _prepare(model, data, loss_fn, names, batch_loss, settings, batches)
-        result[name] = _hessian(fm, batches, hvp, chunk, reuse_graph, compile_)
+        result[name] = _hessian(fm, batches, hvp, chunk, reuse_primal, compile_)
         if hvp == "auto":  # the first block's timing decides for all
             hvp = result[name].hvp.rsplit(" ", 1)[-1]
     return result

@@ -58,12 +58,12 @@ def check_density(op, dense: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("hvp", METHODS)
-@pytest.mark.parametrize("reuse_graph", [False, True])
-def test_mlp_matches_the_dense_hessian(hvp: str, reuse_graph: bool) -> None:
+@pytest.mark.parametrize("reuse_primal", [False, True])
+def test_mlp_matches_the_dense_hessian(hvp: str, reuse_primal: bool) -> None:
     torch.manual_seed(0)
     model = mlp().double()
     x, y = data(40)
-    op = adapters.torch_hessian(model, (x, y), hvp=hvp, reuse_graph=reuse_graph)
+    op = adapters.torch_hessian(model, (x, y), hvp=hvp, reuse_primal=reuse_primal)
     dense = dense_hessian(model, [(x, y)], cross_entropy_batch_loss)
     check_products(op, dense)
     check_density(op, dense)
@@ -255,9 +255,9 @@ def test_chunked_matmat_equals_unchunked() -> None:
     model = mlp().double()
     x, y = data(20)
     v = torch.randn(sum(p.numel() for p in model.parameters()), 5, dtype=torch.float64)
-    whole = adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_graph=False)
+    whole = adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_primal=False)
     chunked = adapters.torch_hessian(
-        model, (x, y), hvp="forward-over-reverse", reuse_graph=False, chunk_size=2
+        model, (x, y), hvp="forward-over-reverse", reuse_primal=False, chunk_size=2
     )
     torch.testing.assert_close(chunked.matmat(v), whole.matmat(v), rtol=1e-12, atol=1e-13)
 
@@ -267,7 +267,7 @@ def test_streamed_data_equals_cached_data() -> None:
     x, y = data(30)
     batches = split(x, y, [10, 10, 10])
     cached = adapters.torch_hessian(model, batches, cache_data=True)
-    streamed = adapters.torch_hessian(model, batches, cache_data=False, reuse_graph=False)
+    streamed = adapters.torch_hessian(model, batches, cache_data=False, reuse_primal=False)
     v = torch.randn(cached.shape[0], dtype=torch.float64)
     torch.testing.assert_close(streamed.matvec(v), cached.matvec(v), rtol=1e-12, atol=1e-13)
 
@@ -275,9 +275,9 @@ def test_streamed_data_equals_cached_data() -> None:
 def test_compiled_products_match() -> None:
     model = mlp().double()
     x, y = data(16)
-    plain = adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_graph=False)
+    plain = adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_primal=False)
     compiled = adapters.torch_hessian(
-        model, (x, y), hvp="forward-over-reverse", reuse_graph=False, compile=True
+        model, (x, y), hvp="forward-over-reverse", reuse_primal=False, compile=True
     )
     v = torch.randn(plain.shape[0], dtype=torch.float64)
     torch.testing.assert_close(compiled.matvec(v), plain.matvec(v), rtol=1e-10, atol=1e-12)
@@ -332,7 +332,7 @@ def test_nan_on_a_later_batch_names_it() -> None:
     model = mlp().double()
     x, y = data(30)
     x[25, 0] = float("nan")
-    op = adapters.torch_hessian(model, split(x, y, [10, 10, 10]), reuse_graph=False)
+    op = adapters.torch_hessian(model, split(x, y, [10, 10, 10]), reuse_primal=False)
     with pytest.raises(FloatingPointError, match=r"not finite on batch 2 \(the loss is nan\)"):
         op.matvec(torch.ones(op.shape[0], dtype=torch.float64))
 
@@ -441,3 +441,25 @@ def test_cuda_run_stays_on_the_gpu() -> None:
     torch.testing.assert_close(
         check_products_on, dense @ torch.ones(op.shape[0], dtype=torch.float64)
     )
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_linearized_products_match_the_dense_hessian(batched: bool) -> None:
+    from slq.adapters._torch_func import linearized_hessian, linearized_products
+
+    torch.manual_seed(12)
+    model = mlp().double()
+    x, y = data(30)
+    op = adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_primal=True)
+    assert op.hvp.startswith("linearized gradient")
+    fm = op._fm
+    dense = dense_hessian(model, [(x, y)], cross_entropy_batch_loss)
+    v = torch.randn(op.shape[0], 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    rows = v.T
+    tangents = {
+        name: part.reshape(3, *op.shapes[name])
+        for name, part in zip(op.names, rows.split(op._sizes, dim=1), strict=True)
+    }
+    out = linearized_products(linearized_hessian(fm, (x, y)), tangents, batched, chunk=None)
+    flat = torch.cat([out[name].reshape(3, -1) for name in op.names], dim=1).T
+    torch.testing.assert_close(flat, dense @ v, rtol=1e-10, atol=1e-12)
