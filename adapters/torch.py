@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from slq.adapters._common import names_of
@@ -23,11 +22,10 @@ from slq.adapters._torch_func import (
     double_backward,
     forward_over_reverse,
     ggn,
-    gradient_graph,
-    linearized_hessian,
     linearized_products,
     vjp_of_gradient,
 )
+from slq.adapters._torch_plan import plan_products
 from torch import nn
 
 from slq._validate import check_choice, check_positive_int
@@ -37,10 +35,6 @@ __all__ = ["TorchCurvature", "torch_ggn", "torch_hessian", "torch_layer_hessians
 logger = logging.getLogger("slq")
 
 HVP_METHODS = ("auto", "forward-over-reverse", "double-backward")
-
-DEFAULT_RETAIN_BYTES = 2 << 30
-"""Gradient graphs are kept across products while they take at most this (2 GiB) on the CPU;
-on a GPU, at most half of its free memory."""
 
 Product = Callable[[int, Any, Tangents], Tangents]
 
@@ -249,155 +243,6 @@ def _prepare(
     return fm, batches
 
 
-def _timed(device: torch.device, f: Callable[[], Any], repeat: int = 2) -> float:
-    """Best wall time of `f` over `repeat` calls after one warm-up, synchronising a GPU."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    f()
-    best = math.inf
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        f()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _gradient_time(fm: FunctionalModel, batch: Any) -> float:
-    leaves = [fm.primal[n].detach().requires_grad_() for n in fm.names]
-
-    def gradient() -> None:
-        with torch.enable_grad():
-            torch.autograd.grad(
-                fm.loss(dict(zip(fm.names, leaves, strict=True)), batch), leaves, allow_unused=True
-            )
-
-    return _timed(leaves[0].device, gradient)
-
-
-def _choose_method(
-    fm: FunctionalModel, batches: Batches, hvp: str, chunk: int | None
-) -> tuple[str, dict[str, float]]:
-    """Return the fresh-HVP method to use and the measured HVP / gradient time ratios."""
-    batch = batches.first()
-    probe = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
-    gradient = _gradient_time(fm, batch)
-    methods = {"forward-over-reverse": forward_over_reverse, "double-backward": double_backward}
-    candidates = list(methods) if hvp == "auto" else [hvp]
-    ratios: dict[str, float] = {}
-    device = fm.primal[fm.names[0]].device
-    for name in candidates:
-        method = methods[name]
-        try:
-            ratios[name] = _timed(device, lambda: method(fm, batch, probe, chunk)) / gradient  # noqa: B023
-        except Exception as err:  # torch.func raises many kinds for models it cannot trace
-            if hvp != "auto" or name == "double-backward":
-                raise
-            logger.info(
-                "torch_hessian: forward-over-reverse unavailable (%s); using double-backward", err
-            )
-    chosen = min(ratios, key=ratios.__getitem__)
-    return chosen, ratios
-
-
-def _graph_bytes(fm: FunctionalModel, batch: Any) -> tuple[Any, int]:
-    """Build one batch's gradient graph and measure the tensors it keeps alive."""
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        graph = gradient_graph(fm, batch)
-    return graph, sum(seen.values())
-
-
-def _retain_budget(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free // 2
-    return DEFAULT_RETAIN_BYTES
-
-
-class _Kept(NamedTuple):
-    """Per-batch state kept between products so that they skip the primal pass."""
-
-    kind: str  # "graph" (double backward through it) or "linearized" (torch.func.linearize)
-    by_batch: dict[int, Any]
-    batched: bool  # apply a linearized product to k tangents with vmap, else one at a time
-
-
-def _kept_count(
-    fm: FunctionalModel, batches: Batches, reuse_primal: bool | None
-) -> tuple[int, Any]:
-    """How many leading batches fit the budget, by the first batch's measured graph size."""
-    if reuse_primal is False:
-        return 0, None
-    graph, size = _graph_bytes(fm, batches.first())
-    budget = math.inf if reuse_primal else _retain_budget(batches.device)
-    per_example = size / batches.sizes[0]
-    count, used = 0, 0.0
-    for batch_size in batches.sizes:
-        used += per_example * batch_size
-        if used > budget:
-            break
-        count += 1
-    logger.debug("torch_hessian: %.1f MB of graph per batch of %d", size / 1e6, batches.sizes[0])
-    return count, graph
-
-
-def _fastest_reuse(
-    fm: FunctionalModel, graph: Any, batch: Any, chunk: int | None, graph_allowed: bool
-) -> tuple[str, bool]:
-    """Time the ways of reusing the primal pass on 8 tangents; return (kind, batched)."""
-    tangents = {
-        n: torch.ones(8, *t.shape, dtype=t.dtype, device=t.device) for n, t in fm.primal.items()
-    }
-    device = fm.primal[fm.names[0]].device
-    times: dict[tuple[str, bool], float] = {}
-    if graph_allowed:
-        times[("graph", False)] = _timed(
-            device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True)
-        )
-    try:
-        product = linearized_hessian(fm, batch)
-    except Exception as err:  # torch.func raises many kinds for models it cannot trace
-        logger.info("torch_hessian: torch.func.linearize unavailable (%s)", err)
-        return "graph", False
-    for batched in (False, True):
-        try:
-            times[("linearized", batched)] = _timed(
-                device,
-                lambda: linearized_products(product, tangents, batched, chunk),  # noqa: B023
-            )
-        except Exception:  # an op without a vmap rule: the loop stays available
-            continue
-    return min(times, key=times.__getitem__)
-
-
-def _keep_primals(
-    fm: FunctionalModel, batches: Batches, reuse_primal: bool | None, method: str, chunk: int | None
-) -> _Kept:
-    """Keep, for as many batches as fit, what makes their products skip the primal pass."""
-    count, graph = _kept_count(fm, batches, reuse_primal)
-    if count == 0:
-        return _Kept("graph", {}, False)
-    kind, batched = "graph", False
-    if method != "double-backward" and not fm.stochastic:
-        kind, batched = _fastest_reuse(fm, graph, batches.first(), chunk, method == "auto")
-    by_batch: dict[int, Any] = {}
-    for index, batch, _ in batches:
-        if index >= count:
-            break
-        if kind == "graph":
-            by_batch[index] = graph if index == 0 else gradient_graph(fm, batch)
-        else:
-            by_batch[index] = linearized_hessian(fm, batch)
-    return _Kept(kind, by_batch, batched)
-
-
 def torch_hessian(
     model: nn.Module,
     data: Any,
@@ -513,15 +358,11 @@ def _hessian(
     reuse_primal: bool | None,
     compile: bool,
 ) -> TorchCurvature:
-    method, ratios = _choose_method(fm, batches, hvp, chunk)
-    fresh_fn = forward_over_reverse if method == "forward-over-reverse" else double_backward
-    if compile and method == "forward-over-reverse":
+    plan = plan_products(fm, batches, hvp, chunk, reuse_primal)
+    fresh_fn = forward_over_reverse if plan.method == "forward-over-reverse" else double_backward
+    if compile and plan.method == "forward-over-reverse":
         fresh_fn = torch.compile(fresh_fn)
-    # "auto" reuses the primal whichever way is faster (a retained graph, or the
-    # linearized gradient where torch.func can trace the model); an explicit method
-    # keeps to its own kind.
-    reuse_method = "auto" if hvp == "auto" and "forward-over-reverse" in ratios else method
-    kept = _keep_primals(fm, batches, reuse_primal, reuse_method, chunk)
+    kept = plan.kept
 
     def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
         state = kept.by_batch.get(index)
@@ -532,19 +373,13 @@ def _hessian(
         return linearized_products(state, tangents, kept.batched, chunk)
 
     op = TorchCurvature(fm, batches, product, kind="Hessian")
-    reuse = (
-        f"{'retained graph' if kept.kind == 'graph' else 'linearized gradient'}"
-        f"{' (vmapped)' if kept.batched else ''} for {len(kept.by_batch)}/{batches.num_batches}"
-        " batches"
-    )
-    op.hvp = f"{reuse}, else {method}" if kept.by_batch else method
+    op.hvp = plan.describe(batches.num_batches)
     logger.info(
-        "torch_hessian: n=%d, %d examples; fresh HVP by %s (%s a gradient); %s",
+        "torch_hessian: n=%d, %d examples; %s; time per product / gradient: %s",
         op.shape[0],
         batches.num_examples,
-        method,
-        ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items()),
-        reuse if kept.by_batch else "primal pass not kept",
+        op.hvp,
+        ", ".join(f"{name} {ratio:.2f}x" for name, ratio in plan.ratios.items()),
     )
     return op
 

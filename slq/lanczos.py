@@ -126,9 +126,11 @@ def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
     block = 1 if array_api_compat.is_writeable_array(basis) else _SHAPE_BLOCK
     stored = basis[:, : min(basis.shape[1], -(-(j + 1) // block) * block), :]
     stored_t = xp.matrix_transpose(stored)
+    # Row-vector products, (1, n) @ (n, j) and (1, j) @ (j, n) per probe: measured up to
+    # 10x faster than the column-vector form in torch on the CPU, and no slower in numpy.
     for _ in range(2):
-        coefficients = stored @ w[:, :, None]
-        w = w - (stored_t @ coefficients)[:, :, 0]
+        coefficients = w[:, None, :] @ stored_t
+        w = w - (coefficients @ stored)[:, 0, :]
     return w
 
 

@@ -237,18 +237,22 @@ def test_flatten_and_unflatten_round_trip() -> None:
         op.flatten({k: t for k, t in parts.items() if k != "2.bias"})
 
 
-def test_auto_logs_its_choice(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("reuse_primal", [None, False])
+def test_auto_logs_its_choice(caplog: pytest.LogCaptureFixture, reuse_primal) -> None:
     model = mlp().double()
     with caplog.at_level(logging.INFO, logger="slq"):
-        op = adapters.torch_hessian(model, data(20), hvp="auto")
+        op = adapters.torch_hessian(model, data(20), hvp="auto", reuse_primal=reuse_primal)
     message = " ".join(r.getMessage() for r in caplog.records)
-    assert (
-        "fresh HVP by" in message
-        and "forward-over-reverse" in message
-        and "double-backward" in message
-    )
-    assert "x a gradient" in message
-    assert op.hvp.endswith(("forward-over-reverse", "double-backward"))
+    assert op.hvp in message
+    assert "time per product / gradient" in message
+    if reuse_primal is False:  # fresh products only: both methods were timed
+        assert "forward-over-reverse " in message
+        assert "double-backward " in message
+        assert op.hvp in ("forward-over-reverse", "double-backward")
+    else:  # the only batch is kept: both ways of keeping it were timed
+        assert "graph " in message
+        assert "linearized " in message
+        assert op.hvp.startswith(("retained graph", "linearized gradient"))
 
 
 def test_chunked_matmat_equals_unchunked() -> None:

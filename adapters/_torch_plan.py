@@ -1,0 +1,218 @@
+"""How a torch Hessian product is computed: measured once, on the first batch.
+
+A fresh exact product repeats the forward pass and the gradient for every
+vector (about 3 gradients of work). What does not depend on the vector can be
+kept per batch instead — the gradient's graph, differentiated again for each
+vector, or the gradient linearized by ``torch.func.linearize`` — so that each
+product costs only its tangent part. This module measures the options on the
+first batch and picks the fastest that fits in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from slq.adapters._torch_data import Batches
+from slq.adapters._torch_func import (
+    FunctionalModel,
+    double_backward,
+    forward_over_reverse,
+    gradient_graph,
+    linearized_hessian,
+    linearized_products,
+    vjp_of_gradient,
+)
+
+__all__ = ["DEFAULT_RETAIN_BYTES", "Kept", "Plan", "plan_products"]
+
+logger = logging.getLogger("slq")
+
+DEFAULT_RETAIN_BYTES = 2 << 30
+"""Per-batch state is kept while it takes at most this (2 GiB) on the CPU; on a GPU, at
+most half of its free memory."""
+
+_FRESH = {"forward-over-reverse": forward_over_reverse, "double-backward": double_backward}
+
+
+class Kept(NamedTuple):
+    """Per-batch state kept between products so that they skip the primal pass."""
+
+    kind: str  # "graph" (double backward through it) or "linearized" (torch.func.linearize)
+    by_batch: dict[int, Any]
+    batched: bool  # apply a linearized product to k tangents with vmap, else one at a time
+
+
+class Plan(NamedTuple):
+    """The products' recipe: fresh method, kept state, and the measured time ratios."""
+
+    method: str  # fresh products, for the batches whose state is not kept
+    kept: Kept
+    ratios: dict[str, float]  # seconds per product / seconds per gradient, as measured
+
+    def describe(self, num_batches: int) -> str:
+        """Say in a line how products are computed."""
+        if not self.kept.by_batch:
+            return self.method
+        kind = "retained graph" if self.kept.kind == "graph" else "linearized gradient"
+        batched = " (vmapped)" if self.kept.batched else ""
+        count = f"{len(self.kept.by_batch)}/{num_batches}"
+        return f"{kind}{batched} for {count} batches, else {self.method}"
+
+
+def _timed(device: torch.device, f: Callable[[], Any], repeat: int = 1) -> float:
+    """Best wall time of `f` over `repeat` calls after one warm-up, synchronising a GPU."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    f()
+    best = math.inf
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        f()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _gradient_seconds(fm: FunctionalModel, batch: Any) -> float:
+    leaves = [fm.primal[n].detach().requires_grad_() for n in fm.names]
+
+    def gradient() -> None:
+        with torch.enable_grad():
+            loss = fm.loss(dict(zip(fm.names, leaves, strict=True)), batch)
+            torch.autograd.grad(loss, leaves, allow_unused=True)
+
+    return _timed(leaves[0].device, gradient, repeat=2)
+
+
+def _fresh_ratios(
+    fm: FunctionalModel, batch: Any, candidates: list[str], chunk: int | None, gradient: float
+) -> dict[str, float]:
+    """Time fresh products; forward-over-reverse may be untraceable, double backward not."""
+    tangent = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
+    device = fm.primal[fm.names[0]].device
+    ratios: dict[str, float] = {}
+    for name in candidates:
+        method = _FRESH[name]
+        try:
+            seconds = _timed(device, lambda: method(fm, batch, tangent, chunk), repeat=2)  # noqa: B023
+        except Exception as err:  # torch.func raises many kinds for models it cannot trace
+            if name == "double-backward" or len(candidates) == 1:
+                raise
+            logger.info("torch_hessian: forward-over-reverse unavailable (%s)", err)
+            continue
+        ratios[name] = seconds / gradient
+    return ratios
+
+
+def _graph_bytes(fm: FunctionalModel, batch: Any) -> tuple[Any, int]:
+    """Build one batch's gradient graph and measure the tensors it keeps alive."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        graph = gradient_graph(fm, batch)
+    return graph, sum(seen.values())
+
+
+def _budget(device: torch.device) -> float:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 2
+    return DEFAULT_RETAIN_BYTES
+
+
+def _kept_count(batches: Batches, bytes_first: int, reuse_primal: bool | None) -> int:
+    """How many leading batches' state fits, scaling the first batch's size per example."""
+    budget = math.inf if reuse_primal else _budget(batches.device)
+    per_example = bytes_first / batches.sizes[0]
+    used, count = 0.0, 0
+    for size in batches.sizes:
+        used += per_example * size
+        if used > budget:
+            break
+        count += 1
+    return count
+
+
+def _reuse_ratios(
+    fm: FunctionalModel,
+    graph: Any,
+    batch: Any,
+    kinds: list[str],
+    chunk: int | None,
+    gradient: float,
+) -> tuple[dict[tuple[str, bool], float], Any]:
+    """Time each way of reusing the primal pass, per vector of a batch of 8.
+
+    Returns the ratios and the first batch's linearized product (None if not built).
+    """
+    tangents = {
+        n: torch.ones(8, *t.shape, dtype=t.dtype, device=t.device) for n, t in fm.primal.items()
+    }
+    device = fm.primal[fm.names[0]].device
+    ratios: dict[tuple[str, bool], float] = {}
+    if "graph" in kinds:
+        seconds = _timed(device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True))
+        ratios[("graph", False)] = seconds / 8 / gradient
+    product = None
+    if "linearized" in kinds and not fm.stochastic:  # a traced product would redraw dropout masks
+        try:
+            product = linearized_hessian(fm, batch)
+        except Exception as err:  # torch.func raises many kinds for models it cannot trace
+            logger.info("torch_hessian: torch.func.linearize unavailable (%s)", err)
+        for batched in (False, True) if product is not None else ():
+            try:
+                seconds = _timed(
+                    device,
+                    lambda: linearized_products(product, tangents, batched, chunk),  # noqa: B023
+                )
+            except Exception:  # an op without a vmap rule: the loop stays available
+                continue
+            ratios[("linearized", batched)] = seconds / 8 / gradient
+    return ratios, product
+
+
+def plan_products(
+    fm: FunctionalModel, batches: Batches, hvp: str, chunk: int | None, reuse_primal: bool | None
+) -> Plan:
+    """Measure the ways of computing products on the first batch and return the fastest plan.
+
+    `hvp` "auto" considers every way; "forward-over-reverse" keeps to it (fresh, or
+    linearized when reused); "double-backward" likewise (fresh, or a retained graph).
+    """
+    first = batches.first()
+    gradient = _gradient_seconds(fm, first)
+    graph, size = _graph_bytes(fm, first) if reuse_primal is not False else (None, 0)
+    count = _kept_count(batches, size, reuse_primal) if graph is not None else 0
+    fresh = list(_FRESH) if hvp == "auto" else [hvp]
+    # The fresh method only serves batches whose state is not kept.
+    ratios = _fresh_ratios(fm, first, fresh, chunk, gradient) if count < batches.num_batches else {}
+    method = min(ratios, key=ratios.__getitem__) if ratios else fresh[-1]
+    if count == 0:
+        return Plan(method, Kept("graph", {}, False), ratios)
+    kinds = {"auto": ["graph", "linearized"], "double-backward": ["graph"]}.get(hvp, ["linearized"])
+    reuse, product = _reuse_ratios(fm, graph, first, kinds, chunk, gradient)
+    if not reuse:  # linearize was asked for and is unavailable: keep the graph
+        reuse = {("graph", False): math.nan}
+    kind, batched = min(reuse, key=lambda key: reuse[key] if not math.isnan(reuse[key]) else 0.0)
+    ratios.update(
+        {f"{k}{' vmapped' if b else ''}": r for (k, b), r in reuse.items() if not math.isnan(r)}
+    )
+    by_batch: dict[int, Any] = {}
+    for index, batch, _ in batches:
+        if index >= count:
+            break
+        if kind == "graph":
+            by_batch[index] = graph if index == 0 else gradient_graph(fm, batch)
+        else:
+            by_batch[index] = product if index == 0 else linearized_hessian(fm, batch)
+    return Plan(method, Kept(kind, by_batch, batched), ratios)
