@@ -161,7 +161,9 @@ def _reuse_ratios(
     device = fm.primal[fm.names[0]].device
     ratios: dict[tuple[str, bool], float] = {}
     if "graph" in kinds:
-        seconds = _timed(device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True))
+        seconds = _timed(
+            device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True), repeat=2
+        )
         ratios[("graph", False)] = seconds / 8 / gradient
     product = None
     if "linearized" in kinds and not fm.stochastic:  # a traced product would redraw dropout masks
