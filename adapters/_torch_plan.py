@@ -176,6 +176,7 @@ def _reuse_ratios(
                 seconds = _timed(
                     device,
                     lambda: linearized_products(product, tangents, batched, chunk),  # noqa: B023
+                    repeat=2,
                 )
             except Exception:  # an op without a vmap rule: the loop stays available
                 continue
