@@ -151,12 +151,12 @@ def _reuse_ratios(
     chunk: int | None,
     gradient: float,
 ) -> tuple[dict[tuple[str, bool], float], Any]:
-    """Time each way of reusing the primal pass, per vector of a batch of 8.
+    """Time each way of reusing the primal pass, per vector of a batch of 4.
 
     Returns the ratios and the first batch's linearized product (None if not built).
     """
     tangents = {
-        n: torch.ones(8, *t.shape, dtype=t.dtype, device=t.device) for n, t in fm.primal.items()
+        n: torch.ones(4, *t.shape, dtype=t.dtype, device=t.device) for n, t in fm.primal.items()
     }
     device = fm.primal[fm.names[0]].device
     ratios: dict[tuple[str, bool], float] = {}
@@ -164,7 +164,7 @@ def _reuse_ratios(
         seconds = _timed(
             device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True), repeat=2
         )
-        ratios[("graph", False)] = seconds / 8 / gradient
+        ratios[("graph", False)] = seconds / 4 / gradient
     product = None
     if "linearized" in kinds and not fm.stochastic:  # a traced product would redraw dropout masks
         try:
@@ -180,7 +180,7 @@ def _reuse_ratios(
                 )
             except Exception:  # an op without a vmap rule: the loop stays available
                 continue
-            ratios[("linearized", batched)] = seconds / 8 / gradient
+            ratios[("linearized", batched)] = seconds / 4 / gradient
     return ratios, product
 
 

@@ -80,8 +80,7 @@ def test_cnn_with_batchnorm_in_both_modes(batchnorm: str, hvp: str) -> None:
     op = adapters.torch_hessian(model, batches, batchnorm=batchnorm, hvp=hvp)
     dense = dense_hessian(model, batches, cross_entropy_batch_loss, mode=batchnorm)
     check_products(op, dense)
-    if batchnorm == "eval":
-        check_density(op, dense)
+    check_density(op, dense)
 
 
 def test_batchnorm_modes_differ_and_running_stats_never_change() -> None:
@@ -467,3 +466,34 @@ def test_linearized_products_match_the_dense_hessian(batched: bool) -> None:
     out = linearized_products(linearized_hessian(fm, (x, y)), tangents, batched, chunk=None)
     flat = torch.cat([out[name].reshape(3, -1) for name in op.names], dim=1).T
     torch.testing.assert_close(flat, dense @ v, rtol=1e-10, atol=1e-12)
+
+
+class ItemScaled(nn.Module):
+    """Reads a parameter's value with .item(): autograd can, torch.func transforms cannot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 + 0.1 * self.body[0].bias.sum().item()
+        return self.body(x) * scale
+
+
+def test_auto_falls_back_to_double_backward_when_torch_func_cannot_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    torch.manual_seed(13)
+    model = ItemScaled().double()
+    x, y = data(20)
+    with caplog.at_level(logging.INFO, logger="slq"):
+        op = adapters.torch_hessian(model, split(x, y, [10, 10]), reuse_primal=False)
+        kept = adapters.torch_hessian(model, (x, y))
+    assert op.hvp == "double-backward"
+    assert kept.hvp.startswith("retained graph")
+    assert "forward-over-reverse unavailable" in caplog.text
+    dense = dense_hessian(model, split(x, y, [10, 10]), cross_entropy_batch_loss)
+    check_products(op, dense)
+    check_products(kept, dense)
+    with pytest.raises(RuntimeError):
+        adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_primal=False)
