@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
@@ -468,23 +469,36 @@ def test_linearized_products_match_the_dense_hessian(batched: bool) -> None:
     torch.testing.assert_close(flat, dense @ v, rtol=1e-10, atol=1e-12)
 
 
-class ItemScaled(nn.Module):
-    """Reads a parameter's value with .item(): autograd can, torch.func transforms cannot."""
+class LegacyTanh(torch.autograd.Function):
+    """An autograd.Function without setup_context: autograd can differentiate it twice,
+    torch.func transforms refuse it."""
 
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+class LegacyActivation(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = mlp()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = 1.0 + 0.1 * self.body[0].bias.sum().item()
-        return self.body(x) * scale
+        return self.body[2](LegacyTanh.apply(self.body[0](x)))
 
 
 def test_auto_falls_back_to_double_backward_when_torch_func_cannot_trace(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     torch.manual_seed(13)
-    model = ItemScaled().double()
+    model = LegacyActivation().double()
     x, y = data(20)
     with caplog.at_level(logging.INFO, logger="slq"):
         op = adapters.torch_hessian(model, split(x, y, [10, 10]), reuse_primal=False)
