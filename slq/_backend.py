@@ -7,8 +7,10 @@ framework is already imported.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
@@ -19,10 +21,11 @@ __all__ = [
     "check_real_floating",
     "contiguous_rows",
     "eps",
+    "jax_jit",
     "library_name",
     "like_from_dtype",
     "namespace_and_device",
-    "set_row",
+    "store_row",
     "to_host",
 ]
 
@@ -143,10 +146,35 @@ def contiguous_rows(x: Any, xp: Any) -> Any:
     return xp.reshape(xp.reshape(x, (-1,)), x.shape)
 
 
-def set_row(store: Any, index: tuple[Any, ...], value: Any) -> Any:
-    """Return `store` with `store[index] = value`, in place where the library allows it."""
-    if array_api_compat.is_writeable_array(store):
-        store[index] = value
-        return store
-    # JAX arrays are immutable; outside of jit this is a copy.
-    return store.at[index].set(value)
+def store_row(basis: Any, j: int, rows: Any) -> Any:
+    """Return `basis` (k, m, n) with ``basis[:, j, :] = rows``, in place where possible.
+
+    JAX arrays are immutable and an eager ``.at[].set`` copies the whole basis on
+    every step (measured 0.46 s per step at k=10, m=91, n=1.1e5); a jitted update
+    of a donated buffer writes only the row.
+    """
+    if array_api_compat.is_writeable_array(basis):
+        basis[:, j, :] = rows
+        return basis
+    if array_api_compat.is_jax_array(basis):
+        return jax_jit(_store_row_jax, donate_argnums=(0,))(basis, j, rows)
+    return basis.at[:, j, :].set(rows)
+
+
+def _store_row_jax(basis: Any, j: Any, rows: Any) -> Any:
+    return basis.at[:, j, :].set(rows)
+
+
+@functools.cache
+def jax_jit(
+    function: Callable[..., Any],
+    static_argnums: tuple[int, ...] = (),
+    donate_argnums: tuple[int, ...] = (),
+) -> Any:
+    """Return `function` compiled by ``jax.jit``, made once per function and options.
+
+    Only called with JAX arrays in hand, so JAX is already imported.
+    """
+    import jax
+
+    return jax.jit(function, static_argnums=static_argnums, donate_argnums=donate_argnums)
