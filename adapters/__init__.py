@@ -17,6 +17,8 @@ if __name__ != "slq.adapters":
 
 # Public name -> module that defines it; the module (and its framework) loads on first use.
 _LAZY = {
+    "JaxHessian": "jax",
+    "jax_hessian": "jax",
     "TorchCurvature": "torch",
     "torch_ggn": "torch",
     "torch_hessian": "torch",

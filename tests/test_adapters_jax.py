@@ -1,0 +1,398 @@
+"""`adapters.jax_hessian` against dense `jax.hessian`."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from helpers import Backend, need
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+need(Backend.JAX)
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+
+import slq  # noqa: E402
+from slq import adapters  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+
+def init_mlp(widths, seed=0, dtype=jnp.float64):
+    keys = jax.random.split(jax.random.key(seed), len(widths))
+    return [
+        {"w": jax.random.normal(k, (a, b), dtype) / float(np.sqrt(a)), "b": jnp.zeros(b, dtype)}
+        for k, a, b in zip(keys, widths[:-1], widths[1:], strict=False)
+    ]
+
+
+def mlp_apply(params, x, activation=jnp.tanh):
+    for layer in params[:-1]:
+        x = activation(x @ layer["w"] + layer["b"])
+    return x @ params[-1]["w"] + params[-1]["b"]
+
+
+def cross_entropy(logits, y):
+    return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(y.shape[0]), y])
+
+
+def mlp_loss(params, batch):
+    x, y = batch
+    return cross_entropy(mlp_apply(params, x), y)
+
+
+def data(n, features=4, classes=3, seed=0, dtype=jnp.float64):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.standard_normal((n, features)), dtype), jnp.asarray(
+        rng.integers(0, classes, n)
+    )
+
+
+def split(batch, sizes):
+    cuts = np.cumsum([0, *sizes])
+    return [tuple(a[s:e] for a in batch) for s, e in itertools.pairwise(cuts)]
+
+
+def dense_hessian(loss_fn, params, batches):
+    flat, unravel = ravel_pytree(params)
+    sizes = [b[0].shape[0] if isinstance(b, tuple) else b["x"].shape[0] for b in batches]
+
+    def total(f):
+        p = unravel(f)
+        return sum(n * loss_fn(p, b) for n, b in zip(sizes, batches, strict=True)) / sum(sizes)
+
+    return np.asarray(jax.jit(jax.hessian(total))(flat))
+
+
+def check_products(op, dense, rtol=1e-10):
+    v = jnp.asarray(np.random.default_rng(1).standard_normal((op.shape[0], 3)), op.dtype)
+    scale = np.abs(dense).max()
+    np.testing.assert_allclose(
+        np.asarray(op.matmat(v)), dense @ np.asarray(v), rtol=rtol, atol=rtol * scale
+    )
+    np.testing.assert_allclose(
+        np.asarray(op.matvec(v[:, 0])), dense @ np.asarray(v[:, 0]), rtol=rtol, atol=rtol * scale
+    )
+
+
+def check_density(op, dense):
+    exact = np.linalg.eigvalsh(dense)
+    dos = slq.density(op, num_steps=op.shape[0], num_probes=2, seed=0)
+    scale = np.abs(exact).max()
+    assert dos.lambda_max == pytest.approx(exact[-1], abs=1e-8 * scale)
+    assert dos.lambda_min == pytest.approx(exact[0], abs=1e-8 * scale)
+
+
+@pytest.mark.parametrize("reuse_primal", [False, True])
+def test_mlp_matches_the_dense_hessian(reuse_primal: bool) -> None:
+    params = init_mlp((4, 6, 3))
+    batch = data(40)
+    op = adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=reuse_primal)
+    assert op.hvp.startswith("linearized") == reuse_primal
+    dense = dense_hessian(mlp_loss, params, [batch])
+    check_products(op, dense)
+    check_density(op, dense)
+
+
+def conv_loss(params, batch):
+    x, y = batch  # x: (N, 1, 6, 6)
+    h = jax.lax.conv_general_dilated(x, params["kernel"], (1, 1), "VALID")
+    h = jnp.tanh(h + params["bias"][None, :, None, None]).reshape(x.shape[0], -1)
+    return cross_entropy(h @ params["head"], y)
+
+
+def test_conv_net_matches_the_dense_hessian() -> None:
+    keys = jax.random.split(jax.random.key(1), 3)
+    params = {
+        "kernel": jax.random.normal(keys[0], (2, 1, 3, 3), jnp.float64) / 3,
+        "bias": jnp.zeros(2, jnp.float64),
+        "head": jax.random.normal(keys[1], (2 * 4 * 4, 3), jnp.float64) / 6,
+    }
+    x = jax.random.normal(keys[2], (24, 1, 6, 6), jnp.float64)
+    y = jnp.arange(24) % 3
+    batches = split((x, y), [12, 12])
+    op = adapters.jax_hessian(conv_loss, params, batches)
+    dense = dense_hessian(conv_loss, params, batches)
+    check_products(op, dense)
+    check_density(op, dense)
+
+
+def bn_loss(params, state, batch, train):
+    """A BatchNorm-style layer: batch statistics in train mode, stored ones in eval mode."""
+    x, y = batch
+    h = x @ params["w1"]
+    mean, var = (h.mean(0), h.var(0)) if train else (state["mean"], state["var"])
+    h = jnp.tanh((h - mean) / jnp.sqrt(var + 1e-5) * params["scale"])
+    new_state = {"mean": 0.9 * state["mean"] + 0.1 * h.mean(0), "var": state["var"]}
+    return cross_entropy(h @ params["w2"], y), new_state
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_model_with_batchnorm_state_in_both_modes(train: bool) -> None:
+    keys = jax.random.split(jax.random.key(2), 2)
+    params = {
+        "w1": jax.random.normal(keys[0], (4, 5), jnp.float64),
+        "scale": jnp.ones(5, jnp.float64),
+        "w2": jax.random.normal(keys[1], (5, 3), jnp.float64),
+    }
+    state = {"mean": jnp.full(5, 0.1), "var": jnp.full(5, 2.0)}
+    before = jax.tree_util.tree_map(lambda a: a.copy(), state)
+
+    def loss_fn(p, batch):  # closes over the state; the updated state is discarded
+        return bn_loss(p, state, batch, train)[0]
+
+    batches = split(data(30), [15, 15])
+    op = adapters.jax_hessian(loss_fn, params, batches)
+    check_products(op, dense_hessian(loss_fn, params, batches))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state, before)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_equinox_batchnorm_in_both_modes(train: bool) -> None:
+    import equinox as eqx
+
+    key = jax.random.key(3)
+    model, state = eqx.nn.make_with_state(eqx.nn.Sequential)(
+        [
+            eqx.nn.Linear(4, 5, key=key, dtype=jnp.float64),
+            eqx.nn.BatchNorm(5, axis_name="batch", mode="batch", dtype=jnp.float64),
+            eqx.nn.Lambda(jnp.tanh),
+            eqx.nn.Linear(5, 3, key=jax.random.fold_in(key, 1), dtype=jnp.float64),
+        ]
+    )
+    model = model if train else eqx.nn.inference_mode(model)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    before = jax.tree_util.tree_map(np.asarray, state)
+
+    def loss_fn(p, batch):
+        net = eqx.combine(p, static)
+        apply = jax.vmap(net, axis_name="batch", in_axes=(0, None), out_axes=(0, None))
+        return cross_entropy(apply(batch[0], state)[0], batch[1])
+
+    batches = split(data(24), [12, 12])
+    op = adapters.jax_hessian(loss_fn, params, batches)
+    check_products(op, dense_hessian(loss_fn, params, batches))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state, before)
+
+
+# Every drawn model compiles its own products: fewer examples than the core's tests.
+@settings(max_examples=max(1, settings.default.max_examples // 2))
+@given(
+    widths=st.lists(st.integers(2, 5), min_size=1, max_size=2),
+    n=st.integers(6, 30),
+    pieces=st.integers(1, 3),
+    reuse=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_drawn_models_match_their_dense_hessian(widths, n, pieces, reuse, seed) -> None:
+    params = init_mlp((3, *widths, 2), seed)
+    batch = data(n, features=3, classes=2, seed=seed)
+    cuts = np.linspace(0, n, pieces + 1).astype(int)
+    batches = split(batch, [int(b - a) for a, b in itertools.pairwise(cuts)])
+    batches = [b for b in batches if b[0].shape[0] > 0]
+    op = adapters.jax_hessian(mlp_loss, params, batches, reuse_primal=reuse)
+    check_products(op, dense_hessian(mlp_loss, params, batches), rtol=1e-9)
+
+
+@pytest.mark.parametrize("sizes", [[40], [10, 30], [7, 13, 20]])
+def test_operator_does_not_depend_on_the_batch_split(sizes) -> None:
+    params = init_mlp((4, 6, 3))
+    batch = data(40)
+    whole = adapters.jax_hessian(mlp_loss, params, batch)
+    parts = adapters.jax_hessian(mlp_loss, params, split(batch, sizes))
+    v = jnp.asarray(np.random.default_rng(0).standard_normal((whole.shape[0], 2)))
+    np.testing.assert_allclose(
+        np.asarray(parts.matmat(v)), np.asarray(whole.matmat(v)), rtol=1e-12, atol=1e-13
+    )
+
+
+@pytest.mark.parametrize("reuse_primal", [False, True])
+def test_compiles_once_per_batch_shape_not_per_product(reuse_primal: bool) -> None:
+    params = init_mlp((4, 6, 3))
+    op = adapters.jax_hessian(
+        mlp_loss, params, split(data(37), [10, 10, 10, 7]), reuse_primal=reuse_primal
+    )
+    v = jnp.ones((op.shape[0], 2))
+    op.matmat(v)
+    op.matvec(v[:, 0])
+    assert op.traces == 4  # (2 batch shapes) x (2 numbers of columns)
+    for _ in range(5):
+        op.matmat(v)
+        op.matvec(v[:, 0])
+    assert op.traces == 4
+
+
+def test_chunked_and_streamed_equal_the_default() -> None:
+    params = init_mlp((4, 6, 3))
+    batches = split(data(30), [10, 20])
+    v = jnp.asarray(np.random.default_rng(0).standard_normal((51, 5)))
+    reference = adapters.jax_hessian(mlp_loss, params, batches).matmat(v)
+    for options in (
+        {"chunk_size": 2},
+        {"chunk_size": 8},  # more than the 5 columns: all vmapped at once
+        {"cache_data": False},
+        {"reuse_primal": False, "chunk_size": 3},
+    ):
+        out = adapters.jax_hessian(mlp_loss, params, batches, **options).matmat(v)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(reference), rtol=1e-12, atol=1e-13)
+
+
+def test_float32_parameters() -> None:
+    params = init_mlp((4, 6, 3), dtype=jnp.float32)
+    batch = data(40, dtype=jnp.float32)
+    op = adapters.jax_hessian(mlp_loss, params, batch)
+    assert op.dtype == jnp.float32
+    wide = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
+    dense = dense_hessian(mlp_loss, wide, [(batch[0].astype(jnp.float64), batch[1])])
+    check_products(op, dense.astype(np.float32), rtol=1e-4)
+
+
+def test_flatten_unflatten_and_dict_batches() -> None:
+    params = init_mlp((4, 6, 3))
+    x, y = data(20)
+
+    def dict_loss(p, batch):
+        return cross_entropy(mlp_apply(p, batch["x"]), batch["y"])
+
+    op = adapters.jax_hessian(
+        dict_loss, params, [{"x": x[:8], "y": y[:8]}, {"x": x[8:], "y": y[8:]}]
+    )
+    assert op.num_examples == 20 and op.num_batches == 2
+    v = jnp.arange(op.shape[0], dtype=jnp.float64)
+    tree = op.unflatten(v)
+    assert tree[0]["w"].shape == (4, 6)
+    np.testing.assert_array_equal(np.asarray(op.flatten(tree)), np.asarray(v))
+
+
+def test_nan_on_a_later_batch_names_it() -> None:
+    x, y = data(30)
+    x = x.at[25, 0].set(jnp.nan)
+    op = adapters.jax_hessian(mlp_loss, init_mlp((4, 6, 3)), split((x, y), [10, 10, 10]))
+    with pytest.raises(FloatingPointError, match=r"not finite on batch 2 \(the loss is nan\)"):
+        op.matvec(jnp.ones(op.shape[0]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"data": []}, ValueError, "data is empty"),
+        (
+            {"params": {"w": jnp.ones((4, 3), dtype=jnp.int32)}},
+            TypeError,
+            r"params leaf \['w'\] has dtype int32: parameters must be floating point",
+        ),
+        ({"params": {"w": "weights"}}, TypeError, r"params leaf \['w'\] is a str, not an array"),
+        ({"params": {}}, ValueError, "params has no array leaves"),
+        (
+            {"loss_fn": lambda p, b: jnp.ones(3)},
+            ValueError,
+            r"loss_fn must return a scalar \(the batch mean\), got shape \(3,\)",
+        ),
+        ({"loss_fn": "cross_entropy"}, TypeError, "loss_fn must be callable"),
+        (
+            {"data": (jnp.ones((5, 4)), jnp.zeros(4, dtype=jnp.int32))},
+            ValueError,
+            r"batch 0: its arrays have leading axes of sizes \[4, 5\]",
+        ),
+        ({"chunk_size": 0}, ValueError, "chunk_size must be >= 1, got 0"),
+    ],
+)
+def test_bad_input(kwargs, error, message) -> None:
+    params = {"w": jnp.ones((4, 3))}
+
+    def loss(p, batch):
+        return cross_entropy(batch[0] @ p["w"], batch[1])
+
+    arguments = {"loss_fn": loss, "params": params, "data": data(10)} | kwargs
+    with pytest.raises(error, match=message):
+        adapters.jax_hessian(
+            arguments.pop("loss_fn"), arguments.pop("params"), arguments.pop("data"), **arguments
+        )
+
+
+def test_nan_loss_on_the_first_batch() -> None:
+    x, y = data(10)
+    with pytest.raises(FloatingPointError, match="the loss is nan on batch 0"):
+        adapters.jax_hessian(mlp_loss, init_mlp((4, 6, 3)), (x.at[0, 0].set(jnp.nan), y))
+
+
+@pytest.mark.parametrize(
+    ("vector", "error", "message"),
+    [
+        (np.ones(51), TypeError, "expected a jax array, got ndarray"),
+        (jnp.ones(50), ValueError, r"expected a vector of shape \(51,\), got \(50,\)"),
+        (
+            jnp.ones(51, dtype=jnp.float32),
+            TypeError,
+            "expected dtype float64 .the parameters'., got float32",
+        ),
+    ],
+)
+def test_bad_vectors(vector, error, message) -> None:
+    op = adapters.jax_hessian(mlp_loss, init_mlp((4, 6, 3)), data(10))
+    with pytest.raises(error, match=message):
+        op.matvec(vector)
+
+
+SHARDED = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    from slq import adapters
+    import slq
+    assert len(jax.devices()) == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    params = {"w1": jnp.asarray(rng.standard_normal((4, 6))),
+              "w2": jnp.asarray(rng.standard_normal((6, 3)))}
+    x, y = jnp.asarray(rng.standard_normal((48, 4))), jnp.asarray(rng.integers(0, 3, 48))
+    def loss(p, b):
+        logits = jnp.tanh(b[0] @ p["w1"]) @ p["w2"]
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(b[1].shape[0]), b[1]])
+    batches = [(x[:24], y[:24]), (x[24:], y[24:])]
+    v = jnp.asarray(rng.standard_normal((42, 3)))
+    for reuse in (False, True):
+        plain = adapters.jax_hessian(loss, params, batches, reuse_primal=reuse)
+        sharded = adapters.jax_hessian(loss, params, batches, shard=True, reuse_primal=reuse)
+        np.testing.assert_allclose(
+            np.asarray(sharded.matmat(v)), np.asarray(plain.matmat(v)), rtol=1e-12, atol=1e-12
+        )
+    a = slq.density(sharded, num_steps=20, num_probes=2, seed=0)
+    b = slq.density(plain, num_steps=20, num_probes=2, seed=0)
+    np.testing.assert_allclose(a.alpha, b.alpha, rtol=1e-10)
+    try:
+        adapters.jax_hessian(loss, params, (x[:10], y[:10]), shard=True)
+    except ValueError as err:
+        assert "not a multiple of the 4 devices" in str(err), err
+    else:
+        raise AssertionError("a batch of 10 over 4 devices was accepted")
+    print("ok")
+    """
+)
+
+
+def test_sharded_over_four_devices_equals_unsharded() -> None:
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", SHARDED], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_shard_on_one_device_is_the_plain_operator() -> None:
+    params, batch = init_mlp((4, 6, 3)), data(10)
+    v = jnp.ones((51, 2))
+    sharded = adapters.jax_hessian(mlp_loss, params, batch, shard=True).matmat(v)
+    plain = adapters.jax_hessian(mlp_loss, params, batch).matmat(v)
+    np.testing.assert_allclose(np.asarray(sharded), np.asarray(plain), rtol=1e-12)
