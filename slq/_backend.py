@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
@@ -21,7 +20,6 @@ __all__ = [
     "check_real_floating",
     "contiguous_rows",
     "eps",
-    "jax_jit",
     "library_name",
     "like_from_dtype",
     "namespace_and_device",
@@ -115,6 +113,15 @@ def accumulation_dtype(xp: Any, device: Any, dtype: Any) -> Any:
     coefficients in float64 removes that source of error.
     """
     try:
+        return _accumulation_dtype(xp, device, dtype)
+    except TypeError:  # an unhashable device or dtype: ask without the cache
+        return _accumulation_dtype.__wrapped__(xp, device, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _accumulation_dtype(xp: Any, device: Any, dtype: Any) -> Any:
+    # Cached: JAX builds its dtype table anew on every call (0.3 ms), several times a step.
+    try:
         available = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     except (AttributeError, TypeError):
         return dtype
@@ -147,34 +154,12 @@ def contiguous_rows(x: Any, xp: Any) -> Any:
 
 
 def store_row(basis: Any, j: int, rows: Any) -> Any:
-    """Return `basis` (k, m, n) with ``basis[:, j, :] = rows``, in place where possible.
-
-    JAX arrays are immutable and an eager ``.at[].set`` copies the whole basis on
-    every step (measured 0.46 s per step at k=10, m=91, n=1.1e5); a jitted update
-    of a donated buffer writes only the row.
-    """
+    """Return `basis` (k, m, n) with ``basis[:, j, :] = rows``, in place where possible."""
     if array_api_compat.is_writeable_array(basis):
         basis[:, j, :] = rows
         return basis
     if array_api_compat.is_jax_array(basis):
-        return jax_jit(_store_row_jax, donate_argnums=(0,))(basis, j, rows)
+        from slq import _jax
+
+        return _jax.store_row(basis, j, rows)
     return basis.at[:, j, :].set(rows)
-
-
-def _store_row_jax(basis: Any, j: Any, rows: Any) -> Any:
-    return basis.at[:, j, :].set(rows)
-
-
-@functools.cache
-def jax_jit(
-    function: Callable[..., Any],
-    static_argnums: tuple[int, ...] = (),
-    donate_argnums: tuple[int, ...] = (),
-) -> Any:
-    """Return `function` compiled by ``jax.jit``, made once per function and options.
-
-    Only called with JAX arrays in hand, so JAX is already imported.
-    """
-    import jax
-
-    return jax.jit(function, static_argnums=static_argnums, donate_argnums=donate_argnums)

@@ -13,7 +13,6 @@ from slq._backend import (
     check_real_floating,
     contiguous_rows,
     eps,
-    jax_jit,
     library_name,
     store_row,
     to_host,
@@ -127,8 +126,11 @@ def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
     # Rows not yet filled are zero and contribute nothing, so a few extra are harmless:
     # JAX compiles once per block of rows, and slices inside the compiled function
     # (an eager slice copies them).
-    rows = min(basis.shape[1], -(-(j + 1) // _SHAPE_BLOCK) * _SHAPE_BLOCK)
-    return jax_jit(_project_out, static_argnums=(2,))(w, basis, rows)
+    from slq import _jax
+
+    return _jax.project_out(
+        w, basis, min(basis.shape[1], -(-(j + 1) // _SHAPE_BLOCK) * _SHAPE_BLOCK)
+    )
 
 
 def _project_out(w: Any, basis: Any, rows: int) -> Any:

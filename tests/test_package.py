@@ -61,7 +61,12 @@ def _modules() -> list[str]:
 
 
 # Adapter modules need their framework: such a module is tested when its backend is requested.
-FRAMEWORK_OF = {"torch": Backend.TORCH, "_torch": Backend.TORCH, "jax": Backend.JAX}
+FRAMEWORK_OF = {
+    "torch": Backend.TORCH,
+    "_torch": Backend.TORCH,
+    "jax": Backend.JAX,
+    "_jax": Backend.JAX,
+}
 
 
 @pytest.mark.parametrize("name", ["slq", *_modules()])
