@@ -9,6 +9,7 @@ already are JAX arrays, so JAX is already loaded.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -24,8 +25,7 @@ def store_row(basis: Any, j: Any, rows: Any) -> Any:
     return basis.at[:, j, :].set(rows)
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
-def project_out(w: Any, basis: Any, rows: int) -> Any:
+def project_rows(w: Any, basis: Any, rows: int) -> Any:
     """Classical Gram–Schmidt twice against the first `rows` stored vectors, probe by probe.
 
     A loop over probes of (rows, n) matrix-vector products: XLA's CPU batched
@@ -41,3 +41,9 @@ def project_out(w: Any, basis: Any, rows: int) -> Any:
         return x
 
     return jax.lax.map(one, (w, basis))
+
+
+@functools.cache
+def compiled(function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+    """Return ``jax.jit(function)``, made once per function."""
+    return jax.jit(function, static_argnums=static_argnums)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -97,8 +98,12 @@ def _prepare_start(v0: Any, op: Any) -> Any:
 
 
 def _norms(rows: Any, xp: Any, op: Any) -> Any:
+    return _norms_in(rows, xp, accumulation_dtype(xp, op.device, op.dtype))
+
+
+def _norms_in(rows: Any, xp: Any, acc: Any) -> Any:
     # sqrt of a vecdot, not vector_norm: no n-sized temporary (numpy squares first).
-    rows = xp.astype(rows, accumulation_dtype(xp, op.device, op.dtype), copy=False)
+    rows = xp.astype(rows, acc, copy=False)
     return xp.sqrt(xp.vecdot(rows, rows, axis=-1))
 
 
@@ -121,16 +126,17 @@ def _orthogonalize(w: Any, basis: Any, j: int, xp: Any) -> Any:
     Classical Gram–Schmidt applied twice: "twice is enough" (Giraud, Langou &
     Rozložník 2005) to reach orthogonality to working precision.
     """
-    if not array_api_compat.is_jax_array(basis):
-        return _project_out(w, basis, j + 1)
-    # Rows not yet filled are zero and contribute nothing, so a few extra are harmless:
-    # JAX compiles once per block of rows, and slices inside the compiled function
-    # (an eager slice copies them).
-    from slq import _jax
+    if array_api_compat.is_jax_array(basis):
+        from slq import _jax
 
-    return _jax.project_out(
-        w, basis, min(basis.shape[1], -(-(j + 1) // _SHAPE_BLOCK) * _SHAPE_BLOCK)
-    )
+        return _jax.compiled(_jax.project_rows, static_argnums=(2,))(w, basis, _rows_used(basis, j))
+    return _project_out(w, basis, j + 1)
+
+
+def _rows_used(basis: Any, j: int) -> int:
+    # Rows not yet filled are zero and contribute nothing, so a few extra are harmless:
+    # JAX compiles once per block of rows.
+    return min(basis.shape[1], -(-(j + 1) // _SHAPE_BLOCK) * _SHAPE_BLOCK)
 
 
 def _project_out(w: Any, basis: Any, rows: int) -> Any:
@@ -151,21 +157,48 @@ def _step(op: Any, state: _State, j: int, full: bool) -> tuple[Any, Any, Any]:
     Returns the residuals w (k, n), the coefficients (α_j, β_j, ‖A q_j‖) as one
     (3, k) array in the accumulation dtype, and the basis with q_j stored.
     """
-    xp, dtype = op.xp, op.dtype
+    xp = op.xp
     q, q_prev, beta_prev, basis = state
     if basis is not None:
         basis = store_row(basis, j, q)
     w = _apply(op, q, j)
-    acc = accumulation_dtype(xp, op.device, dtype)
-    image_norm = _norms(w, xp, op)
+    acc = accumulation_dtype(xp, op.device, op.dtype)
+    stored = basis if full else None
+    if not array_api_compat.is_jax_array(w):
+        rows = j + 1 if full else None
+        return (*_residual(q, q_prev, beta_prev, w, stored, rows, acc, _project_out), basis)
+    from slq import _jax
+
+    # One compiled call instead of a dozen eager dispatches a step.
+    rows = _rows_used(basis, j) if full else None
+    residual = _jax.compiled(_residual, static_argnums=(5, 6, 7))
+    return (*residual(q, q_prev, beta_prev, w, stored, rows, acc, _jax.project_rows), basis)
+
+
+def _residual(
+    q: Any,
+    q_prev: Any,
+    beta_prev: Any,
+    w: Any,
+    basis: Any,
+    rows: int | None,
+    acc: Any,
+    project: Callable[[Any, Any, int], Any],
+) -> tuple[Any, Any]:
+    """Return r_j = A q_j minus its projections, and (α_j, β_j, ‖A q_j‖) as a (3, k) array.
+
+    With `rows` (full reorthogonalisation) r_j is projected by `project` against
+    the first `rows` stored vectors, q_j and q_{j-1} among them, which subsumes the
+    three-term recurrence; without, it is the recurrence (Paige 1976).
+    """
+    xp = array_api_compat.array_namespace(q, w)
+    image_norm = _norms_in(w, xp, acc)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
-    if full:
-        # Projecting out every stored vector, q_j and q_{j-1} included, subsumes
-        # the three-term recurrence: no separate subtraction is needed.
-        w = _orthogonalize(w, basis, j, xp)
+    if rows is not None:
+        w = project(w, basis, rows)
     else:
-        w = w - xp.astype(alpha, dtype)[:, None] * q - beta_prev[:, None] * q_prev
-    return w, xp.stack([alpha, _norms(w, xp, op), image_norm]), basis
+        w = w - xp.astype(alpha, w.dtype)[:, None] * q - beta_prev[:, None] * q_prev
+    return w, xp.stack([alpha, _norms_in(w, xp, acc), image_norm])
 
 
 def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
