@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
+from _common import Reference, best, l1, smoothed
+from _common import digits as bundled_digits
 from torch import nn
 
 import slq
@@ -37,8 +37,8 @@ STEPS, PROBES = 90, 10
 
 
 def digits(image: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = load_digits(return_X_y=True)
-    inputs = torch.tensor(x / 16.0, dtype=torch.float32)
+    x, y = bundled_digits()
+    inputs = torch.tensor(x)
     return (inputs.reshape(-1, 1, 8, 8) if image else inputs), torch.tensor(y)
 
 
@@ -68,16 +68,6 @@ def trained(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 60)
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
     return model.eval()
-
-
-def best(f: Callable[[], object], repeat: int = 3) -> float:
-    f()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def gradient_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeat: int = 3) -> float:
@@ -127,18 +117,7 @@ def dense_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bn: str) -
     n = op.shape[0]
     eye = torch.eye(n, dtype=torch.float64)
     columns = [op.matmat(eye[:, i : i + 64]) for i in range(0, n, 64)]
-    h = torch.cat(columns, dim=1).numpy()
-    return (h + h.T) / 2
-
-
-def smoothed(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
-    x = (grid[None, :] - nodes.reshape(-1)[:, None]) / sigma
-    curve = (weights.reshape(-1)[:, None] * np.exp(-0.5 * x**2)).sum(axis=0)
-    return curve / (sigma * np.sqrt(2 * np.pi)) / weights.shape[0]
-
-
-def l1(a: np.ndarray, b: np.ndarray, grid: np.ndarray) -> float:
-    return float(np.trapezoid(np.abs(a - b), grid))
+    return torch.cat(columns, dim=1).numpy()
 
 
 def run_slq(model, x, y, seed):
@@ -187,11 +166,9 @@ def run_curvlinops(model, x, y, seed):
 def compare(
     name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, bn: str, seeds: int = 3
 ) -> None:
-    exact = np.linalg.eigvalsh(dense_hessian(model, x, y, bn))
+    reference = Reference(dense_hessian(model, x, y, bn), STEPS)
+    exact, sigma = reference.eigenvalues, reference.sigma
     uniform = np.full((1, exact.size), 1.0 / exact.size)
-    sigma = (exact[-1] - exact[0]) / STEPS
-    grid = np.linspace(exact[0] - 5 * sigma, exact[-1] + 5 * sigma, 4000)
-    truth = smoothed(exact[None, :], uniform, grid, sigma)
     print(
         f"\n{name}: n = {exact.size}, exact spectrum [{exact[0]:.4g}, {exact[-1]:.4g}], "
         f"{PROBES} probes x {STEPS} steps, sigma = width / {STEPS} = {sigma:.3g}, "
@@ -205,7 +182,7 @@ def compare(
         "hessian-eigenthings 1.0.0a5": run_eigenthings,
         "curvlinops 3.0.1": run_curvlinops,
     }
-    reference = None
+    base = None
     for tool, run in tools.items():
         seconds, errors = [], []
         for seed in range(seeds):
@@ -219,12 +196,12 @@ def compare(
                 own_sigma = (a[-1] - a[0]) / (STEPS - 1) / np.sqrt(8 * np.log(3.0))
                 errors.append(l1(b, smoothed(exact[None, :], uniform, a, own_sigma), a))
             else:
-                errors.append(l1(smoothed(np.nan_to_num(a), b, grid, sigma), truth, grid))
+                errors.append(reference.error(a, b))
         median = float(np.median(seconds))
-        reference = reference or median
+        base = base or median
         note = " (its own sigma)" if tool.startswith("curvlinops") else ""
         print(
-            f"| {tool} | {median:.2f} | {median / reference:.2f} | "
+            f"| {tool} | {median:.2f} | {median / base:.2f} | "
             f"{np.mean(errors):.4f} ± {np.std(errors):.4f}{note} |"
         )
 
