@@ -10,6 +10,7 @@ first batch and picks the fastest that fits in memory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -175,7 +176,7 @@ def _reuse_ratios(
             try:
                 seconds = _timed(
                     device,
-                    lambda: linearized_products(product, tangents, batched, chunk),  # noqa: B023
+                    functools.partial(linearized_products, product, tangents, batched, chunk),
                     repeat=2,
                 )
             except Exception:  # an op without a vmap rule: the loop stays available
