@@ -172,17 +172,31 @@ def _reuse_ratios(
             product = linearized_hessian(fm, batch)
         except Exception as err:  # torch.func raises many kinds for models it cannot trace
             logger.info("torch_hessian: torch.func.linearize unavailable (%s)", err)
-        for batched in (False, True) if product is not None else ():
-            try:
-                seconds = _timed(
-                    device,
-                    functools.partial(linearized_products, product, tangents, batched, chunk),
-                    repeat=2,
-                )
-            except Exception:  # an op without a vmap rule: the loop stays available
-                continue
-            ratios[("linearized", batched)] = seconds / 4 / gradient
+    if product is not None:
+        ratios |= _time_linearized(product, tangents, chunk, device, gradient)
     return ratios, product
+
+
+def _time_linearized(
+    product: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    tangents: Any,
+    chunk: int | None,
+    device: torch.device,
+    gradient: float,
+) -> dict[tuple[str, bool], float]:
+    """Time the linearized product looped and vmapped, as multiples of a gradient."""
+    ratios: dict[tuple[str, bool], float] = {}
+    for batched in (False, True):
+        try:
+            seconds = _timed(
+                device,
+                functools.partial(linearized_products, product, tangents, batched, chunk),
+                repeat=2,
+            )
+        except Exception:  # an op without a vmap rule: the loop stays available
+            continue
+        ratios[("linearized", batched)] = seconds / 4 / gradient
+    return ratios
 
 
 def plan_products(
