@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["is_single_batch", "names_of"]
+__all__ = ["check_vector", "is_single_batch", "names_of"]
 
 
 def _is_array(x: Any) -> bool:
@@ -24,10 +24,13 @@ def is_single_batch(data: Any) -> bool:
     return isinstance(data, (tuple, list)) and len(data) > 0 and _is_array(data[0])
 
 
-def names_of(selected: Sequence[Any], available: Mapping[str, Any], what: str) -> list[str]:
+def names_of(
+    selected: Sequence[Any], available: Mapping[str, Any], what: str, argument: str = "params"
+) -> list[str]:
     """Resolve a user's selection (names or the objects themselves) to names, in `available` order.
 
-    Raises a clear error for a name or object that is not among `available`.
+    Raises a clear error, naming the `argument` it came from, for a name or object
+    that is not among `available`.
     """
     by_id = {id(value): name for name, value in available.items()}
     chosen = set()
@@ -36,7 +39,7 @@ def names_of(selected: Sequence[Any], available: Mapping[str, Any], what: str) -
             if item not in available:
                 known = ", ".join(available) or "none"
                 msg = (
-                    f"params names {item!r}, which is not a {what} of the model; "
+                    f"{argument} names {item!r}, which is not a {what} of the model; "
                     f"its {what}s are: {known}"
                 )
                 raise ValueError(msg)
@@ -44,6 +47,23 @@ def names_of(selected: Sequence[Any], available: Mapping[str, Any], what: str) -
         elif id(item) in by_id:
             chosen.add(by_id[id(item)])
         else:
-            msg = f"params contains a {type(item).__name__} that is not a {what} of the model"
+            msg = f"{argument} contains a {type(item).__name__} that is not a {what} of the model"
             raise ValueError(msg)
     return [name for name in available if name in chosen]
+
+
+def check_vector(v: Any, ndim: int, n: int, dtype: Any, kind: type, what: str) -> None:
+    """Raise a clear error unless `v` is a `kind` of shape (n,) (ndim 1) or (n, k), of `dtype`.
+
+    `what` names the expected type in the message ("a jax array", "a torch.Tensor").
+    """
+    if not isinstance(v, kind):
+        msg = f"expected {what}, got {type(v).__name__}"
+        raise TypeError(msg)
+    if v.ndim != ndim or v.shape[0] != n:
+        want = f"({n},)" if ndim == 1 else f"({n}, k)"
+        msg = f"expected a vector of shape {want}, got {tuple(v.shape)}"
+        raise ValueError(msg)
+    if v.dtype != dtype:
+        msg = f"expected dtype {dtype} (the parameters'), got {v.dtype}"
+        raise TypeError(msg)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from slq.adapters._common import is_single_batch
+from slq.adapters._common import check_vector, is_single_batch
 
 from slq._validate import check_positive_int
 
@@ -283,17 +283,7 @@ class JaxHessian:
         raise FloatingPointError(msg)
 
     def _check(self, v: Any, ndim: int) -> None:
-        n = self.shape[0]
-        if not isinstance(v, jax.Array):
-            msg = f"expected a jax array, got {type(v).__name__}"
-            raise TypeError(msg)
-        if v.ndim != ndim or v.shape[0] != n:
-            want = f"({n},)" if ndim == 1 else f"({n}, k)"
-            msg = f"expected a vector of shape {want}, got {tuple(v.shape)}"
-            raise ValueError(msg)
-        if v.dtype != self.dtype:
-            msg = f"expected dtype {self.dtype} (the parameters'), got {v.dtype}"
-            raise TypeError(msg)
+        check_vector(v, ndim, self.shape[0], self.dtype, jax.Array, "a jax array")
 
 
 class _Sharding:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from slq.adapters._common import names_of
+from slq.adapters._common import check_vector, names_of
 from slq.adapters._torch_data import Batches
 from slq.adapters._torch_func import (
     BATCHNORM,
@@ -139,17 +139,7 @@ class TorchCurvature:
         raise FloatingPointError(msg)
 
     def _check(self, v: Any, ndim: int) -> None:
-        n = self.shape[0]
-        if not isinstance(v, torch.Tensor):
-            msg = f"expected a torch.Tensor, got {type(v).__name__}"
-            raise TypeError(msg)
-        if v.ndim != ndim or v.shape[0] != n:
-            want = f"({n},)" if ndim == 1 else f"({n}, k)"
-            msg = f"expected a vector of shape {want}, got {tuple(v.shape)}"
-            raise ValueError(msg)
-        if v.dtype != self.dtype:
-            msg = f"expected dtype {self.dtype} (the parameters'), got {v.dtype}"
-            raise TypeError(msg)
+        check_vector(v, ndim, self.shape[0], self.dtype, torch.Tensor, "a torch.Tensor")
         if v.device != self.device:
             msg = f"expected a vector on {self.device} (the parameters'), got one on {v.device}"
             raise ValueError(msg)

@@ -6,18 +6,20 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8x8 digits (1797 images, no download), pixels in [0, 1]."""
+    from sklearn.datasets import load_digits
+
     x, y = load_digits(return_X_y=True)
     return (x / 16.0).astype(np.float32), y
 
 
-def best(f: Callable[[], object], repeat: int = 3) -> float:
-    """The fastest of `repeat` timed calls of `f`, after one untimed call."""
-    f()
+def best(f: Callable[[], object], repeat: int = 3, warmup: bool = True) -> float:
+    """The fastest of `repeat` timed calls of `f`, after one untimed call if `warmup`."""
+    if warmup:
+        f()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()

@@ -26,6 +26,7 @@ import tracemalloc
 
 import numpy as np
 import scipy.sparse as sp
+from _common import best
 
 import slq
 from slq.lanczos import _orthogonalize
@@ -74,15 +75,6 @@ def random_sparse(n: int, per_row: int, seed: int = 0) -> sp.csr_array:
     return (half + half.T).tocsr()
 
 
-def best_of(repeat: int, f) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def probes(n: int, k: int) -> np.ndarray:
     return np.where(np.random.default_rng(1).random((n, k)) < 0.5, -1.0, 1.0)
 
@@ -107,7 +99,7 @@ def run_reorth_speed(n: int, k: int, m: int, repeat: int) -> float:
     basis = np.linalg.qr(rng.standard_normal((n, m)))[0].T.copy()[None].repeat(k, axis=0)
     w = rng.standard_normal((k, n))
     xp = slq.aslinearoperator(np.eye(1)).xp
-    ours = best_of(repeat, lambda: _orthogonalize(w, basis, m - 1, xp))
+    ours = best(lambda: _orthogonalize(w, basis, m - 1, xp), repeat, warmup=False)
     basis_t = np.matrix_transpose(basis)
     c = w[:, None, :] @ basis_t
 
@@ -116,14 +108,16 @@ def run_reorth_speed(n: int, k: int, m: int, repeat: int) -> float:
             w[:, None, :] @ basis_t
             c @ basis
 
-    return best_of(repeat, bare) / ours
+    return best(bare, repeat, warmup=False) / ours
 
 
 def run_batched(a: sp.csr_array | np.ndarray, k: int, m: int) -> float:
     """Time of k sequential one-probe runs over one batched run of k probes."""
     v0, op = probes(a.shape[0], k), Timed(a)
-    batched = best_of(1, lambda: slq.lanczos(op, v0, m))
-    sequential = best_of(1, lambda: [slq.lanczos(op, v0[:, i], m) for i in range(k)])
+    batched = best(lambda: slq.lanczos(op, v0, m), 1, warmup=False)
+    sequential = best(
+        warmup=False, repeat=1, f=lambda: [slq.lanczos(op, v0[:, i], m) for i in range(k)]
+    )
     return sequential / batched
 
 
