@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["check_vector", "is_single_batch", "names_of"]
 
@@ -60,6 +60,7 @@ def check_vector(v: Any, ndim: int, n: int, dtype: Any, kind: type, what: str) -
     if not isinstance(v, kind):
         msg = f"expected {what}, got {type(v).__name__}"
         raise TypeError(msg)
+    v = cast("Any", v)  # isinstance against a runtime type narrowed it to object
     if v.ndim != ndim or v.shape[0] != n:
         want = f"({n},)" if ndim == 1 else f"({n}, k)"
         msg = f"expected a vector of shape {want}, got {tuple(v.shape)}"
