@@ -17,13 +17,19 @@ import numpy as np
 
 __all__ = [
     "accumulation_dtype",
+    "array_namespace",
     "check_real_floating",
     "contiguous_rows",
+    "device",
+    "dtype_name",
     "eps",
+    "is_array",
     "library_name",
     "like_from_dtype",
     "namespace_and_device",
+    "new_basis",
     "store_row",
+    "stored_rows",
     "to_host",
 ]
 
@@ -36,7 +42,11 @@ _ARRAY_MODULES = {
     "cupy": "cupy",
     "array_api_strict": "array_api_strict",
     "dask": "dask.array",
+    # array-api-compat does not cover TensorFlow: slq brings its own namespace.
+    "tensorflow": "slq._tensorflow",
 }
+
+_TENSORFLOW = "slq._tensorflow"
 
 
 def _root_module(obj: Any) -> str:
@@ -47,10 +57,39 @@ def _root_module(obj: Any) -> str:
 
 
 def _array_module(root: str) -> Any | None:
+    # Only a library that is already imported: its dtype or device could not exist otherwise.
     name = _ARRAY_MODULES.get(root)
-    if name is None or name.split(".")[0] not in sys.modules:
+    if name is None or root not in sys.modules:
         return None
     return importlib.import_module(name)
+
+
+def _is_tensorflow(x: Any) -> bool:
+    # The module name first: it never imports TensorFlow for another library's array.
+    if not type(x).__module__.startswith("tensorflow."):
+        return False
+    return _tensorflow().is_array(x)
+
+
+def _tensorflow() -> Any:
+    return importlib.import_module(_TENSORFLOW)
+
+
+def array_namespace(*arrays: Any) -> Any:
+    """Return the array-API namespace of `arrays`: array-api-compat's, or slq's for TensorFlow."""
+    if arrays and all(_is_tensorflow(x) for x in arrays):
+        return _tensorflow()
+    return array_api_compat.array_namespace(*arrays)
+
+
+def is_array(obj: Any) -> bool:
+    """Return whether `obj` is an array the core can work on (TensorFlow tensors included)."""
+    return array_api_compat.is_array_api_obj(obj) or _is_tensorflow(obj)
+
+
+def device(x: Any) -> Any:
+    """Return the device of the array `x`."""
+    return _tensorflow().device(x) if _is_tensorflow(x) else array_api_compat.device(x)
 
 
 def like_from_dtype(dtype: Any, device: Any = None) -> Any:
@@ -79,12 +118,21 @@ def like_from_dtype(dtype: Any, device: Any = None) -> Any:
 
 def library_name(xp: Any) -> str:
     """Return the short name of an array namespace: "numpy", "torch", "jax.numpy", ..."""
-    return xp.__name__.removeprefix("array_api_compat.")
+    return (
+        "tensorflow"
+        if xp.__name__ == _TENSORFLOW
+        else xp.__name__.removeprefix("array_api_compat.")
+    )
 
 
 def namespace_and_device(like: Any) -> tuple[Any, Any]:
     """Return the array-API namespace and the device of the array `like`."""
-    return array_api_compat.array_namespace(like), array_api_compat.device(like)
+    return array_namespace(like), device(like)
+
+
+def dtype_name(dtype: Any) -> str:
+    """Return `dtype` as messages show it: ``tf.int64`` for TensorFlow's ``<dtype: 'int64'>``."""
+    return repr(dtype) if _root_module(dtype) == "tensorflow" else str(dtype)
 
 
 def check_real_floating(dtype: Any, xp: Any, *, what: str = "operator") -> None:
@@ -93,11 +141,15 @@ def check_real_floating(dtype: Any, xp: Any, *, what: str = "operator") -> None:
         return
     if xp.isdtype(dtype, "complex floating"):
         msg = (
-            f"{what} dtype must be real floating, got {dtype}: SLQ needs a real symmetric "
-            "operator (for a Hermitian H, use the real form [[Re H, -Im H], [Im H, Re H]])"
+            f"{what} dtype must be real floating, got {dtype_name(dtype)}: SLQ needs a real "
+            "symmetric operator (for a Hermitian H, use the real form "
+            "[[Re H, -Im H], [Im H, Re H]])"
         )
     else:
-        msg = f"{what} dtype must be real floating, got {dtype}: cast it to float64 (or float32)"
+        msg = (
+            f"{what} dtype must be real floating, got {dtype_name(dtype)}: cast it to float64 "
+            "(or float32)"
+        )
     raise TypeError(msg)
 
 
@@ -132,6 +184,8 @@ def to_host(x: Any) -> np.ndarray:
     """Copy a small array (a few scalars) from any library and device to numpy."""
     if isinstance(x, (np.ndarray, np.generic)):
         return np.asarray(x)
+    if _is_tensorflow(x):
+        return np.asarray(x.numpy())  # from any device
     try:
         return np.from_dlpack(x)
     except (AttributeError, BufferError, RuntimeError, TypeError, ValueError):
@@ -150,11 +204,33 @@ def contiguous_rows(x: Any, xp: Any) -> Any:
     portable way to get C order. A transposed (n, k) operator output would
     otherwise leave every row strided, and numpy's matmul then bypasses BLAS.
     """
+    if xp.__name__ == _TENSORFLOW:  # TensorFlow tensors are always dense in C order
+        return x
     return xp.reshape(xp.reshape(x, (-1,)), x.shape)
+
+
+def new_basis(xp: Any, shape: tuple[int, int, int], dtype: Any, device: Any) -> Any:
+    """Return an empty Lanczos basis of `shape` (k, m, n), to be filled by `store_row`.
+
+    An array of zeros; for TensorFlow, whose tensors cannot be written in place, a
+    list of row blocks (see `slq._tensorflow`).
+    """
+    if xp.__name__ == _TENSORFLOW:
+        return []
+    return xp.zeros(shape, dtype=dtype, device=device)
+
+
+def stored_rows(basis: Any, rows: int) -> Any:
+    """Return the first `rows` stored rows of `basis` as one (k, rows, n) array."""
+    if isinstance(basis, list):
+        return _tensorflow().stack_rows(basis, rows)
+    return basis[:, :rows, :]
 
 
 def store_row(basis: Any, j: int, rows: Any) -> Any:
     """Return `basis` (k, m, n) with ``basis[:, j, :] = rows``, in place where possible."""
+    if isinstance(basis, list):  # TensorFlow's row blocks
+        return _tensorflow().store_row(basis, j, rows)
     if array_api_compat.is_writeable_array(basis):
         basis[:, j, :] = rows
         return basis

@@ -11,11 +11,14 @@ import numpy as np
 
 from slq._backend import (
     accumulation_dtype,
+    array_namespace,
     check_real_floating,
     contiguous_rows,
     eps,
     library_name,
+    new_basis,
     store_row,
+    stored_rows,
     to_host,
 )
 from slq._validate import check_choice, check_positive_int
@@ -58,8 +61,8 @@ class LanczosResult(NamedTuple):
 class _State(NamedTuple):
     q: Any  # (k, n) current Lanczos vectors, probe-major
     q_prev: Any  # (k, n) previous ones
-    beta_prev: Any  # (k,) β_{j-1} in the working dtype
-    basis: Any  # (k, m, n) stored vectors, or None
+    beta_prev: Any  # (k, 1) β_{j-1} in the working dtype
+    basis: Any  # (k, m, n) stored vectors (for TensorFlow, row blocks), or None
 
 
 # A probe breaks down when its residual is this many unit roundoffs of ‖A q_j‖:
@@ -72,18 +75,19 @@ _BREAKDOWN_ROUNDOFFS = 10.0
 def _prepare_start(v0: Any, op: Any) -> Any:
     """Return the start vectors as (k, n) unit rows in the operator's dtype."""
     xp, n = op.xp, op.shape[0]
-    v0_xp = array_api_compat.array_namespace(v0)
+    v0_xp = array_namespace(v0)
     if v0_xp is not xp:
         msg = (
             f"v0 is a {library_name(v0_xp)} array but the operator's vectors are "
             f"{library_name(xp)} arrays; create v0 with the operator's library"
         )
         raise TypeError(msg)
-    if v0.ndim not in (1, 2) or v0.shape[0] != n:
+    ndim = len(v0.shape)  # a tf.Variable has no `ndim`
+    if ndim not in (1, 2) or v0.shape[0] != n:
         msg = f"v0 must have shape ({n},) or ({n}, k), got {tuple(v0.shape)}"
         raise ValueError(msg)
     check_real_floating(v0.dtype, xp, what="v0")
-    rows = xp.astype(v0[None, :] if v0.ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
+    rows = xp.astype(v0[None, :] if ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
     norms = _norms(rows, xp, op)
     norms_host = to_host(norms)
@@ -140,7 +144,11 @@ def _rows_used(basis: Any, j: int) -> int:
 
 
 def _project_out(w: Any, basis: Any, rows: int) -> Any:
-    xp = array_api_compat.array_namespace(w, basis)
+    if isinstance(basis, list):  # TensorFlow's row blocks (see `new_basis`)
+        from slq import _tensorflow
+
+        return _tensorflow.project_rows(w, basis, rows)
+    xp = array_namespace(w, basis)
     stored = basis[:, :rows, :]
     stored_t = xp.matrix_transpose(stored)
     # Row-vector products, (1, n) @ (n, j) and (1, j) @ (j, n) per probe: measured up to
@@ -191,13 +199,13 @@ def _residual(
     the first `rows` stored vectors, q_j and q_{j-1} among them, which subsumes the
     three-term recurrence; without, it is the recurrence (Paige 1976).
     """
-    xp = array_api_compat.array_namespace(q, w)
+    xp = array_namespace(q, w)
     image_norm = _norms_in(w, xp, acc)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
     if rows is not None:
         w = project(w, basis, rows)
     else:
-        w = w - xp.astype(alpha, w.dtype)[:, None] * q - beta_prev[:, None] * q_prev
+        w = w - xp.expand_dims(xp.astype(alpha, w.dtype), axis=1) * q - beta_prev * q_prev
     return w, xp.stack([alpha, _norms_in(w, xp, acc), image_norm])
 
 
@@ -292,8 +300,8 @@ def _run(
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
     store = full or return_basis
-    basis = xp.zeros((k, m, n), dtype=dtype, device=device) if store else None
-    state = _State(rows, xp.zeros_like(rows), xp.zeros((k,), dtype=dtype, device=device), basis)
+    basis = new_basis(xp, (k, m, n), dtype, device) if store else None
+    state = _State(rows, xp.zeros_like(rows), xp.zeros((k, 1), dtype=dtype, device=device), basis)
     alpha, beta = np.zeros((k, m)), np.zeros((k, m))
     lengths = np.full(k, m)
     active = np.ones(k, dtype=bool)
@@ -312,9 +320,10 @@ def _run(
         if not active.any():
             break
         scale = np.where(active, 1.0 / np.where(active, beta[:, j], 1.0), 0.0)
-        scale_dev = xp.asarray(scale, dtype=dtype, device=device)
-        beta_dev = xp.asarray(beta[:, j], dtype=dtype, device=device)
-        state = _State(w * scale_dev[:, None], state.q, beta_dev, basis)
+        # Columns made on the host: indexing a device array is an op of its own (0.3 ms in TF).
+        scale_dev = xp.asarray(scale[:, None], dtype=dtype, device=device)
+        beta_dev = xp.asarray(beta[:, j, None], dtype=dtype, device=device)
+        state = _State(w * scale_dev, state.q, beta_dev, basis)
     logger.debug(
         "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, breakdowns=%d",
         k,
@@ -338,7 +347,7 @@ def _result(
     m = int(lengths.max())
     residual = np.where(lengths == steps_run, beta[:, steps_run - 1], 0.0)
     if basis is not None:
-        basis = xp.permute_dims(basis[:, :m, :], (0, 2, 1))
+        basis = xp.permute_dims(stored_rows(basis, m), (0, 2, 1))
     arrays = alpha[:, :m].copy(), beta[:, : m - 1].copy(), lengths, residual
     for array in arrays:
         array.flags.writeable = False

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-import array_api_compat
-
 from slq._backend import (
+    array_namespace,
     check_real_floating,
+    dtype_name,
+    is_array,
     library_name,
     like_from_dtype,
     namespace_and_device,
@@ -43,7 +45,7 @@ class LinearOperator(Protocol):
         Products with the ``k`` columns of ``V`` (shape ``(n, k)``) at once;
         without it, the columns are applied one ``matvec`` at a time.
     ``device``
-        Where the vectors live (a torch, JAX or CuPy device); without it, the
+        Where the vectors live (a torch, JAX, CuPy or TensorFlow device); without it, the
         library's default device.
 
     Examples
@@ -103,7 +105,7 @@ class _Operator:
 
     def __repr__(self) -> str:
         return (
-            f"<slq operator shape={self.shape} dtype={self.dtype} device={self.device} "
+            f"<slq operator shape={self.shape} dtype={dtype_name(self.dtype)} device={self.device} "
             f"from {self.source}>"
         )
 
@@ -111,7 +113,7 @@ class _Operator:
 def check_same_library(output: Any, xp: Any) -> None:
     """Raise if the operator's `output` is not an array of its input's namespace `xp`."""
     try:
-        out_xp = array_api_compat.array_namespace(output)
+        out_xp = array_namespace(output)
     except TypeError:
         out_xp = None
     if out_xp is not xp:
@@ -148,7 +150,9 @@ def _is_scipy_sparse(obj: Any) -> bool:
 def _from_array(a: Any) -> _Operator:
     xp, _ = namespace_and_device(a)
     shape = _check_shape(a.shape)
-    return _Operator(shape, a.dtype, a, a.__matmul__, a.__matmul__, f"a {library_name(xp)} array")
+    # xp.matmul, not `a @`: TensorFlow's `@` refuses a 1-D operand.
+    product = functools.partial(xp.matmul, a)
+    return _Operator(shape, a.dtype, a, product, product, f"a {library_name(xp)} array")
 
 
 def _from_scipy_sparse(a: Any) -> _Operator:
@@ -172,7 +176,9 @@ def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -
         msg = "a callable needs shape=(n, n) (and dtype= or like=) to be an operator"
         raise TypeError(msg)
     if dtype is None and like is None:
-        msg = "a callable needs dtype= (a numpy, torch or JAX dtype) or like= (an array)"
+        msg = (
+            "a callable needs dtype= (a numpy, torch, JAX or TensorFlow dtype) or like= (an array)"
+        )
         raise TypeError(msg)
     if like is None:
         like = like_from_dtype(dtype)
@@ -188,16 +194,16 @@ def as_operator(
     """`aslinearoperator`, typed as what it returns: the core's operator class."""
     if isinstance(obj, _Operator) and shape is None and dtype is None and like is None:
         return obj
-    is_array = array_api_compat.is_array_api_obj(obj) or _is_scipy_sparse(obj)
+    array_like = is_array(obj) or _is_scipy_sparse(obj)
     is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")
-    if (is_array or is_protocol) and (shape is not None or dtype is not None):
+    if (array_like or is_protocol) and (shape is not None or dtype is not None):
         msg = "shape= and dtype= describe a callable; this operator already has its own"
         raise TypeError(msg)
     if is_protocol:
         return _from_protocol(obj, like)
     if _is_scipy_sparse(obj):
         return _from_scipy_sparse(obj)
-    if array_api_compat.is_array_api_obj(obj):
+    if is_array(obj):
         if like is not None:
             msg = "like= describes a callable or protocol object, not an array"
             raise TypeError(msg)
@@ -221,13 +227,14 @@ def aslinearoperator(
     ----------
     obj
         One of: a 2-D array of any array-API library (numpy, torch, JAX, CuPy,
-        array-api-strict); a scipy.sparse matrix or array; an object following
-        `LinearOperator` (a ``scipy.sparse.linalg.LinearOperator`` is one); a
-        callable ``f(v) -> A v`` on vectors of shape (n,).
+        array-api-strict) or a TensorFlow tensor; a scipy.sparse matrix or
+        array; an object following `LinearOperator` (a
+        ``scipy.sparse.linalg.LinearOperator`` is one); a callable
+        ``f(v) -> A v`` on vectors of shape (n,).
     shape : tuple of int, optional
         ``(n, n)``; required for a callable, not allowed otherwise.
     dtype : optional
-        The callable's vector dtype (numpy, torch or JAX dtype); for a callable,
+        The callable's vector dtype (numpy, torch, JAX or TensorFlow dtype); for a callable,
         give `dtype` or `like`.
     like : array, optional
         An array of the library and device the vectors live in (a CuPy array,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+
+# TensorFlow's C++ logging (oneDNN notices, CPU feature lines) goes to stderr at import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from helpers import Backend, requested_backends
 from hypothesis import HealthCheck, settings
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 import importlib
 import os
+import sys
 from typing import Any
 
 import array_api_compat
 import numpy as np
 import pytest
 
-ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax")
+ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "tensorflow")
 
 
 class Backend(enum.Enum):
@@ -21,6 +22,7 @@ class Backend(enum.Enum):
     STRICT = "array_api_strict"
     TORCH = "torch"
     JAX = "jax"
+    TENSORFLOW = "tensorflow"
 
     def require(self) -> None:
         """Import the library, failing (never skipping) the test if it is missing."""
@@ -42,7 +44,7 @@ class Backend(enum.Enum):
     @property
     def xp(self) -> Any:
         """The array-API namespace the core sees for this library's arrays."""
-        return array_api_compat.array_namespace(self.asarray(np.zeros(1)))
+        return namespace(self.asarray(np.zeros(1)))
 
     def dtype(self, name: str) -> Any:
         return getattr(self.module(), name)
@@ -50,7 +52,29 @@ class Backend(enum.Enum):
     def asarray(self, a: Any, dtype: str = "float64") -> Any:
         """Copy the numpy array `a` into this library, as `dtype`."""
         mod = self.module()
+        if self is Backend.TENSORFLOW:  # no `asarray` in TensorFlow's own namespace
+            return mod.convert_to_tensor(np.asarray(a, dtype=dtype), dtype=getattr(mod, dtype))
         return mod.asarray(np.asarray(a, dtype=dtype), dtype=getattr(mod, dtype))
+
+
+def _tensorflow_tensor(x: Any) -> bool:
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(x, tf.Tensor)
+
+
+def namespace(x: Any) -> Any:
+    """The namespace of `x`: array-api-compat's, or slq's own for a TensorFlow tensor.
+
+    array-api-compat does not cover TensorFlow; slq brings `slq._tensorflow`.
+    """
+    if _tensorflow_tensor(x):
+        return importlib.import_module("slq._tensorflow")
+    return array_api_compat.array_namespace(x)
+
+
+def device(x: Any) -> Any:
+    """The device of `x` (TensorFlow names it by a string attribute)."""
+    return x.device if _tensorflow_tensor(x) else array_api_compat.device(x)
 
 
 def requested_backends() -> list[Backend]:
@@ -84,7 +108,12 @@ def tolerance(dtype: Any, scale: float = 1.0) -> float:
     1000 unit roundoffs, times `scale`: Lanczos with full reorthogonalisation loses
     a modest multiple of eps per step, and the tests run at most a few dozen steps.
     """
-    name = (dtype.__name__ if isinstance(dtype, type) else str(dtype)).rsplit(".", 1)[-1]
+    if isinstance(dtype, type):
+        name = dtype.__name__
+    elif type(dtype).__module__.startswith("tensorflow."):
+        name = dtype.name  # str() gives "<dtype: 'float32'>"
+    else:
+        name = str(dtype).rsplit(".", 1)[-1]
     if name not in ("float32", "float64"):
         raise ValueError(f"tolerance needs a float32 or float64 dtype, got {dtype!r}")
     return scale * 1000.0 * float(np.finfo(name).eps)
@@ -111,23 +140,23 @@ class CheckedOperator:
 
     def __init__(self, a: Any, *, with_matmat: bool = True) -> None:
         self.a = a
-        self.xp = array_api_compat.array_namespace(a)
+        self.xp = namespace(a)
         self.shape = tuple(a.shape)
         self.dtype = a.dtype
-        self.device = array_api_compat.device(a)
+        self.device = device(a)
         self.inputs = 0
         if not with_matmat:
             self.matmat = None  # type: ignore[assignment]
 
     def _check(self, v: Any, ndim: int) -> None:
-        assert array_api_compat.array_namespace(v) is self.xp, type(v)
-        assert array_api_compat.device(v) == self.device
+        assert namespace(v) is self.xp, type(v)
+        assert device(v) == self.device
         assert v.ndim == ndim and v.dtype == self.dtype
         self.inputs += 1
 
     def matvec(self, v: Any) -> Any:
         self._check(v, 1)
-        return self.a @ v
+        return (self.a @ v[:, None])[:, 0]  # TensorFlow's `@` needs 2-D operands
 
     def matmat(self, v: Any) -> Any:
         self._check(v, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from helpers import Backend, need, to_numpy
+from helpers import Backend, device, namespace, need, to_numpy
 
 import slq
 
@@ -17,7 +17,7 @@ def test_arrays_of_every_backend(backend: Backend) -> None:
     assert op.shape == (3, 3) and op.xp is backend.xp
     v = backend.asarray(np.ones(3))
     out = op.matvec(v)
-    assert array_api_compat.array_namespace(out) is backend.xp
+    assert namespace(out) is backend.xp
     np.testing.assert_allclose(to_numpy(out), A @ np.ones(3))
     np.testing.assert_allclose(to_numpy(op.matmat(backend.asarray(np.eye(3)))), A)
     assert isinstance(op, slq.LinearOperator)
@@ -49,7 +49,7 @@ def test_protocol_object_without_matmat_gets_columnwise_matmat(backend: Backend)
     class Diagonal:
         def __init__(self, d):
             self.d, self.shape, self.dtype = d, (3, 3), d.dtype
-            self.device = array_api_compat.device(d)
+            self.device = device(d)
 
         def matvec(self, v):
             return self.d * v
@@ -124,7 +124,7 @@ def test_bad_shape_for_a_callable() -> None:
     ],
 )
 def test_bad_dtypes(backend: Backend, dtype: str, message: str) -> None:
-    a = backend.module().asarray(np.eye(2).astype(dtype))
+    a = backend.asarray(np.eye(2), dtype)
     with pytest.raises(TypeError, match=message):
         slq.aslinearoperator(a)
 

@@ -1,0 +1,240 @@
+"""The array namespace the core sees for TensorFlow tensors, and the basis kept in row blocks.
+
+array-api-compat does not cover TensorFlow, so this module is that namespace: the
+functions the core calls, with array-API signatures, and nothing more. It imports
+TensorFlow, so `slq._backend` imports it only once it is handed a TensorFlow
+tensor or dtype, when TensorFlow is already loaded.
+
+>>> import tensorflow as tf
+>>> from slq import _tensorflow as xp
+>>> x = xp.asarray([[3.0, 4.0]], dtype=tf.float64)
+>>> xp.sqrt(xp.vecdot(x, x)).numpy()
+array([5.])
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__array_api_version__ = "2023.12"
+
+# Rows per block of the stored Lanczos basis: see `store_row`.
+BLOCK_ROWS = 16
+
+_DTYPES = {
+    name: getattr(tf, name)
+    for name in (
+        *("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+        *("float32", "float64", "complex64", "complex128"),
+    )
+}
+
+_KINDS = {
+    "bool": lambda d: d.is_bool,
+    "signed integer": lambda d: d.is_integer and not d.is_unsigned,
+    "unsigned integer": lambda d: d.is_integer and d.is_unsigned,
+    "integral": lambda d: d.is_integer,
+    "real floating": lambda d: d.is_floating,
+    "complex floating": lambda d: d.is_complex,
+    "numeric": lambda d: d.is_integer or d.is_floating or d.is_complex,
+}
+
+
+class _Info:
+    """What `__array_namespace_info__()` returns: the dtypes of a device."""
+
+    def dtypes(self, *, device: Any = None, kind: Any = None) -> dict[str, Any]:
+        """Return the dtypes of `kind`; TensorFlow has all of them on every device."""
+        return {name: d for name, d in _DTYPES.items() if kind is None or isdtype(d, kind)}
+
+
+def __array_namespace_info__() -> _Info:  # noqa: N807 (the array API's name)
+    """Return the namespace's inspection object."""
+    return _Info()
+
+
+def is_array(x: Any) -> bool:
+    """Return whether `x` is a TensorFlow tensor or variable."""
+    return isinstance(x, (tf.Tensor, tf.Variable))
+
+
+def device(x: Any) -> str:
+    """Return the device `x` lives on, as TensorFlow names it."""
+    return str(x.device)
+
+
+def isdtype(dtype: Any, kind: Any) -> bool:
+    """Return whether `dtype` is of `kind` (a kind name, a dtype, or a tuple of these)."""
+    if isinstance(kind, tuple):
+        return any(isdtype(dtype, k) for k in kind)
+    dtype = tf.as_dtype(dtype)
+    return _KINDS[kind](dtype) if isinstance(kind, str) else dtype == tf.as_dtype(kind)
+
+
+def finfo(dtype: Any) -> np.finfo:
+    """Return the machine limits of a floating `dtype`."""
+    return np.finfo(tf.as_dtype(dtype).as_numpy_dtype)
+
+
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: Any = None) -> Any:
+    """Return `obj` as a tensor of `dtype` on `device`."""
+    if is_array(obj):
+        tensor = obj if dtype is None else tf.cast(obj, dtype)
+    else:  # converted, and cast, on the host: one op, not three
+        tensor = tf.convert_to_tensor(obj, dtype=dtype)
+    if device is None or tensor.device == device:
+        return tensor
+    with tf.device(device):
+        return tf.identity(tensor)
+
+
+def zeros(shape: Any, *, dtype: Any = None, device: Any = None) -> Any:
+    """Return a tensor of zeros of `shape` on `device`."""
+    with tf.device(device):
+        return tf.zeros(shape, dtype=tf.float32 if dtype is None else dtype)
+
+
+def zeros_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
+    """Return zeros shaped like `x`, on its device unless told otherwise."""
+    with tf.device(x.device if device is None else device):
+        return tf.zeros_like(x, dtype=dtype)
+
+
+def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Any:
+    """Return `x` cast to `dtype` (tensors are immutable: no copy is ever needed)."""
+    return tf.cast(x, dtype)
+
+
+def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    """Return the dot products of real vectors along `axis`."""
+    if axis == -1:  # one op instead of two, and no n-sized product
+        return _einsum("...i,...i->...", x1, x2)
+    return tf.reduce_sum(x1 * x2, axis=axis)
+
+
+def matmul(x1: Any, x2: Any, /) -> Any:
+    """Return the matrix product, 1-D operands taken as in the array API (TF's `@` wants 2-D)."""
+    if x1.shape.rank == 1 and x2.shape.rank == 1:
+        return tf.tensordot(x1, x2, 1)
+    if x2.shape.rank == 1:
+        return tf.linalg.matvec(x1, x2)
+    if x1.shape.rank == 1:
+        return tf.linalg.matvec(x2, x1, transpose_a=True)
+    return tf.matmul(x1, x2)
+
+
+def permute_dims(x: Any, /, axes: Sequence[int]) -> Any:
+    """Return `x` with its axes permuted."""
+    return tf.transpose(x, perm=_constant(tuple(axes)))
+
+
+def expand_dims(x: Any, /, *, axis: int = 0) -> Any:
+    """Return `x` with a new axis of length 1 at `axis`."""
+    return tf.expand_dims(x, axis)
+
+
+@functools.cache
+def _constant(value: tuple[int, ...]) -> Any:
+    # Converting a Python tuple costs more than the op itself (0.1 ms of 0.17 for a transpose).
+    with tf.init_scope():  # an eager tensor, even when first asked for inside a tf.function
+        return tf.constant(value, dtype=tf.int32)
+
+
+def matrix_transpose(x: Any, /) -> Any:
+    """Return `x` with its last two axes swapped."""
+    return tf.linalg.matrix_transpose(x)
+
+
+def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
+    """Return `x` with a new shape."""
+    return tf.reshape(x, shape)
+
+
+def stack(arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
+    """Stack tensors of one shape along a new `axis`."""
+    return tf.stack(list(arrays), axis=axis)
+
+
+def sqrt(x: Any, /) -> Any:
+    """Return the element-wise square root."""
+    return tf.sqrt(x)
+
+
+def _vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
+    """Return the vector norm of `x` along `axis` (all of it for None)."""
+    return tf.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+
+
+linalg = types.SimpleNamespace(vector_norm=_vector_norm)
+
+
+# The Lanczos basis. A tensor cannot be written in place: storing row j into one
+# (k, m, n) tensor copies all of it every step, and so did a tf.Variable's sliced
+# `assign` (46 ms a row at k=8, m=90, n=1e4; reading a slice copied it all again).
+# So the basis is a list of (k, b, n) blocks of at most BLOCK_ROWS rows: a step
+# appends its rows to the last block (copying that block only) and a full block is
+# never copied again. Re-stacking all rows every step instead ran 2.5-3x slower at
+# n=1e5. Merging equal blocks (a binary counter) was no faster, and its merges
+# briefly double the basis; a block of 16 rows needs at most 32 rows on top.
+
+
+def store_row(blocks: list[Any], j: int, rows: Any) -> list[Any]:
+    """Append `rows` (shape (k, n)) to the basis `blocks` as row j, the next one."""
+    stored = sum(int(block.shape[1]) for block in blocks)
+    if j != stored:
+        msg = f"Lanczos rows are stored in order: got row {j} after {stored} rows (a bug in slq)"
+        raise AssertionError(msg)
+    row = tf.expand_dims(rows, 1)  # not rows[:, None]: TF's indexing costs 0.3 ms a call
+    if blocks and blocks[-1].shape[1] < BLOCK_ROWS:
+        blocks[-1] = tf.concat([blocks[-1], row], axis=1)
+    else:
+        blocks.append(row)
+    return blocks
+
+
+def first_rows(blocks: list[Any], rows: int) -> list[Any]:
+    """Return the blocks holding the first `rows` stored rows, the last one cut to fit."""
+    kept, count = [], 0
+    for block in blocks:
+        if count >= rows:
+            break
+        kept.append(block[:, : rows - count, :] if count + block.shape[1] > rows else block)
+        count += int(block.shape[1])
+    return kept
+
+
+def stack_rows(blocks: list[Any], rows: int) -> Any:
+    """Return the first `rows` stored rows as one (k, rows, n) tensor."""
+    return tf.concat(first_rows(blocks, rows), axis=1)
+
+
+def project_rows(w: Any, blocks: list[Any], rows: int) -> Any:
+    """Classical Gram–Schmidt twice against the first `rows` stored rows, in one graph call.
+
+    Eager dispatch of the four products per block cost as much as the products
+    themselves at n=1e4 (3.5 against 2.1 ms a step at k=1).
+    """
+    return _project(w, first_rows(blocks, rows))
+
+
+# Traced once per number of blocks and, with reduce_retracing, then for any shape.
+@tf.function(reduce_retracing=True, autograph=False)
+def _project(w: Any, blocks: list[Any]) -> Any:
+    for _ in range(2):
+        coefficients = [_einsum("kjn,kn->kj", block, w) for block in blocks]
+        w = w - tf.add_n(
+            [_einsum("kj,kjn->kn", c, b) for c, b in zip(coefficients, blocks, strict=True)]
+        )
+    return w
+
+
+def _einsum(equation: str, a: Any, b: Any) -> Any:
+    # einsum, not matmul or matvec: 1.5-3x faster for these batched matrix-vector
+    # products on the CPU. The raw op: tf.einsum's own parsing took 70 us a call.
+    return tf.raw_ops.Einsum(inputs=[a, b], equation=equation)
