@@ -19,6 +19,8 @@ if __name__ != "slq.adapters":
 _LAZY = {
     "JaxHessian": "jax",
     "jax_hessian": "jax",
+    "TfHessian": "tensorflow",
+    "tf_hessian": "tensorflow",
     "TorchCurvature": "torch",
     "torch_ggn": "torch",
     "torch_hessian": "torch",

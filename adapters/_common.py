@@ -66,5 +66,7 @@ def check_vector(v: Any, ndim: int, n: int, dtype: Any, kind: type, what: str) -
         msg = f"expected a vector of shape {want}, got {tuple(v.shape)}"
         raise ValueError(msg)
     if v.dtype != dtype:
-        msg = f"expected dtype {dtype} (the parameters'), got {v.dtype}"
+        # A TensorFlow dtype prints as <dtype: 'float64'>; its name is what users write.
+        want, got = getattr(dtype, "name", dtype), getattr(v.dtype, "name", v.dtype)
+        msg = f"expected dtype {want} (the parameters'), got {got}"
         raise TypeError(msg)

@@ -66,6 +66,8 @@ FRAMEWORK_OF = {
     "_torch": Backend.TORCH,
     "jax": Backend.JAX,
     "_jax": Backend.JAX,
+    "tensorflow": Backend.TENSORFLOW,
+    "_tensorflow": Backend.TENSORFLOW,
 }
 
 
