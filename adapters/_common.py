@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-__all__ = ["check_vector", "is_single_batch", "names_of"]
+__all__ = ["DataCounts", "check_vector", "is_single_batch", "names_of"]
 
 
 def _is_array(x: Any) -> bool:
@@ -70,3 +70,19 @@ def check_vector(v: Any, ndim: int, n: int, dtype: Any, kind: type, what: str) -
         want, got = getattr(dtype, "name", dtype), getattr(v.dtype, "name", v.dtype)
         msg = f"expected dtype {want} (the parameters'), got {got}"
         raise TypeError(msg)
+
+
+class DataCounts:
+    """The `num_examples` and `num_batches` of an operator over batches with sizes."""
+
+    _batches: Any  # has `num_examples` and `sizes`
+
+    @property
+    def num_examples(self) -> int:
+        """N, the number of examples the loss averages over."""
+        return int(self._batches.num_examples)
+
+    @property
+    def num_batches(self) -> int:
+        """The number of batches of the data."""
+        return len(self._batches.sizes)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from slq.adapters._common import check_vector, is_single_batch
+from slq.adapters._common import DataCounts, check_vector, is_single_batch
 
 from slq._validate import check_positive_int
 
@@ -120,7 +120,7 @@ def _budget(device: Any) -> float:
     return DEFAULT_RETAIN_BYTES
 
 
-class JaxHessian:
+class JaxHessian(DataCounts):
     """The Hessian of a JAX loss over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat jax arrays in `jax.flatten_util.ravel_pytree` order, on the
@@ -156,16 +156,6 @@ class JaxHessian:
             if self._linear
             else "jvp of grad"
         )
-
-    @property
-    def num_examples(self) -> int:
-        """N, the number of examples the loss averages over."""
-        return self._batches.num_examples
-
-    @property
-    def num_batches(self) -> int:
-        """The number of batches of the data."""
-        return len(self._batches.sizes)
 
     def __repr__(self) -> str:
         return (

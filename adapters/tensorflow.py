@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from slq.adapters._common import check_vector, is_single_batch, names_of
+from slq.adapters._common import DataCounts, check_vector, is_single_batch, names_of
 
 from slq._validate import check_choice, check_positive_int
 
@@ -268,7 +268,7 @@ def _first_columns(matrix: Any, k: int) -> Any:
     return matrix if matrix.shape[1] == k else matrix[:, :k]
 
 
-class TfHessian:
+class TfHessian(DataCounts):
     """The Hessian of a TensorFlow model's mean loss over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat tensors of the variables' dtype, laid out as the chosen
@@ -318,16 +318,6 @@ class TfHessian:
             tf.constant(size / batches.num_examples, self.dtype) for size in batches.sizes
         ]
         self._loss = tf.function(_own(self._batch_loss), input_signature=list(batches.spec))
-
-    @property
-    def num_examples(self) -> int:
-        """N, the number of examples the loss averages over."""
-        return self._batches.num_examples
-
-    @property
-    def num_batches(self) -> int:
-        """The number of batches of the data."""
-        return len(self._batches.sizes)
 
     def __repr__(self) -> str:
         return (

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from slq.adapters._common import check_vector, names_of
+from slq.adapters._common import DataCounts, check_vector, names_of
 from slq.adapters._torch_data import Batches
 from slq.adapters._torch_func import (
     BATCHNORM,
@@ -39,7 +39,7 @@ HVP_METHODS = ("auto", "forward-over-reverse", "double-backward")
 Product = Callable[[int, Any, Tangents], Tangents]
 
 
-class TorchCurvature:
+class TorchCurvature(DataCounts):
     """A curvature matrix of a torch model over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat tensors of the parameters' dtype and device, laid out as the
@@ -60,16 +60,6 @@ class TorchCurvature:
         first = fm.primal[fm.names[0]]
         self.dtype, self.device = first.dtype, first.device
         self.hvp = "functional"
-
-    @property
-    def num_examples(self) -> int:
-        """N, the number of examples the loss averages over."""
-        return self._batches.num_examples
-
-    @property
-    def num_batches(self) -> int:
-        """The number of batches of the data."""
-        return self._batches.num_batches
 
     def __repr__(self) -> str:
         return (

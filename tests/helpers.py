@@ -161,3 +161,14 @@ class CheckedOperator:
     def matmat(self, v: Any) -> Any:
         self._check(v, 2)
         return self.a @ v
+
+
+def check_extreme_eigenvalues(op: Any, dense: np.ndarray) -> None:
+    """Run SLQ to the operator's full size and compare its extreme Ritz values with eigvalsh."""
+    import slq
+
+    exact = np.linalg.eigvalsh(dense)
+    dos = slq.density(op, num_steps=op.shape[0], num_probes=2, seed=0)
+    scale = np.abs(exact).max()
+    assert dos.lambda_max == pytest.approx(exact[-1], abs=1e-8 * scale)
+    assert dos.lambda_min == pytest.approx(exact[0], abs=1e-8 * scale)

@@ -8,13 +8,12 @@ import logging
 
 import numpy as np
 import pytest
-from helpers import Backend, need
+from helpers import Backend, check_extreme_eigenvalues, need
 
 need(Backend.TENSORFLOW)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import slq  # noqa: E402
 from slq import adapters  # noqa: E402
 
 tf_adapter = importlib.import_module("slq.adapters.tensorflow")
@@ -124,14 +123,6 @@ def check_products(op, dense, rtol=1e-10):
     )
 
 
-def check_density(op, dense):
-    exact = np.linalg.eigvalsh(dense)
-    dos = slq.density(op, num_steps=op.shape[0], num_probes=2, seed=0)
-    scale = np.abs(exact).max()
-    assert dos.lambda_max == pytest.approx(exact[-1], abs=1e-8 * scale)
-    assert dos.lambda_min == pytest.approx(exact[0], abs=1e-8 * scale)
-
-
 def snapshot(model):
     return [v.numpy().copy() for v in model.variables]
 
@@ -150,7 +141,7 @@ def test_mlp_matches_the_dense_hessian(hvp: str) -> None:
     assert op.hvp == hvp and op.shape == (51, 51) and op.dtype == tf.float64
     dense = dense_hessian(keras_forward(model), model.trainable_variables, [batch], loss)
     check_products(op, dense)
-    check_density(op, dense)
+    check_extreme_eigenvalues(op, dense)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -163,7 +154,7 @@ def test_conv_batchnorm_in_both_modes_leaves_every_variable_as_it_was(training: 
     dense = dense_hessian(keras_forward(model, training), model.trainable_variables, batches, loss)
     check_products(op, dense)
     assert_unchanged(model, before)
-    check_density(op, dense)
+    check_extreme_eigenvalues(op, dense)
     assert_unchanged(model, before)
 
 
