@@ -14,6 +14,7 @@ import logging
 
 from slq._version import __version__
 from slq.density import density
+from slq.estimate import Estimate
 from slq.lanczos import LanczosResult, lanczos
 from slq.operator import LinearOperator, aslinearoperator, matmat
 from slq.quadrature import gauss_quadrature, tridiagonal
@@ -23,6 +24,7 @@ from slq.spectral_density import SpectralDensity
 logging.getLogger("slq").addHandler(logging.NullHandler())
 
 __all__ = [
+    "Estimate",
     "LanczosResult",
     "LinearOperator",
     "SpectralDensity",

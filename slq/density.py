@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -61,12 +61,14 @@ def density(
     /,
     *,
     num_steps: int = DEFAULT_NUM_STEPS,
-    num_probes: int = DEFAULT_NUM_PROBES,
+    num_probes: int | None = None,
     seed: int | np.random.Generator | None = None,
     probe: str = "rademacher",
     reorthogonalize: str = "full",
     probe_batch_size: int | None = None,
     check_symmetric: bool = False,
+    tol: float | None = None,
+    max_matvecs: int | None = None,
 ) -> SpectralDensity:
     r"""Estimate the eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
 
@@ -81,8 +83,9 @@ def density(
         A symmetric operator: anything `aslinearoperator` accepts.
     num_steps : int, default 90
         m, Lanczos steps (operator products) per probe; capped at n.
-    num_probes : int, default 10
-        k, the number of random probes. The estimate's error falls like
+    num_probes : int, optional
+        k, the number of random probes: 10 by default, or with `tol` the most
+        that may be drawn (default 1000). The estimate's error falls like
         1/sqrt(k n); at least 2 are needed for a standard error.
     seed : int, numpy.random.Generator or None
         Where the probes come from. Probe i depends only on the seed and i: the
@@ -99,6 +102,16 @@ def density(
     check_symmetric : bool, default False
         First compare uᵀ(Av) with vᵀ(Au) for random u, v (two products) and
         raise if the operator is not symmetric to within sqrt(eps).
+    tol : float, optional
+        Adaptive run: add batches of probes (`probe_batch_size`, default 4)
+        until the L1 norm of the standard error of the smoothed density,
+        ∫ stderr(t) dt on the default grid and kernel width, is at most `tol`
+        (the density integrates to 1, so `tol` is a relative error; adding
+        probes changes the curve by about this much), or until `max_matvecs`
+        or `num_probes` stops it first. At least 4 probes are drawn. The
+        result's ``stop_reason`` says which happened.
+    max_matvecs : int, optional
+        Budget of operator products: no batch is started that could exceed it.
 
     Returns
     -------
@@ -108,8 +121,9 @@ def density(
     Raises
     ------
     ValueError
-        For a non-square operator, a non-positive count, an unknown option, or
-        (with `check_symmetric`) a non-symmetric operator.
+        For a non-square operator, a non-positive count, an unknown option,
+        a `max_matvecs` too small for one batch of probes, or (with
+        `check_symmetric`) a non-symmetric operator.
     TypeError
         For a complex or integer operator.
     FloatingPointError
@@ -128,24 +142,38 @@ def density(
     SpectralDensity(dim=400, num_probes=4, num_steps=30, lambda_min=-0.998223, lambda_max=50)
     >>> t = dos.grid(num=256)
     >>> curve, band = dos.evaluate(t), dos.stderr(t)
+
+    Adaptive: probes are added until the density's standard error is small.
+
+    >>> adaptive = slq.density(np.diag(eigenvalues), num_steps=30, tol=0.05, seed=0)
+    >>> adaptive.stop_reason, adaptive.num_probes
+    ('tol', 4)
     """
     op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
-    k = check_positive_int("num_probes", num_probes)
-    b = k if probe_batch_size is None else check_positive_int("probe_batch_size", probe_batch_size)
     check_choice("probe", probe, PROBES)
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
     entropy = root_seed(seed)
     if check_symmetric:
         _check_symmetric(op, entropy)
-    results = []
-    for start in range(0, k, b):
-        probes = draw_probes(probe, n, range(start, min(start + b, k)), entropy)
+    results: list[LanczosResult] = []
+    reason = "num_probes"
+    for start in range(0, plan.num_probes, plan.batch):
+        spent = sum(r.num_matvecs for r in results)
+        if spent + plan.batch * m > plan.max_matvecs:
+            reason = "max_matvecs"
+            break
+        stop = min(start + plan.batch, plan.num_probes)
+        probes = draw_probes(probe, n, range(start, stop), entropy)
         rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
         results.append(_run(op, rows, m, reorthogonalize == "full", False, probe_offset=start))
+        if tol is not None and stop >= _MIN_ADAPTIVE_PROBES and _l1_stderr(results, n) <= tol:
+            reason = "tol"
+            break
     alpha, beta = _pad(results)
-    logger.info("density: n=%d, %d probes x %d steps, seed=%d", n, k, alpha.shape[1], entropy)
+    logger.info("density: n=%d, %d probes x %d steps, seed=%d", n, alpha.shape[0], m, entropy)
     return SpectralDensity(
         alpha,
         beta,
@@ -154,4 +182,50 @@ def density(
         seed=entropy,
         probe=probe,
         reorthogonalize=reorthogonalize,
+        residual_norm=np.concatenate([r.residual_norm for r in results]),
+        stop_reason=reason,
     )
+
+
+_MIN_ADAPTIVE_PROBES = 4
+_ADAPTIVE_MAX_PROBES = 1000
+
+
+class _Plan(NamedTuple):
+    num_probes: int
+    batch: int
+    max_matvecs: float
+
+
+def _plan(
+    m: int,
+    num_probes: int | None,
+    batch: int | None,
+    tol: float | None,
+    max_matvecs: int | None,
+) -> _Plan:
+    """Check the probe-count options and return how many probes to run, how many at once."""
+    if tol is not None and not (np.isfinite(tol) and tol > 0.0):
+        msg = f"tol must be a finite number > 0, got {tol}"
+        raise ValueError(msg)
+    default = DEFAULT_NUM_PROBES if tol is None else _ADAPTIVE_MAX_PROBES
+    k = default if num_probes is None else check_positive_int("num_probes", num_probes)
+    default_batch = k if tol is None else _MIN_ADAPTIVE_PROBES
+    b = default_batch if batch is None else check_positive_int("probe_batch_size", batch)
+    budget = np.inf if max_matvecs is None else check_positive_int("max_matvecs", max_matvecs)
+    if min(b, k) * m > budget:
+        msg = (
+            f"max_matvecs={max_matvecs} cannot pay for one batch of {min(b, k)} probes x "
+            f"{m} steps = {min(b, k) * m} products: raise it, or lower probe_batch_size "
+            "or num_steps"
+        )
+        raise ValueError(msg)
+    return _Plan(k, b, budget)
+
+
+def _l1_stderr(results: list[LanczosResult], n: int) -> float:
+    """Return ∫ stderr(t) dt of the smoothed density of the probes run so far."""
+    alpha, beta = _pad(results)
+    partial = SpectralDensity(alpha, beta, dim=n)
+    t = partial.grid()
+    return float(np.trapezoid(partial.stderr(t), t))

@@ -99,9 +99,21 @@ def gauss_quadrature(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
     >>> nodes.round(8), weights.round(8)
     (array([[1., 2., 3., 4.]]), array([[0.25, 0.25, 0.25, 0.25]]))
     """
+    nodes, weights, _ = ritz_rules(alpha, beta)
+    return nodes, weights
+
+
+def ritz_rules(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return `gauss_quadrature`'s nodes and weights and the eigenvectors' last components.
+
+    The Ritz pair (θ_i, Q s_i) of a run that stopped with residual norm β_m has
+    ‖A Q s_i − θ_i Q s_i‖ = β_m |s_{m,i}| (Parlett 1998, §13.2): the last
+    components turn a run's residual norm into each Ritz value's error bound.
+    Unused entries past a breakdown get 0.
+    """
     alpha, beta = _as_batch(alpha, beta)
     k, m = alpha.shape
-    nodes, weights = np.zeros((k, m)), np.zeros((k, m))
+    nodes, weights, last = np.zeros((k, m)), np.zeros((k, m)), np.zeros((k, m))
     lengths = _lengths(beta)
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
@@ -111,4 +123,5 @@ def gauss_quadrature(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
         nodes[rows, :length] = theta
         nodes[rows, length:] = theta[:, -1:]
         weights[rows, :length] = tau / tau.sum(axis=1, keepdims=True)
-    return nodes, weights
+        last[rows, :length] = np.abs(vectors[:, -1, :])
+    return nodes, weights, last

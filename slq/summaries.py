@@ -1,0 +1,251 @@
+"""Curvature summaries read off Gauss rules: spectral mass below a point, outliers, ratios.
+
+Everything here is a function of the nodes θ (k, m), weights τ (k, m) and Ritz
+residual bounds of k probes' Gauss rules: no operator products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MassBelow", "Outliers", "find_outliers", "mass_below", "weighted_quantile"]
+
+
+@dataclass(frozen=True)
+class MassBelow:
+    """The fraction of eigenvalues below a point x, with both of its uncertainties.
+
+    Attributes
+    ----------
+    value : float
+        The SLQ estimate: the probe mean of Σ_{θ_i < x} τ_i.
+    stderr : float
+        Probe-to-probe standard error of `value` (sampling error).
+    lower, upper : float
+        Probe means of the Chebyshev–Markov–Stieltjes bracket: whatever the
+        spectrum, each probe's true mass below x lies in [lower_v, upper_v]
+        (quadrature error; see `mass_below`). ``upper - lower`` is the mass
+        that m Lanczos steps cannot place on either side of x.
+    resolution : float
+        Probe mean of the gap between the Gauss nodes on either side of x:
+        mass closer to x than this is not resolved.
+    x : float
+        The point.
+    """
+
+    value: float
+    stderr: float
+    lower: float
+    upper: float
+    resolution: float
+    x: float
+
+
+def _used(weights: np.ndarray) -> np.ndarray:
+    """Nodes used by each rule: all up to the last positive weight."""
+    m = weights.shape[1]
+    last = m - 1 - np.argmax(weights[:, ::-1] > 0.0, axis=1)
+    return np.arange(m)[None, :] <= last[:, None]
+
+
+def mass_below(
+    nodes: np.ndarray, weights: np.ndarray, x: float, *, exact: np.ndarray | None = None
+) -> MassBelow:
+    r"""Estimate the fraction of eigenvalues < x, bracketing the quadrature error.
+
+    For a Gauss rule (θ_i, τ_i) of a measure μ with distribution F, and
+    C_j = τ_1 + … + τ_j, the Chebyshev–Markov–Stieltjes inequalities give
+    C_{j−1} ≤ F(θ_j) ≤ C_j (Szegő 1975, Thm 3.41.1; Chen, Trogdon & Ubaru 2021,
+    §3). So if θ_j < x ≤ θ_{j+1}, the true mass below x,
+    F(x−) ∈ [F(θ_j), F(θ_{j+1})] ⊂ [C_{j−1}, C_{j+1}]. A probe whose run broke
+    down (`exact`) has μ supported on its nodes: no quadrature error.
+    """
+    k = nodes.shape[0]
+    used = _used(weights)
+    exact = np.zeros(k, dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
+    value, lower, upper, gap = (np.empty(k) for _ in range(4))
+    for p in range(k):
+        theta, tau = nodes[p, used[p]], weights[p, used[p]]
+        cumulative = np.concatenate([[0.0], np.cumsum(tau)])  # C_0 .. C_L
+        j = int(np.searchsorted(theta, x, side="left"))  # nodes strictly below x
+        value[p] = cumulative[j]
+        lower[p] = cumulative[j] if exact[p] else cumulative[max(j - 1, 0)]
+        upper[p] = cumulative[j] if exact[p] else cumulative[min(j + 1, theta.size)]
+        below = theta[j - 1] if j > 0 else x
+        above = theta[j] if j < theta.size else x
+        gap[p] = above - below
+    stderr = float(value.std(ddof=1) / np.sqrt(k)) if k > 1 else float("nan")
+    return MassBelow(
+        float(value.mean()),
+        stderr,
+        float(lower.mean()),
+        float(upper.mean()),
+        float(gap.mean()),
+        float(x),
+    )
+
+
+def weighted_quantile(nodes: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Return the q-quantile of the probe-averaged Gauss measure (1/k) Σ_v Σ_i τ_i δ_{θ_i}."""
+    order = np.argsort(nodes, axis=None)
+    theta = nodes.ravel()[order]
+    cumulative = np.cumsum(weights.ravel()[order]) / nodes.shape[0]
+    index = min(int(np.searchsorted(cumulative, q, side="left")), theta.size - 1)
+    return float(theta[index])
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """Converged Ritz values standing apart from the bulk, as point masses.
+
+    Attributes
+    ----------
+    positions : numpy.ndarray, shape (c,)
+        Each outlier's eigenvalue: the weight-averaged Ritz values of its cluster.
+    masses, mass_stderr : numpy.ndarray, shape (c,)
+        Fraction of the eigenvalues it holds (probe mean of its Gauss weight;
+        1/n for a simple eigenvalue), and the probe-to-probe standard error.
+    counts : numpy.ndarray, shape (c,)
+        n · mass: the estimated multiplicity.
+    residuals : numpy.ndarray, shape (c,)
+        The largest Ritz residual bound in the cluster: some eigenvalue lies
+        within it of the position (Parlett 1998, Thm 4.5.1).
+    found_in : numpy.ndarray, shape (c,)
+        How many probes found it.
+    trace_share : numpy.ndarray, shape (c,)
+        Its share of Σ|λ| = tr|A|: mass · |position| / (probe mean of Σ τ_i |θ_i|).
+    bulk : tuple of float
+        The bulk interval (its `tail` and 1 − `tail` quantiles).
+    members : numpy.ndarray of bool, shape (k, m)
+        Which Gauss nodes of which probe make up the outliers.
+    """
+
+    positions: np.ndarray
+    masses: np.ndarray
+    mass_stderr: np.ndarray
+    counts: np.ndarray
+    residuals: np.ndarray
+    found_in: np.ndarray
+    trace_share: np.ndarray
+    bulk: tuple[float, float]
+    members: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.positions.size)
+
+    @property
+    def mass(self) -> float:
+        """Total fraction of the eigenvalues held by the outliers."""
+        return float(self.masses.sum())
+
+
+def _clusters(values: np.ndarray, radii: np.ndarray, floor: float) -> np.ndarray:
+    """Label sorted `values`: a new cluster where a gap exceeds the two radii summed."""
+    gaps = np.diff(values)
+    joined = gaps <= np.maximum(radii[1:] + radii[:-1], floor)
+    return np.concatenate([[0], np.cumsum(~joined)])
+
+
+def find_outliers(
+    nodes: np.ndarray,
+    weights: np.ndarray,
+    residuals: np.ndarray,
+    dim: int,
+    *,
+    tail: float,
+    separation: float,
+    rtol: float,
+) -> Outliers:
+    """Return the converged Ritz values more than `separation` bulk widths outside the bulk.
+
+    The bulk is the interval between the `tail` and 1 − `tail` quantiles of
+    the estimated spectral distribution; converged means a Ritz residual bound
+    ≤ `rtol` · max|θ|. Ritz values of different probes are one outlier when
+    they lie within their residual bounds of each other (or 1e-8 · max|θ|).
+    Outliers are detected as in Ghorbani, Krishnan & Xiao (2019, §4): isolated
+    eigenvalues far above (or below) a bulk near zero.
+    """
+    k = nodes.shape[0]
+    used = _used(weights) & (weights > 0.0)
+    low = weighted_quantile(nodes, weights, tail)
+    high = weighted_quantile(nodes, weights, 1.0 - tail)
+    scale = float(np.abs(nodes[used]).max()) or 1.0
+    width = max(high - low, 1e-12 * scale)
+    outside = (nodes > high + separation * width) | (nodes < low - separation * width)
+    candidate = used & outside & (residuals <= rtol * scale)
+    probe, _ = np.nonzero(candidate)
+    theta, tau, radius = nodes[candidate], weights[candidate], residuals[candidate]
+    order = np.argsort(theta)
+    theta, tau, radius, probe = theta[order], tau[order], radius[order], probe[order]
+    labels = _clusters(theta, radius, 1e-8 * scale) if theta.size else np.zeros(0, dtype=int)
+    count = int(labels.max()) + 1 if theta.size else 0
+    per_probe = np.zeros((count, k))
+    np.add.at(per_probe, (labels, probe), tau)
+    positions = np.array(
+        [np.average(theta[labels == c], weights=tau[labels == c]) for c in range(count)]
+    )
+    masses = per_probe.mean(axis=1)
+    stderr = per_probe.std(axis=1, ddof=1) / np.sqrt(k) if k > 1 else np.full(count, np.nan)
+    absolute = float(np.mean(np.sum(weights * np.abs(nodes), axis=1))) or 1.0
+    return Outliers(
+        positions=positions.reshape(count),
+        masses=masses,
+        mass_stderr=stderr,
+        counts=dim * masses,
+        residuals=np.array([radius[labels == c].max() for c in range(count)]).reshape(count),
+        found_in=(per_probe > 0).sum(axis=1),
+        trace_share=masses * np.abs(positions.reshape(count)) / absolute,
+        bulk=(low, high),
+        members=candidate,
+    )
+
+
+@dataclass(frozen=True)
+class ExtremeRatio:
+    """|λ_min| / λ_max, the negative-to-positive curvature ratio of Ghorbani et al. (2019).
+
+    Attributes
+    ----------
+    value : float
+        max(−θ_min, 0) / θ_max from the extreme Ritz values over all probes (0
+        when no Ritz value is negative).
+    lambda_min, lambda_max : float
+        The extreme Ritz values.
+    residual_min, residual_max : float
+        Their residual bounds: an eigenvalue lies within each of its Ritz value
+        (Parlett 1998, Thm 4.5.1).
+    lower, upper : float
+        The ratio with the extreme eigenvalues moved anywhere within their
+        residual bounds: the range the ratio lies in once the extreme Ritz
+        values have converged to the extreme eigenvalues.
+    """
+
+    value: float
+    lambda_min: float
+    lambda_max: float
+    residual_min: float
+    residual_max: float
+    lower: float
+    upper: float
+
+
+def _ratio(low: float, high: float) -> float:
+    return max(-low, 0.0) / high if high > 0.0 else float("inf")
+
+
+def extreme_ratio(nodes: np.ndarray, weights: np.ndarray, residuals: np.ndarray) -> ExtremeRatio:
+    """Return |λ_min| / λ_max from the extreme Ritz values and their residual bounds."""
+    used = _used(weights)
+    top = np.where(used, nodes, -np.inf)
+    p_min = int(np.argmin(nodes[:, 0]))
+    p_max, i_max = np.unravel_index(int(np.argmax(top)), top.shape)
+    low, high = float(nodes[p_min, 0]), float(nodes[p_max, i_max])
+    r_low, r_high = float(residuals[p_min, 0]), float(residuals[p_max, i_max])
+    if not high > 0.0:
+        msg = f"the ratio |λ_min|/λ_max needs a positive largest eigenvalue, got {high:.6g}"
+        raise ValueError(msg)
+    lower = _ratio(low + r_low, high + r_high)
+    upper = _ratio(low - r_low, high - r_high) if high - r_high > 0.0 else float("inf")
+    return ExtremeRatio(_ratio(low, high), low, high, r_low, r_high, lower, upper)
