@@ -13,17 +13,21 @@ matrix-vector products alone, with vectors that never leave their device.
 import logging
 
 from slq._version import __version__
+from slq.budget import Budget, slq_budget
 from slq.density import density
 from slq.estimate import Estimate
 from slq.lanczos import LanczosResult, lanczos
 from slq.operator import LinearOperator, aslinearoperator, matmat
+from slq.plotting import plot_densities
 from slq.quadrature import gauss_quadrature, tridiagonal
 from slq.spectral_density import SpectralDensity
+from slq.spectral_sums import trace, trace_function
 
 # A library never configures logging; this only silences "no handler" warnings.
 logging.getLogger("slq").addHandler(logging.NullHandler())
 
 __all__ = [
+    "Budget",
     "Estimate",
     "LanczosResult",
     "LinearOperator",
@@ -34,5 +38,9 @@ __all__ = [
     "gauss_quadrature",
     "lanczos",
     "matmat",
+    "plot_densities",
+    "slq_budget",
+    "trace",
+    "trace_function",
     "tridiagonal",
 ]

@@ -391,7 +391,8 @@ class SpectralDensity:
         >>> round(dos.negative_mass().value, 2)
         0.25
         """
-        return self.mass_below(-_non_negative("threshold", threshold))
+        threshold = _non_negative("threshold", threshold)
+        return self.mass_below(-threshold if threshold else 0.0)
 
     def count(self, low: float, high: float) -> Estimate:
         """Estimate the number of eigenvalues in (low, high]: n times the estimated mass.
@@ -642,6 +643,29 @@ class SpectralDensity:
             out["bulk"] = list(outliers.bulk)
             out["wasserstein_bound"] = dataclasses.asdict(self.wasserstein_bound())
         return out
+
+    def plot(self, ax: Any = None, **options: Any) -> Any:
+        """Draw the density with matplotlib; see `slq.plotting.plot_density` for `options`.
+
+        By default: symmetric-log eigenvalue axis, log density axis, the bulk
+        smoothed at its own width with its probe-to-probe band, and outliers as
+        point masses. Returns the matplotlib Axes.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import numpy as np
+        >>> import slq
+        >>> spectrum = np.concatenate([np.linspace(-1.0, 1.0, 997), [10.0, 30.0, 100.0]])
+        >>> dos = slq.density(np.diag(spectrum), num_steps=40, num_probes=4, seed=0)
+        >>> ax = dos.plot(label="spiked")
+        >>> ax.get_xscale(), ax.get_yscale()
+        ('symlog', 'log')
+        """
+        from slq.plotting import plot_density
+
+        return plot_density(self, ax, **options)
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,502 @@
+"""Figures of spectral densities: a bulk near zero and outliers orders of magnitude away.
+
+matplotlib is imported inside the functions, only when a figure is drawn, so
+that ``import slq`` stays light (install it with ``pip install 'slq[plot]'``).
+
+On log axes (the default) the eigenvalue axis is symmetric-log, linear within
+about one bulk kernel width of zero and logarithmic beyond, and the density
+axis is logarithmic: a network Hessian's bulk and its few outliers are both
+visible, and so are the decades the density spans (Ghorbani, Krishnan & Xiao
+2019, "An investigation into neural net optimization via Hessian eigenvalue
+density", plot log density). In the "bulk plus outliers" view each converged
+outlier is drawn as a point mass (a stem as tall as its mass) instead of being
+smeared by a kernel sized for the bulk.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from slq.estimate import student_t_quantile
+from slq.spectral_density import SpectralDensity, _positive, _smooth
+from slq.summaries import Outliers
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["plot_densities", "plot_density"]
+
+# The density axis spans this many decades below the peak (fewer if an outlier's
+# mass lies lower): the bulk's Gaussian tails have fallen to 1e-6 by 5.3 σ.
+_DECADES = 6.0
+# Curves and bands are clipped ten times below the axis' floor, so that their
+# tails leave the plot through its bottom edge instead of running along it.
+_CLIP = 0.1
+# Half-width, in kernel widths, of the curve's support around the outermost node.
+_PAD = 5.0
+# Outliers whose positions are written next to their stems, at most.
+_MAX_ANNOTATED = 8
+_LINE_WIDTH = 1.5
+_MASS_BAR_WIDTH = 5.0
+_BAND_ALPHA = 0.3
+_HINT = "plotting needs matplotlib: pip install 'slq[plot]'"
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """What one density draws: a curve with its band, and point masses."""
+
+    grid: np.ndarray
+    curve: np.ndarray
+    band: tuple[np.ndarray, np.ndarray] | None
+    positions: np.ndarray
+    masses: np.ndarray
+    mass_band: tuple[np.ndarray, np.ndarray] | None
+
+
+def plot_density(
+    density: SpectralDensity,
+    ax: Axes | None = None,
+    *,
+    log: bool = True,
+    band: bool = True,
+    outliers: bool | Outliers = True,
+    sigma: float | None = None,
+    num: int = 1024,
+    label: str | None = None,
+    color: Any = None,
+    confidence: float = 0.95,
+) -> Axes:
+    """Plot a spectral density: the bulk as a curve with its probe band, outliers as stems.
+
+    Parameters
+    ----------
+    density : SpectralDensity
+        The result of `slq.density`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default a new figure's axes (``pyplot.subplots()``).
+    log : bool, default True
+        Symmetric-log eigenvalue axis (linear within ``density.bulk_sigma()``
+        of zero) and logarithmic density axis, whose floor lies 6 decades
+        below the peak or below the smallest outlier mass; the curve is
+        clipped under it. False: linear axes.
+    band : bool, default True
+        Shade the pointwise Student-t `confidence` band over the probes
+        (needs at least 2 probes; nothing is shaded with one).
+    outliers : bool or Outliers, default True
+        True: the bulk (`SpectralDensity.bulk`) smoothed at the bulk's own
+        width, and each outlier of ``density.outliers()`` as a stem whose
+        height is its mass (fraction of eigenvalues, not a density), marked
+        with its position. An `Outliers` found with other settings is used
+        as given. False: the plain smoothed density (`SpectralDensity.evaluate`).
+    sigma : float, optional
+        Kernel width. Default ``density.bulk_sigma()``, except for the plain
+        curve on linear axes: ``density.default_sigma()``.
+    num : int, default 1024
+        Points of the evaluation grid (≥ 2), equispaced in asinh(t / linthresh)
+        on log axes. Points are added around any node that the grid would
+        step over, so that narrow peaks keep their height.
+    label : str, optional
+        Legend entry of the curve; a legend is drawn when given.
+    color : matplotlib color, optional
+        Default: the axes' next color.
+    confidence : float, default 0.95
+        Coverage of the band, in (0, 1).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    ValueError
+        For num < 2, or a `confidence` or `sigma` out of range.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq.plotting import plot_density
+    >>> spectrum = np.concatenate([np.linspace(-1.0, 1.0, 997), [10.0, 30.0, 100.0]])
+    >>> dos = slq.density(np.diag(spectrum), num_steps=40, num_probes=4, seed=0)
+    >>> ax = plot_density(dos, label="1000 × 1000")
+    >>> ax.get_xscale(), ax.get_yscale()
+    ('symlog', 'log')
+    >>> matplotlib.pyplot.close(ax.figure)
+    """
+    _require_matplotlib()
+    _check_density(density)
+    num, confidence = _check_num(num), _check_confidence(confidence)
+    found = _outliers_of(density, outliers)
+    linthresh = density.bulk_sigma(found) if log else None
+    sigma = _sigma(density, sigma, found, log)
+    low, high = _support(density, sigma, found)
+    layer = _layer(density, _base_grid(low, high, num, linthresh), sigma, found, band, confidence)
+    ax = _axes(ax)
+    floor = _floor([layer]) if log else 0.0
+    _draw(ax, layer, floor, label, color, annotate=True)
+    _finish(ax, [layer], floor, linthresh, legend=label is not None)
+    return ax
+
+
+def plot_densities(
+    densities: Sequence[SpectralDensity],
+    labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    *,
+    log: bool = True,
+    band: bool = True,
+    outliers: bool = True,
+    sigma: float | None = None,
+    num: int = 1024,
+    colors: Sequence[Any] | None = None,
+    confidence: float = 0.95,
+) -> Axes:
+    """Overlay several spectral densities on one axes: with and without BN, over training.
+
+    Each density is drawn as by `plot_density` (its own kernel width and
+    outliers), in its own color, on a common grid covering all of them; on
+    log axes they share the smallest ``bulk_sigma()`` as the symmetric-log
+    linear threshold, so that the narrowest bulk is resolved.
+
+    Parameters
+    ----------
+    densities : sequence of SpectralDensity
+        At least one.
+    labels : sequence of str, optional
+        One legend entry per density; the legend is drawn when given.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default a new figure's axes.
+    log, band, outliers, sigma, num, confidence
+        As in `plot_density`; `sigma`, when given, is used for every density.
+    colors : sequence of matplotlib colors, optional
+        One per density; default the axes' color cycle.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    ValueError
+        For no densities, as many labels or colors as densities, or the
+        errors of `plot_density`.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq.plotting import plot_densities
+    >>> narrow = slq.density(np.diag(np.linspace(-0.1, 0.1, 300)), num_probes=3, seed=0)
+    >>> wide = slq.density(np.diag(np.linspace(-1.0, 1.0, 300)), num_probes=3, seed=0)
+    >>> ax = plot_densities([narrow, wide], labels=["narrow", "wide"])
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['narrow', 'wide']
+    >>> matplotlib.pyplot.close(ax.figure)
+    """
+    _require_matplotlib()
+    densities = _check_densities(densities)
+    labels_ = _check_per_density("labels", labels, len(densities))
+    colors_ = _check_per_density("colors", colors, len(densities))
+    num, confidence = _check_num(num), _check_confidence(confidence)
+    found = [_outliers_of(d, outliers) for d in densities]
+    sigmas = [_sigma(d, sigma, f, log) for d, f in zip(densities, found, strict=True)]
+    linthresh = min(d.bulk_sigma(f) for d, f in zip(densities, found, strict=True)) if log else None
+    supports = [_support(d, s, f) for d, s, f in zip(densities, sigmas, found, strict=True)]
+    grid = _base_grid(min(s[0] for s in supports), max(s[1] for s in supports), num, linthresh)
+    layers = [
+        _layer(d, grid, s, f, band, confidence)
+        for d, s, f in zip(densities, sigmas, found, strict=True)
+    ]
+    ax = _axes(ax)
+    floor = _floor(layers) if log else 0.0
+    for layer, label, color in zip(layers, labels_, colors_, strict=True):
+        _draw(ax, layer, floor, label, color, annotate=False)
+    _finish(ax, layers, floor, linthresh, legend=labels is not None)
+    return ax
+
+
+def _require_matplotlib() -> None:
+    """Import matplotlib, or raise an ImportError that says how to install it."""
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError as error:
+        raise ImportError(_HINT) from error
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    from matplotlib import pyplot
+
+    _, new = pyplot.subplots(layout="constrained")
+    return new
+
+
+def _check_density(density: Any) -> None:
+    if not isinstance(density, SpectralDensity):
+        msg = f"density must be a SpectralDensity, got {type(density).__name__}"
+        raise TypeError(msg)
+
+
+def _check_densities(densities: Any) -> list[SpectralDensity]:
+    if isinstance(densities, SpectralDensity):
+        msg = "densities must be a sequence of SpectralDensity; plot one with plot_density"
+        raise TypeError(msg)
+    densities = list(densities)
+    if not densities:
+        msg = "densities must hold at least one SpectralDensity, got none"
+        raise ValueError(msg)
+    for density in densities:
+        _check_density(density)
+    return densities
+
+
+def _check_per_density(name: str, values: Any, count: int) -> list[Any]:
+    if values is None:
+        return [None] * count
+    if isinstance(values, str):
+        msg = f"{name} must be a sequence with one entry per density, got the string {values!r}"
+        raise TypeError(msg)
+    values = list(values)
+    if len(values) != count:
+        msg = f"{name} must have one entry per density ({count}), got {len(values)}"
+        raise ValueError(msg)
+    return values
+
+
+def _check_num(num: Any) -> int:
+    if isinstance(num, bool) or not isinstance(num, numbers.Integral):
+        msg = f"num must be an integer >= 2, got {num!r}"
+        raise TypeError(msg)
+    if num < 2:
+        msg = f"num must be >= 2, got {num}"
+        raise ValueError(msg)
+    return int(num)
+
+
+def _check_confidence(confidence: Any) -> float:
+    value = float(confidence)
+    if not 0.0 < value < 1.0:
+        msg = f"confidence must lie in (0, 1), got {confidence!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _outliers_of(density: SpectralDensity, outliers: bool | Outliers) -> Outliers | None:
+    """Return the outliers drawn as point masses, or None for the plain smoothed curve."""
+    if isinstance(outliers, Outliers):
+        if outliers.members.shape != density.nodes.shape:
+            msg = "outliers must come from this density: its members do not match its nodes"
+            raise ValueError(msg)
+        return outliers
+    if not isinstance(outliers, (bool, np.bool_)):
+        msg = f"outliers must be True, False or an Outliers, got {type(outliers).__name__}"
+        raise TypeError(msg)
+    return density.outliers() if outliers else None
+
+
+def _sigma(
+    density: SpectralDensity, sigma: float | None, found: Outliers | None, log: bool
+) -> float:
+    """Return the kernel width: the bulk's, unless the plain curve goes on linear axes."""
+    if sigma is not None:
+        return _positive("sigma", sigma)
+    if found is None and not log:
+        return density.default_sigma()
+    return density.bulk_sigma(found)
+
+
+def _support(density: SpectralDensity, sigma: float, found: Outliers | None) -> tuple[float, float]:
+    """Where the curve is above the floor: its nodes (outliers excepted) ± 5 σ."""
+    used = density.weights > 0.0
+    if found is not None:
+        used &= ~found.members
+    nodes = density.nodes[used]
+    return float(nodes.min()) - _PAD * sigma, float(nodes.max()) + _PAD * sigma
+
+
+def _base_grid(low: float, high: float, num: int, linthresh: float | None) -> np.ndarray:
+    """Equispaced in t, or in asinh(t / linthresh) as `SpectralDensity.grid` with "symlog"."""
+    if linthresh is None:
+        return np.linspace(low, high, num)
+    u = np.linspace(np.arcsinh(low / linthresh), np.arcsinh(high / linthresh), num)
+    return linthresh * np.sinh(u)
+
+
+def _refine(grid: np.ndarray, nodes: np.ndarray, sigma: float) -> np.ndarray:
+    """Add points within 6 σ of each node where the grid is coarser than σ / 2.
+
+    Far out on a symmetric-log grid the spacing grows like |t|, so a kernel of
+    the bulk's width around an outlying node could fall between two points.
+    """
+    centers = np.unique(np.round(nodes / sigma)) * sigma
+    centers = centers[(centers >= grid[0]) & (centers <= grid[-1])]
+    index = np.clip(np.searchsorted(grid, centers), 1, grid.size - 1)
+    coarse = centers[grid[index] - grid[index - 1] > 0.5 * sigma]
+    if coarse.size == 0:
+        return grid
+    extra = coarse[:, None] + sigma * np.linspace(-6.0, 6.0, 61)[None, :]
+    extra = extra[(extra > grid[0]) & (extra < grid[-1])]
+    return np.union1d(grid, extra)
+
+
+def _layer(
+    density: SpectralDensity,
+    grid: np.ndarray,
+    sigma: float,
+    found: Outliers | None,
+    band: bool,
+    confidence: float,
+) -> _Layer:
+    """Evaluate the curve (bulk or plain) and its band; collect the point masses."""
+    weights = density.weights if found is None else np.where(found.members, 0.0, density.weights)
+    grid = _refine(grid, density.nodes[weights > 0.0], sigma)
+    curves = _smooth(density.nodes, weights, grid, sigma, "gaussian")
+    curve = curves.mean(axis=0)
+    if not (band and density.num_probes >= 2):
+        return _Layer(grid, curve, None, *_point_masses(found), None)
+    t = student_t_quantile(confidence, density.num_probes - 1)
+    half = t * curves.std(axis=0, ddof=1) / np.sqrt(density.num_probes)
+    positions, masses = _point_masses(found)
+    mass_half = t * found.mass_stderr if found is not None else np.zeros(0)
+    return _Layer(
+        grid,
+        curve,
+        (curve - half, curve + half),
+        positions,
+        masses,
+        (masses - mass_half, masses + mass_half),
+    )
+
+
+def _point_masses(found: Outliers | None) -> tuple[np.ndarray, np.ndarray]:
+    if found is None:
+        return np.zeros(0), np.zeros(0)
+    return found.positions, found.masses
+
+
+def _floor(layers: list[_Layer]) -> float:
+    """Return the log density axis' bottom: 6 decades below the peak, or under every mass."""
+    peak = max(float(layer.curve.max()) for layer in layers)
+    masses = np.concatenate([layer.masses for layer in layers])
+    masses = masses[masses > 0.0]
+    floor = peak * 10.0**-_DECADES if peak > 0.0 else 1e-300
+    if masses.size:
+        floor = min(floor, 0.3 * float(masses.min()))
+    return floor
+
+
+def _draw(
+    ax: Axes, layer: _Layer, floor: float, label: str | None, color: Any, *, annotate: bool
+) -> None:
+    """Draw one layer's curve, band and stems in one color."""
+    clip = _CLIP * floor
+    (line,) = ax.plot(
+        layer.grid, np.maximum(layer.curve, clip), color=color, lw=_LINE_WIDTH, label=label
+    )
+    color = line.get_color()
+    if layer.band is not None:
+        low, high = (np.maximum(limit, clip) for limit in layer.band)
+        ax.fill_between(layer.grid, low, high, color=color, alpha=_BAND_ALPHA, lw=0)
+    if layer.positions.size:
+        _draw_stems(ax, layer, floor, color, single=annotate)
+
+
+def _draw_stems(ax: Axes, layer: _Layer, floor: float, color: Any, *, single: bool) -> None:
+    """Point masses: a line from the axis' bottom up to each mass, and a marker on top.
+
+    With a band, each mass' Student-t interval is a wide translucent bar. A
+    single density's outliers get a legend entry and their positions written
+    above them; in an overlay the curve's entry stands for its stems.
+    """
+    count = layer.positions.size
+    ax.vlines(layer.positions, floor, layer.masses, colors=color, lw=_LINE_WIDTH)
+    tops = layer.masses
+    if layer.mass_band is not None:
+        low, tops = (np.maximum(limit, _CLIP * floor) for limit in layer.mass_band)
+        ax.vlines(layer.positions, low, tops, colors=color, lw=_MASS_BAR_WIDTH, alpha=_BAND_ALPHA)
+    label = f"{count} outlier{'s' if count > 1 else ''}" if single else "_outliers"
+    (markers,) = ax.plot(layer.positions, layer.masses, "o", color=color, ms=4.5, label=label)
+    markers.set_gid("outliers")
+    if single and count <= _MAX_ANNOTATED:
+        _annotate(ax, layer.positions, np.maximum(tops, layer.masses), color)
+
+
+def _annotate(ax: Axes, positions: np.ndarray, heights: np.ndarray, color: Any) -> None:
+    """Write each position just above its stem."""
+    for position, height in zip(positions, heights, strict=True):
+        ax.annotate(
+            f"{position:.3g}",
+            (position, height),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize="small",
+            color=color,
+        )
+
+
+def _finish(
+    ax: Axes, layers: list[_Layer], floor: float, linthresh: float | None, *, legend: bool
+) -> None:
+    """Scales, limits, labels and legend."""
+    if linthresh is not None:
+        ax.set_xscale("symlog", linthresh=linthresh)
+        ax.xaxis.set_major_locator(_symlog_locator(linthresh, subs=(1.0,)))
+        ax.xaxis.set_minor_locator(_symlog_locator(linthresh, subs=np.arange(2.0, 10.0)))
+        ax.set_yscale("log")
+    top = max(_max_curve(layers), _max_mass(layers))
+    if linthresh is not None:
+        # Headroom of a tenth of the decades shown keeps labels inside the frame.
+        top *= (top / floor) ** 0.1
+    else:
+        top *= 1.05
+    ax.set_ylim(floor, top)
+    ax.margins(x=0.02)
+    ax.autoscale_view(scalex=True, scaley=False)
+    ax.set_xlabel("eigenvalue λ")
+    ax.set_ylabel("density")
+    if legend:
+        ax.legend(frameon=False)
+
+
+def _max_curve(layers: list[_Layer]) -> float:
+    """Return the top of the highest curve or of its band."""
+    return max(
+        float((layer.curve if layer.band is None else layer.band[1]).max()) for layer in layers
+    )
+
+
+def _max_mass(layers: list[_Layer]) -> float:
+    """Return the top of the highest stem or of its interval."""
+    tops = [layer.masses if layer.mass_band is None else layer.mass_band[1] for layer in layers]
+    return max((float(top.max()) for top in tops if top.size), default=0.0)
+
+
+def _symlog_locator(linthresh: float, subs: Any) -> Any:
+    """Return a symmetric-log locator with ticks at 0 and from the first decade ≥ linthresh.
+
+    Decades below linthresh sit in the linear part of the axis, a fraction of
+    a decade from 0, where their labels would overprint each other. The
+    locator's own threshold, not the scale's, decides where decades start.
+    """
+    from matplotlib.ticker import SymmetricalLogLocator
+
+    decade = 10.0 ** np.ceil(np.log10(linthresh) - 1e-9)
+    return SymmetricalLogLocator(linthresh=decade * (1.0 + 1e-9), base=10.0, subs=subs)
