@@ -16,6 +16,7 @@ from slq._version import __version__
 from slq.budget import Budget, slq_budget
 from slq.density import density
 from slq.estimate import Estimate
+from slq.kpm import KPMDensity, kpm_density
 from slq.lanczos import LanczosResult, lanczos
 from slq.operator import LinearOperator, aslinearoperator, matmat
 from slq.plotting import plot_densities
@@ -29,6 +30,7 @@ logging.getLogger("slq").addHandler(logging.NullHandler())
 __all__ = [
     "Budget",
     "Estimate",
+    "KPMDensity",
     "LanczosResult",
     "LinearOperator",
     "SpectralDensity",
@@ -36,6 +38,7 @@ __all__ = [
     "aslinearoperator",
     "density",
     "gauss_quadrature",
+    "kpm_density",
     "lanczos",
     "matmat",
     "plot_densities",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from slq.estimate import Estimate, student_t_quantile
 from slq.lanczos import LanczosResult
 from slq.quadrature import _as_batch, ritz_rules
 from slq.summaries import ExtremeRatio, MassBelow, Outliers
+
+if TYPE_CHECKING:
+    from slq.kpm import KPMDensity
 
 __all__ = ["SpectralDensity"]
 
@@ -643,6 +646,59 @@ class SpectralDensity:
             out["bulk"] = list(outliers.bulk)
             out["wasserstein_bound"] = dataclasses.asdict(self.wasserstein_bound())
         return out
+
+    def kpm(
+        self,
+        degree: int | None = None,
+        *,
+        bounds: tuple[float, float] | None = None,
+        damping: str = "jackson",
+    ) -> KPMDensity:
+        r"""Return the Lanczos-based KPM density of these probes: no new products.
+
+        The Chebyshev moments of each probe's Gauss rule equal those of its
+        spectral measure up to degree 2m − 1 (Chen, Trogdon & Ubaru 2023,
+        "Lanczos-based KPM"; see `slq.kpm.from_quadrature`), so KPM's damped
+        series — or its kernel-smoothed curve — comes free with an SLQ run.
+
+        Parameters
+        ----------
+        degree : int, optional
+            Default 2m − 1, the most the rules determine.
+        bounds : (float, float), optional
+            The interval mapped to [−1, 1]; it must hold every node. Default:
+            the extreme Ritz values widened by 1% of their spread (any interval
+            holding the nodes gives exact moments).
+        damping : {"jackson", "lorentz", "none"}
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> dos = slq.density(np.diag(np.linspace(-1.0, 1.0, 500)), num_steps=30, seed=0)
+        >>> kpm = dos.kpm()
+        >>> kpm.degree, kpm.num_probes
+        (59, 10)
+        >>> t = np.linspace(-1.0, 1.0, 5)
+        >>> bool(np.allclose(kpm.evaluate(t, sigma=0.1), dos.evaluate(t, sigma=0.1), atol=0.05))
+        True
+        """
+        from slq.kpm import from_quadrature
+
+        if bounds is None:
+            spread = self.lambda_max - self.lambda_min
+            pad = 0.01 * max(spread, 1e-12 * abs(self.lambda_max), 1e-300)
+            bounds = (self.lambda_min - pad, self.lambda_max + pad)
+        return from_quadrature(
+            self.nodes,
+            self.weights,
+            dim=self.dim,
+            degree=2 * self.num_steps - 1 if degree is None else degree,
+            bounds=bounds,
+            num_matvecs=self.num_matvecs,
+            seed=self.seed,
+            damping=damping,
+        )
 
     def plot(self, ax: Any = None, **options: Any) -> Any:
         """Draw the density with matplotlib; see `slq.plotting.plot_density` for `options`.
