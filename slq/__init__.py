@@ -15,6 +15,7 @@ import logging
 from slq._version import __version__
 from slq.budget import Budget, slq_budget
 from slq.density import density
+from slq.eigsh import EigshResult, eigsh
 from slq.estimate import Estimate
 from slq.kpm import KPMDensity, kpm_density
 from slq.lanczos import LanczosResult, lanczos
@@ -29,6 +30,7 @@ logging.getLogger("slq").addHandler(logging.NullHandler())
 
 __all__ = [
     "Budget",
+    "EigshResult",
     "Estimate",
     "KPMDensity",
     "LanczosResult",
@@ -37,6 +39,7 @@ __all__ = [
     "__version__",
     "aslinearoperator",
     "density",
+    "eigsh",
     "gauss_quadrature",
     "kpm_density",
     "lanczos",

@@ -1,0 +1,546 @@
+"""Extreme eigenpairs of a symmetric operator by thick-restart Lanczos (Krylov–Schur)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+from slq._backend import (
+    accumulation_dtype,
+    array_namespace,
+    check_real_floating,
+    contiguous_rows,
+    eps,
+    library_name,
+    new_basis,
+    store_row,
+    stored_rows,
+    to_host,
+)
+from slq._probes import draw_probes, root_seed
+from slq._validate import check_choice, check_positive_int
+from slq.lanczos import _norms_in
+from slq.operator import _Operator, as_operator, check_same_library
+
+__all__ = ["WHICH", "EigshResult", "eigsh"]
+
+logger = logging.getLogger("slq")
+
+WHICH = ("LA", "SA", "LM", "BE")
+
+# Daniel, Gragg, Kaufman & Stewart (1976, Math. Comp. 30): when the second Gram–Schmidt
+# pass removes more than 1 - 1/√2 of what the first one left, that was rounding error of
+# the first pass in the span of the basis, and the new direction is numerically zero
+# (ARPACK's dsaitr uses 0.717).
+_DGKS = 1.0 / math.sqrt(2.0)
+
+# A residual this many unit roundoffs of ‖A‖ (estimated by the largest ‖A q‖ seen) is
+# rounding noise: A Q = Q H to working precision, and the basis spans an invariant
+# subspace. Noise that is mostly outside the basis passes the DGKS test, so it needs a
+# test of its own. Zeroing such a β perturbs H by at most 100 eps ‖A‖, below the default
+# tolerance eps^(2/3) in float32 and float64.
+_INVARIANT_ROUNDOFFS = 100.0
+
+_FRESH_ATTEMPTS = 5
+
+# Largest float64 copy of basis rows made to accumulate float32 inner products (32 MB).
+_ACCUMULATION_ELEMENTS = 1 << 22
+
+
+class EigshResult(NamedTuple):
+    """Ritz pairs of `eigsh`, sorted by eigenvalue, with a posteriori error bounds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.eigsh import eigsh
+    >>> result = eigsh(np.diag(np.arange(10.0)), k=2, seed=0)
+    >>> result.eigenvalues.round(12), result.converged
+    (array([8., 9.]), array([ True,  True]))
+    """
+
+    eigenvalues: np.ndarray
+    """Shape (k,), float64, ascending: the Ritz values θ."""
+    eigenvectors: Any
+    """Shape (n, k) in the operator's namespace and device (None if not asked for)."""
+    residual_norms: np.ndarray
+    """Shape (k,), float64: ‖A x − θ x‖, computed with one final product.
+
+    For symmetric A and unit x some eigenvalue lies within this distance of θ
+    (Parlett 1998, Thm 4.5.1).
+    """
+    converged: np.ndarray
+    """Shape (k,), bool: whether the pair met the tolerance."""
+    num_matvecs: int
+    """Operator-vector products spent, the k of the final residual check included."""
+    num_restarts: int
+    """Thick restarts performed."""
+
+
+class _Ritz(NamedTuple):
+    values: np.ndarray  # (r,) ascending Ritz values of H
+    vectors: np.ndarray  # (r, r) eigenvectors y of H, as columns
+    estimates: np.ndarray  # (r,) residual norms β |y_last| of the Ritz pairs
+    order: np.ndarray  # indices of `values`, most wanted first
+
+
+class _Basis:
+    """Orthonormal rows q_0, q_1, ... in the operator's namespace, at most `size` of them."""
+
+    def __init__(self, op: _Operator, size: int) -> None:
+        self.xp, self.n, self.count = op.xp, op.shape[0], 0
+        self._store = new_basis(op.xp, (1, size, self.n), op.dtype, op.device)
+
+    def append(self, q: Any) -> None:
+        self._store = store_row(self._store, self.count, self.xp.expand_dims(q, axis=0))
+        self.count += 1
+
+    def rows(self) -> Any:
+        """Return the stored rows as one (count, n) array."""
+        return self.xp.reshape(stored_rows(self._store, self.count), (self.count, self.n))
+
+    def padded_rows(self) -> Any:
+        """Return the stored rows; for JAX, all `size` of them, those not yet stored zero.
+
+        Zero rows add nothing to a projection, and one shape means one compilation.
+        """
+        if not array_api_compat.is_jax_array(self._store):
+            return self.rows()
+        return self.xp.reshape(self._store, tuple(self._store.shape[1:]))
+
+
+@dataclass
+class _Run:
+    """The state of a thick-restart Lanczos run: A Q = Q H + β q eᵀ (Stewart 2001)."""
+
+    op: _Operator
+    acc: Any  # dtype of the inner products
+    basis: _Basis  # Q, as rows
+    h: np.ndarray  # (p, p) float64: upper triangle of H = QᵀAQ, filled column by column
+    q: Any  # (n,) the next unit vector, orthogonal to the basis (None after a breakdown)
+    beta: float  # β, the norm of the residual of the last column
+    entropy: int  # seed of the random vectors drawn after breakdowns
+    num_matvecs: int = 0
+    num_restarts: int = 0
+    num_fresh: int = 0  # random vectors drawn so far (v0, if drawn, is number 0)
+    norm_estimate: float = 0.0  # max ‖A q‖ so far: a lower bound on ‖A‖
+    found_invariant: bool = False  # whether some basis has spanned an invariant subspace
+
+
+def _check_sizes(k: Any, num_vectors: Any, n: int) -> tuple[int, int]:
+    k = check_positive_int("k", k)
+    if k >= n:
+        msg = (
+            f"k must be < n = {n} (the operator's size), got {k}: for all eigenvalues use a "
+            "dense eigensolver such as numpy.linalg.eigh"
+        )
+        raise ValueError(msg)
+    if num_vectors is None:
+        return k, min(n, max(2 * k + 1, 20))
+    p = check_positive_int("num_vectors", num_vectors)
+    if not k < p <= n:
+        msg = f"num_vectors must satisfy k < num_vectors <= n, i.e. lie in ({k}, {n}], got {p}"
+        raise ValueError(msg)
+    return k, p
+
+
+def _check_tol(tol: Any, dtype: Any, xp: Any) -> float:
+    unit = eps(dtype, xp)
+    if tol is None:
+        return float(unit ** (2.0 / 3.0))
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        msg = f"tol must be a real number >= 0 or None, got {tol!r}"
+        raise TypeError(msg)
+    value = float(tol)
+    if not (value >= 0.0 and math.isfinite(value)):
+        msg = f"tol must be finite and >= 0, got {tol}"
+        raise ValueError(msg)
+    return max(value, unit)
+
+
+def _check_max_restarts(max_restarts: Any) -> int:
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, numbers.Integral):
+        msg = f"max_restarts must be an integer >= 0, got {max_restarts!r}"
+        raise TypeError(msg)
+    if max_restarts < 0:
+        msg = f"max_restarts must be >= 0, got {max_restarts}"
+        raise ValueError(msg)
+    return int(max_restarts)
+
+
+def _start_vector(v0: Any, op: _Operator, entropy: int) -> Any:
+    """Return the first basis vector: `v0` checked and normalised, or a seeded Gaussian one."""
+    xp, n = op.xp, op.shape[0]
+    if v0 is None:
+        drawn = draw_probes("gaussian", n, range(1), entropy)[:, 0]
+        v0 = xp.asarray(drawn, dtype=op.dtype, device=op.device)
+    try:
+        v0_xp = array_namespace(v0)
+    except TypeError:
+        msg = f"v0 must be a {library_name(xp)} array (the operator's), got {type(v0).__name__}"
+        raise TypeError(msg) from None
+    if v0_xp is not xp:
+        msg = (
+            f"v0 is a {library_name(v0_xp)} array but the operator's vectors are "
+            f"{library_name(xp)} arrays; create v0 with the operator's library"
+        )
+        raise TypeError(msg)
+    if tuple(v0.shape) != (n,):
+        msg = f"v0 must have shape ({n},), got {tuple(v0.shape)}"
+        raise ValueError(msg)
+    check_real_floating(v0.dtype, xp, what="v0")
+    v0 = xp.astype(v0, op.dtype)
+    norm = float(to_host(_norms_in(v0, xp, _accumulation(op))))
+    if not (math.isfinite(norm) and norm > 0.0):
+        msg = f"v0 must be finite and nonzero, got a vector of norm {norm}"
+        raise ValueError(msg)
+    return v0 / norm
+
+
+def _accumulation(op: _Operator) -> Any:
+    """Return the dtype in which `op`'s inner products are accumulated (float64 if it can)."""
+    return accumulation_dtype(op.xp, op.device, op.dtype)
+
+
+def _apply(op: _Operator, q: Any, first: bool) -> Any:
+    """Return A q in the operator's dtype, checking the first output's library and shape."""
+    xp = op.xp
+    w = op.matvec(q)
+    if first:
+        check_same_library(w, xp)
+        if tuple(w.shape) != (op.shape[0],):
+            msg = f"the operator returned shape {tuple(w.shape)}, expected {(op.shape[0],)}"
+            raise ValueError(msg)
+    return xp.astype(w, op.dtype, copy=False)
+
+
+def _blocks(rows: Any, acc: Any) -> list[slice]:
+    """Row blocks for products in `acc`: all rows, or as many as fit a bounded copy."""
+    r, n = rows.shape
+    size = r if acc == rows.dtype else max(1, _ACCUMULATION_ELEMENTS // n)
+    return [slice(i, min(i + size, r)) for i in range(0, r, size)]
+
+
+def _project(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
+    """Orthogonalise w against `rows` by classical Gram–Schmidt, twice.
+
+    "Twice is enough" (Giraud, Langou & Rozložník 2005). Returns w, the summed
+    coefficients Q w (the new column of H) in row blocks (see `_blocks`), and
+    ‖w‖ before and after each pass. Coefficients are accumulated in `acc`.
+    """
+    xp = array_namespace(w, rows)
+    blocks = _blocks(rows, acc)
+    total, norms = [0.0] * len(blocks), [_norms_in(w, xp, acc)]
+    for _ in range(2):
+        w_acc, update = xp.astype(w, acc, copy=False), 0.0
+        for i, block in enumerate(blocks):
+            stored = rows[block, :]
+            # (1, n) @ (n, b), a row-vector product as in `slq.lanczos`: BLAS on C-ordered rows.
+            c = xp.matmul(xp.reshape(w_acc, (1, -1)), xp.matrix_transpose(xp.astype(stored, acc)))
+            update = update + xp.matmul(xp.astype(c, w.dtype), stored)
+            total[i] = total[i] + c
+        w = w - xp.reshape(update, (-1,))
+        norms.append(_norms_in(w, xp, acc))
+    return w, total, xp.stack(norms)
+
+
+def _projected(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
+    """`_project`, compiled for JAX arrays: eager JAX dispatches a dozen ops a step."""
+    if not array_api_compat.is_jax_array(rows):
+        return _project(w, rows, acc)
+    from slq import _jax
+
+    return _jax.compiled(_project, static_argnums=(2,))(w, rows, acc)  # type: ignore[no-any-return]
+
+
+def _check_finite(column: np.ndarray, norm: float, product: int) -> None:
+    if not (np.isfinite(column).all() and math.isfinite(norm)):
+        msg = (
+            f"the operator produced NaN or Inf at eigsh product {product}: check the "
+            "operator for NaN or Inf in its output"
+        )
+        raise FloatingPointError(msg)
+
+
+def _step(run: _Run) -> bool:
+    """Append q to the basis and fill the column of H it adds; return whether it broke down."""
+    j = run.basis.count
+    run.basis.append(run.q)
+    w = _apply(run.op, run.q, first=run.num_matvecs == 0)
+    run.num_matvecs += 1
+    w, blocks, norms = _projected(w, run.basis.padded_rows(), run.acc)
+    column = np.concatenate([to_host(c).reshape(-1) for c in blocks])[: j + 1].astype(np.float64)
+    image, first, second = to_host(norms)
+    _check_finite(column, second, run.num_matvecs)
+    run.h[: j + 1, j] = column
+    run.norm_estimate = max(run.norm_estimate, float(image))
+    floor = _INVARIANT_ROUNDOFFS * eps(run.op.dtype, run.op.xp) * run.norm_estimate
+    broke = not (second > _DGKS * first and second > floor)
+    run.found_invariant |= broke
+    run.beta = 0.0 if broke else float(second)
+    run.q = None if broke else w / run.beta
+    return broke
+
+
+def _fresh(run: _Run) -> Any:
+    """Return a seeded random unit vector orthogonal to the basis: a breakdown's new direction."""
+    op, rows = run.op, run.basis.padded_rows()
+    for _ in range(_FRESH_ATTEMPTS):
+        run.num_fresh += 1
+        drawn = draw_probes(
+            "gaussian", op.shape[0], range(run.num_fresh, run.num_fresh + 1), run.entropy
+        )
+        v = op.xp.asarray(drawn[:, 0], dtype=op.dtype, device=op.device)
+        v, _, norms = _projected(v, rows, run.acc)
+        _, first, second = to_host(norms)
+        if second > _DGKS * first:
+            return v / float(second)
+    msg = (
+        f"no direction orthogonal to {run.basis.count} basis vectors in R^{op.shape[0]} "
+        "(a bug in slq)"
+    )
+    raise AssertionError(msg)
+
+
+def _priority(values: np.ndarray, which: str) -> np.ndarray:
+    """Return the indices of the ascending `values`, most wanted first."""
+    r = values.size
+    if which == "LA":
+        return np.arange(r)[::-1]
+    if which == "SA":
+        return np.arange(r)
+    if which == "LM":
+        return np.argsort(-np.abs(values), kind="stable")
+    # "BE": alternately from the top and the bottom, the top first (as ARPACK's).
+    interleaved = np.stack([np.arange(r)[::-1], np.arange(r)], axis=1).reshape(-1)
+    _, first = np.unique(interleaved, return_index=True)
+    return interleaved[np.sort(first)]
+
+
+def _ritz(run: _Run, which: str) -> _Ritz:
+    """Return the Ritz pairs of H, the Rayleigh quotient of A on the basis."""
+    r = run.basis.count
+    upper = np.triu(run.h[:r, :r])
+    values, vectors = np.linalg.eigh(upper + np.triu(upper, 1).T)
+    return _Ritz(values, vectors, run.beta * np.abs(vectors[-1]), _priority(values, which))
+
+
+def _converged(ritz: _Ritz, indices: np.ndarray, tol: float) -> np.ndarray:
+    """Return, for the Ritz pairs `indices`, whether β |y_last| <= tol · max |θ|."""
+    scale = float(np.abs(ritz.values).max())
+    return ritz.estimates[indices] <= tol * scale
+
+
+def _extend(run: _Run, k: int, which: str, tol: float) -> _Ritz:
+    """Add basis vectors until the wanted Ritz pairs converge or the basis is full."""
+    size = run.h.shape[0]
+    while True:
+        broke = _step(run)
+        full = run.basis.count == size
+        if broke and not full:
+            run.q = _fresh(run)  # an invariant subspace: carry on in a new direction
+            continue
+        if run.basis.count >= k:
+            ritz = _ritz(run, which)
+            # Past an invariant subspace, other copies of its eigenvalues may still be
+            # missing (a Krylov space holds one of each): only a full basis is judged.
+            early = not run.found_invariant and _converged(ritz, ritz.order[:k], tol).all()
+            if full or early:
+                return ritz
+
+
+def _restart(run: _Run, ritz: _Ritz, keep: int) -> None:
+    """Keep the `keep` most wanted Ritz vectors as the new basis (Wu & Simon 2000)."""
+    op, xp = run.op, run.op.xp
+    kept = ritz.order[:keep]
+    y = xp.asarray(ritz.vectors[:, kept].T, dtype=op.dtype, device=op.device)
+    vectors = xp.matmul(y, run.basis.rows())
+    run.basis = _Basis(op, run.h.shape[0])
+    for i in range(keep):
+        run.basis.append(vectors[i, :])
+    # H restarts as diag(θ); the next column adds the arrow β y_last (filled by projection).
+    run.h = np.zeros_like(run.h)
+    run.h[np.arange(keep), np.arange(keep)] = ritz.values[kept]
+    run.num_restarts += 1
+
+
+def _iterate(run: _Run, k: int, which: str, tol: float, max_restarts: int) -> _Ritz:
+    size = run.h.shape[0]
+    keep = k + (size - k) // 2
+    while True:
+        ritz = _extend(run, k, which, tol)
+        if _converged(ritz, ritz.order[:k], tol).all() or run.num_restarts == max_restarts:
+            return ritz
+        _restart(run, ritz, keep)
+
+
+def _finish(run: _Run, ritz: _Ritz, k: int, tol: float, vectors: bool) -> EigshResult:
+    """Form the wanted Ritz vectors, and their residuals with one product."""
+    op, xp = run.op, run.op.xp
+    wanted = ritz.order[:k]
+    wanted = wanted[np.argsort(ritz.values[wanted], kind="stable")]
+    theta = ritz.values[wanted]
+    y = xp.asarray(ritz.vectors[:, wanted].T, dtype=op.dtype, device=op.device)
+    x = contiguous_rows(xp.permute_dims(xp.matmul(y, run.basis.rows()), (1, 0)), xp)
+    image = xp.astype(op.matmat(x), op.dtype, copy=False)
+    check_same_library(image, xp)
+    run.num_matvecs += k
+    residual = image - x * xp.asarray(theta[None, :], dtype=op.dtype, device=op.device)
+    norms = to_host(_norms_in(xp.permute_dims(residual, (1, 0)), xp, run.acc))
+    return EigshResult(
+        eigenvalues=theta.copy(),
+        eigenvectors=x if vectors else None,
+        residual_norms=norms.astype(np.float64),
+        converged=_converged(ritz, wanted, tol),
+        num_matvecs=run.num_matvecs,
+        num_restarts=run.num_restarts,
+    )
+
+
+def eigsh(
+    op: Any,
+    /,
+    k: int = 6,
+    *,
+    which: str = "LA",
+    num_vectors: int | None = None,
+    tol: float | None = None,
+    max_restarts: int = 1000,
+    v0: Any = None,
+    seed: Any = None,
+    return_eigenvectors: bool = True,
+) -> EigshResult:
+    r"""Return k extreme eigenpairs of a symmetric operator, by thick-restart Lanczos.
+
+    Lanczos with full reorthogonalisation builds an orthonormal basis Q of up
+    to p = `num_vectors` vectors and H = QᵀAQ; when the basis is full, it keeps
+    the most wanted Ritz vectors (k + (p − k) // 2 of them) and carries on
+    from the residual: thick restarting (Wu & Simon 2000, SIAM J. Matrix Anal.
+    Appl. 22(2)), which for symmetric A is the Krylov–Schur method (Stewart
+    2001). Memory: p vectors of length n. A pair (θ, Qy) is accepted when its
+    residual β |y_p| ≤ `tol` · max |θ|. This is `scipy.sparse.linalg.eigsh`
+    for any array library, with vectors that stay on their device.
+
+    Parameters
+    ----------
+    op
+        A symmetric operator: anything `aslinearoperator` accepts.
+    k : int
+        The number of eigenpairs, 1 <= k < n.
+    which : {"LA", "SA", "LM", "BE"}
+        Largest algebraic, smallest algebraic, largest magnitude, or both ends
+        (k // 2 from the bottom, k − k // 2 from the top, as in SciPy).
+    num_vectors : int, optional
+        p, the largest basis, k < p <= n. Default min(n, max(2k + 1, 20)).
+    tol : float, optional
+        Relative residual tolerance (relative to the largest |Ritz value|).
+        The default eps^(2/3) of the operator's dtype (3.7e-11 in float64,
+        2.4e-5 in float32) gives eigenvalues to about eps: their errors are at
+        most the residual, and typically residual² / gap (the Kato–Temple
+        bound), eps^(4/3) relative. eps^(1/2) would leave errors up to
+        1.5e-8 in float64. 0 means eps.
+    max_restarts : int
+        Restarts before giving up; each costs at most p − k products.
+    v0 : array, shape (n,), optional
+        Start vector, in the operator's library and device.
+    seed : int, numpy Generator or None
+        Seed of the start vector (when `v0` is None) and of the random
+        directions that continue the run past an invariant subspace. The
+        same seed gives the same start on every backend.
+    return_eigenvectors : bool
+        Return the Ritz vectors (their residuals are computed either way).
+
+    Returns
+    -------
+    EigshResult
+        ``eigenvalues`` (k,) ascending, ``eigenvectors`` (n, k) or None,
+        ``residual_norms``: ‖A x − θ x‖ from one final product with the k
+        vectors, so that each θ lies within that distance of an eigenvalue
+        (Parlett 1998, Thm 4.5.1); ``converged``, ``num_matvecs``,
+        ``num_restarts``. When `max_restarts` runs out, the current Ritz pairs
+        come back with ``converged`` False and a warning is logged on the
+        ``"slq"`` logger (where SciPy raises ArpackNoConvergence).
+
+    Raises
+    ------
+    ValueError
+        If k, `num_vectors`, `which`, `tol`, `max_restarts` or `v0` is out of range.
+    TypeError
+        If one of them has the wrong type, or `v0` is not an array of the
+        operator's library.
+    FloatingPointError
+        If the operator produces NaN or Inf.
+
+    Notes
+    -----
+    ``converged`` is the test the iteration applies, to the residual
+    estimates β |y_p| of the recurrence; ``residual_norms`` are computed
+    afresh and agree with them to rounding (about eps ‖A‖).
+
+    One Krylov space holds one copy of each eigenvalue. When it becomes
+    invariant (β ≈ 0), the run carries on from a seeded random vector
+    orthogonal to it, and from then on judges convergence only on a full
+    basis, which lets further copies of a multiple eigenvalue in. A multiple
+    eigenvalue that no breakdown reveals is found only as rounding errors
+    bring its other copies in, as in ARPACK: for clustered wanted
+    eigenvalues, use a larger `num_vectors`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.eigsh import eigsh
+    >>> a = np.diag(np.linspace(-1.0, 1.0, 200)) + np.diag([0.0] * 199 + [5.0])
+    >>> result = eigsh(a, k=2, seed=0)
+    >>> result.eigenvalues.round(10), bool(result.converged.all())
+    (array([0.98994975, 6.        ]), True)
+    >>> bool((result.residual_norms < 1e-9).all())
+    True
+
+    The most negative eigenvalue, the other end:
+
+    >>> eigsh(a, k=1, which="SA", seed=0).eigenvalues.round(10)
+    array([-1.])
+    """
+    op = as_operator(op)
+    k, size = _check_sizes(k, num_vectors, op.shape[0])
+    check_choice("which", which, WHICH)
+    tol = _check_tol(tol, op.dtype, op.xp)
+    max_restarts = _check_max_restarts(max_restarts)
+    entropy = root_seed(seed)
+    q = _start_vector(v0, op, entropy)
+    h = np.zeros((size, size))
+    run = _Run(op, _accumulation(op), _Basis(op, size), h, q, 0.0, entropy)
+    ritz = _iterate(run, k, which, tol, max_restarts)
+    result = _finish(run, ritz, k, tol, return_eigenvectors)
+    _log(result, op.shape[0], which, tol, max_restarts)
+    return result
+
+
+def _log(result: EigshResult, n: int, which: str, tol: float, max_restarts: int) -> None:
+    k = result.eigenvalues.size
+    logger.info(
+        "eigsh: n=%d, k=%d, which=%s, %d matvecs, %d restarts, %d of %d converged",
+        n,
+        k,
+        which,
+        result.num_matvecs,
+        result.num_restarts,
+        int(result.converged.sum()),
+        k,
+    )
+    if not result.converged.all():
+        logger.warning(
+            "eigsh: %d of %d Ritz pairs did not converge to tol=%.3g in max_restarts=%d; "
+            "largest residual norm %.3g: returned with converged=False",
+            int((~result.converged).sum()),
+            k,
+            tol,
+            max_restarts,
+            float(result.residual_norms.max()),
+        )
