@@ -12,6 +12,7 @@ matrix-vector products alone, with vectors that never leave their device.
 
 import logging
 
+from slq._progress import LanczosStep
 from slq._version import __version__
 from slq.budget import Budget, slq_budget
 from slq.density import density
@@ -20,6 +21,7 @@ from slq.estimate import Estimate
 from slq.kpm import KPMDensity, kpm_density
 from slq.lanczos import LanczosResult, lanczos
 from slq.operator import LinearOperator, aslinearoperator, matmat
+from slq.persistence import load
 from slq.plotting import plot_densities
 from slq.quadrature import gauss_quadrature, tridiagonal
 from slq.spectral_density import SpectralDensity
@@ -34,6 +36,7 @@ __all__ = [
     "Estimate",
     "KPMDensity",
     "LanczosResult",
+    "LanczosStep",
     "LinearOperator",
     "SpectralDensity",
     "__version__",
@@ -43,6 +46,7 @@ __all__ = [
     "gauss_quadrature",
     "kpm_density",
     "lanczos",
+    "load",
     "matmat",
     "plot_densities",
     "slq_budget",

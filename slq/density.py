@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from slq._backend import accumulation_dtype, eps, to_host
+from slq._checkpoint import Checkpoint
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
+from slq._progress import LanczosStep, progress_bar, step_hook
 from slq._validate import check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE, LanczosResult, _apply, _prepare_start, _run
 from slq.operator import as_operator
@@ -69,6 +73,9 @@ def density(
     check_symmetric: bool = False,
     tol: float | None = None,
     max_matvecs: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    callback: Callable[[LanczosStep], Any] | None = None,
 ) -> SpectralDensity:
     r"""Estimate the eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
 
@@ -112,6 +119,23 @@ def density(
         result's ``stop_reason`` says which happened.
     max_matvecs : int, optional
         Budget of operator products: no batch is started that could exceed it.
+    checkpoint : str or path-like, optional
+        A ``.npz`` file to which every finished batch of probes is written
+        atomically (write, then rename). Calling again with the same arguments
+        resumes from the finished batches and gives the result an uninterrupted
+        run would have given; a run killed at any moment loses at most the
+        batch in flight. With ``seed=None`` the checkpoint's seed is reused. A
+        checkpoint written for another operator size or dtype, number of
+        steps, seed, probe kind, reorthogonalisation or batch size is refused.
+        Set `probe_batch_size` to choose how much work a batch holds.
+    progress : bool, optional
+        A tqdm progress bar over the products, with their rate. None (default)
+        shows one when stderr is a terminal and the run lasts more than two
+        seconds; True always (needs tqdm); False never.
+    callback : callable, optional
+        Called after every Lanczos step with a `LanczosStep` (the batch's probe
+        indices, the step, and the batch's α_j and β_j), e.g. to log to your
+        own tools.
 
     Returns
     -------
@@ -155,23 +179,38 @@ def density(
     check_choice("probe", probe, PROBES)
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
+    store = None if checkpoint is None else Checkpoint(checkpoint, {})
+    if seed is None and store is not None:
+        seed = store.stored_seed()  # resuming a seed=None run: its probes are on record
     entropy = root_seed(seed)
+    if store is not None:
+        store.settings = _fingerprint(op, m, entropy, probe, reorthogonalize, plan.batch)
     if check_symmetric:
         _check_symmetric(op, entropy)
-    results: list[LanczosResult] = []
+    results = _resumable(store, plan)
     reason = "num_probes"
-    for start in range(0, plan.num_probes, plan.batch):
-        spent = sum(r.num_matvecs for r in results)
-        if spent + plan.batch * m > plan.max_matvecs:
-            reason = "max_matvecs"
-            break
-        stop = min(start + plan.batch, plan.num_probes)
-        probes = draw_probes(probe, n, range(start, stop), entropy)
-        rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
-        results.append(_run(op, rows, m, reorthogonalize == "full", False, probe_offset=start))
-        if tol is not None and stop >= _MIN_ADAPTIVE_PROBES and _l1_stderr(results, n) <= tol:
-            reason = "tol"
-            break
+    bar = progress_bar(progress, plan.num_probes * m, "slq.density")
+    bar.update(sum(r.num_matvecs for r in results))
+    try:
+        for start in range(len(results) * plan.batch, plan.num_probes, plan.batch):
+            if _converged(results, tol, n):
+                reason = "tol"
+                break
+            if sum(r.num_matvecs for r in results) + plan.batch * m > plan.max_matvecs:
+                reason = "max_matvecs"
+                break
+            batch = range(start, min(start + plan.batch, plan.num_probes))
+            probes = draw_probes(probe, n, batch, entropy)
+            rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
+            hook = step_hook(bar, callback, batch)
+            full = reorthogonalize == "full"
+            results.append(_run(op, rows, m, full, False, probe_offset=start, on_step=hook))
+            if store is not None:
+                store.save(results)
+        else:
+            reason = "tol" if _converged(results, tol, n) else reason
+    finally:
+        bar.close()
     alpha, beta = _pad(results)
     logger.info("density: n=%d, %d probes x %d steps, seed=%d", n, alpha.shape[0], m, entropy)
     return SpectralDensity(
@@ -185,6 +224,48 @@ def density(
         residual_norm=np.concatenate([r.residual_norm for r in results]),
         stop_reason=reason,
     )
+
+
+def _fingerprint(
+    op: Any, m: int, entropy: int, probe: str, reorthogonalize: str, batch: int
+) -> dict[str, Any]:
+    """Return the settings that make a checkpoint's batches this run's batches."""
+    return {
+        "dim": op.shape[0],
+        "dtype": _dtype_key(op.dtype),
+        "num_steps": m,
+        "seed": entropy,
+        "probe": probe,
+        "reorthogonalize": reorthogonalize,
+        "probe_batch_size": batch,
+    }
+
+
+def _dtype_key(dtype: Any) -> str:
+    """Return a library-independent name such as "float32" (numpy, torch, JAX and TF dtypes)."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        name = getattr(dtype, "name", None)
+        return name if isinstance(name, str) else str(dtype).rsplit(".", 1)[-1]
+
+
+def _resumable(store: Checkpoint | None, plan: _Plan) -> list[LanczosResult]:
+    """Return the checkpoint's batches that this plan would run the same way."""
+    if store is None:
+        return []
+    results = []
+    for i, result in enumerate(store.load()):
+        expected = min(plan.batch, plan.num_probes - i * plan.batch)
+        if expected <= 0 or result.alpha.shape[0] != expected:
+            break  # the previous call ran a shorter last batch: redo it
+        results.append(result)
+    return results
+
+
+def _converged(results: list[LanczosResult], tol: float | None, n: int) -> bool:
+    probes = sum(r.alpha.shape[0] for r in results)
+    return tol is not None and probes >= _MIN_ADAPTIVE_PROBES and _l1_stderr(results, n) <= tol
 
 
 _MIN_ADAPTIVE_PROBES = 4

@@ -294,9 +294,19 @@ def lanczos(
 
 
 def _run(
-    op: Any, rows: Any, m: int, full: bool, return_basis: bool, *, probe_offset: int
+    op: Any,
+    rows: Any,
+    m: int,
+    full: bool,
+    return_basis: bool,
+    *,
+    probe_offset: int,
+    on_step: Callable[[int, np.ndarray, np.ndarray, int], None] | None = None,
 ) -> LanczosResult:
-    """Run the recurrence from unit start vectors `rows` (shape (k, n))."""
+    """Run the recurrence from unit start vectors `rows` (shape (k, n)).
+
+    `on_step(j, alpha_j, beta_j, products)` is called after every step.
+    """
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
     store = full or return_basis
@@ -317,6 +327,8 @@ def _run(
         lengths[broke] = j + 1
         active &= ~broke
         beta[:, j] = np.where(active, b, 0.0)
+        if on_step is not None:
+            on_step(j, alpha[:, j], beta[:, j], k)
         if not active.any():
             break
         scale = np.where(active, 1.0 / np.where(active, beta[:, j], 1.0), 0.0)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -699,6 +702,58 @@ class SpectralDensity:
             seed=self.seed,
             damping=damping,
         )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the result to a ``.npz`` archive (no pickle), atomically; `slq.load` reads it.
+
+        The archive keeps the coefficients and the run's metadata (n, steps,
+        probes, seed, probe kind, reorthogonalisation, stop reason, method and
+        library version): everything here is a function of them, so the loaded
+        result evaluates, plots and summarises exactly like this one.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> import numpy as np
+        >>> import slq
+        >>> dos = slq.density(np.diag(np.linspace(0.0, 1.0, 100)), num_probes=3, seed=0)
+        >>> path = dos.save(pathlib.Path(tempfile.mkdtemp()) / "dos.npz")
+        >>> t = dos.grid(64)
+        >>> bool(np.array_equal(slq.load(path).evaluate(t), dos.evaluate(t)))
+        True
+        """
+        from slq.persistence import FORMAT, write_archive
+
+        arrays: dict[str, Any] = {"alpha": self.alpha, "beta": self.beta}
+        if self.residual_norm is not None:
+            arrays["residual_norm"] = self.residual_norm
+        meta = {
+            "format": FORMAT,
+            "method": "slq",
+            "dim": self.dim,
+            "num_steps": self.num_steps,
+            "num_probes": self.num_probes,
+            "num_matvecs": self.num_matvecs,
+            "seed": self.seed,
+            "probe": self.probe,
+            "reorthogonalize": self.reorthogonalize,
+            "stop_reason": self.stop_reason,
+        }
+        return write_archive(path, arrays, meta)
+
+    def to_json(self, **dumps_options: Any) -> str:
+        """Return `summary` as a JSON string (options go to `json.dumps`, e.g. ``indent=2``).
+
+        Examples
+        --------
+        >>> import json
+        >>> import numpy as np
+        >>> import slq
+        >>> dos = slq.density(np.diag(np.linspace(-1.0, 4.0, 200)), num_probes=2, seed=0)
+        >>> json.loads(dos.to_json())["dim"]
+        200
+        """
+        return json.dumps(self.summary(), **dumps_options)
 
     def plot(self, ax: Any = None, **options: Any) -> Any:
         """Draw the density with matplotlib; see `slq.plotting.plot_density` for `options`.

@@ -1,0 +1,112 @@
+"""Saving and loading results as `.npz` archives: plain arrays and JSON, never pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slq._version import __version__
+
+__all__ = ["FORMAT", "load", "read_archive", "write_archive"]
+
+FORMAT = "slq.SpectralDensity/1"
+"""The format tag written into every saved result; `load` refuses any other."""
+
+
+def write_archive(
+    path: str | os.PathLike[str], arrays: dict[str, Any], meta: dict[str, Any]
+) -> Path:
+    """Write `arrays` and the JSON `meta` to `path` atomically: a temporary file, then a rename.
+
+    A reader (or a run killed mid-write) sees either the old file or the new
+    one, never a torn one: `os.replace` is atomic on POSIX and Windows.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        msg = f"results are saved as .npz archives: the path must end in .npz, got {str(path)!r}"
+        raise ValueError(msg)
+    payload = {name: np.asarray(value) for name, value in arrays.items()}
+    payload["meta"] = np.asarray(json.dumps({**meta, "version": __version__}))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)  # type: ignore[arg-type]  # numpy's stub: names as kwargs
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_archive(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Return the arrays and the JSON metadata of an archive written by `write_archive`."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        msg = f"cannot read {str(path)!r} as an slq result archive: {err}"
+        raise ValueError(msg) from err
+    if "meta" not in arrays:
+        msg = f"{str(path)!r} is not an slq result archive: it has no metadata"
+        raise ValueError(msg)
+    return arrays, json.loads(str(arrays.pop("meta")))
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a result saved by `SpectralDensity.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz`` archive. It is read with ``allow_pickle=False``: loading a
+        file cannot run code.
+
+    Returns
+    -------
+    SpectralDensity
+        Equal to the saved one: the same coefficients, so it evaluates, plots
+        and summarises exactly as the saved result did.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a saved slq result.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> import slq
+    >>> dos = slq.density(np.diag(np.linspace(0.0, 1.0, 100)), num_probes=3, seed=0)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dos.npz"
+    >>> _ = dos.save(path)
+    >>> again = slq.load(path)
+    >>> bool(np.array_equal(again.alpha, dos.alpha)), again.seed
+    (True, 0)
+    """
+    from slq.spectral_density import SpectralDensity
+
+    arrays, meta = read_archive(path)
+    if meta.get("format") != FORMAT:
+        msg = f"{str(path)!r} holds {meta.get('format')!r}, not a saved {FORMAT!r}"
+        raise ValueError(msg)
+    residual = arrays.get("residual_norm")
+    return SpectralDensity(
+        arrays["alpha"],
+        arrays["beta"],
+        dim=int(meta["dim"]),
+        num_matvecs=int(meta["num_matvecs"]),
+        seed=meta.get("seed"),
+        probe=meta.get("probe"),
+        reorthogonalize=meta.get("reorthogonalize"),
+        residual_norm=residual,
+        stop_reason=meta.get("stop_reason"),
+    )
