@@ -167,7 +167,10 @@ def _reuse_ratios(
         )
         ratios[("graph", False)] = seconds / 4 / gradient
     product = None
-    if "linearized" in kinds and not fm.stochastic:  # a traced product would redraw dropout masks
+    # A traced product would redraw dropout masks. And linearize traces jvp(grad): where
+    # eager jvp(grad) fails, tracing it can crash the process (torch 2.13 segfaults on
+    # mse_loss), so it is only tried where an eager product works.
+    if "linearized" in kinds and not fm.stochastic and _eager_jvp_works(fm, batch, chunk):
         try:
             product = linearized_hessian(fm, batch)
         except Exception as err:  # torch.func raises many kinds for models it cannot trace
@@ -175,6 +178,17 @@ def _reuse_ratios(
     if product is not None:
         ratios |= _time_linearized(product, tangents, chunk, device, gradient)
     return ratios, product
+
+
+def _eager_jvp_works(fm: FunctionalModel, batch: Any, chunk: int | None) -> bool:
+    """Return whether one eager forward-over-reverse product runs on `batch`."""
+    tangent = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
+    try:
+        forward_over_reverse(fm, batch, tangent, chunk)
+    except Exception as err:  # torch.func raises many kinds for models it cannot trace
+        logger.info("torch_hessian: forward-over-reverse unavailable (%s)", err)
+        return False
+    return True
 
 
 def _time_linearized(

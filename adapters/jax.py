@@ -125,6 +125,18 @@ class JaxHessian(DataCounts):
 
     Vectors are flat jax arrays in `jax.flatten_util.ravel_pytree` order, on the
     parameters' device. Made by `jax_hessian`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from slq import adapters
+    >>> def loss(params, batch):
+    ...     x, y = batch
+    ...     return jnp.mean((x @ params["w"] - y) ** 2)
+    >>> data = (jnp.ones((8, 3)), jnp.zeros(8))
+    >>> op = adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, data)
+    >>> isinstance(op, adapters.JaxHessian), op.shape
+    (True, (3, 3))
     """
 
     def __init__(
@@ -164,12 +176,32 @@ class JaxHessian(DataCounts):
         )
 
     def unflatten(self, v: Any) -> Any:
-        """Return the flat vector `v` as a pytree shaped like the parameters."""
+        """Return the flat vector `v` as a pytree shaped like the parameters.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> op = adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, jnp.ones((4, 3)))
+        >>> op.flatten(op.unflatten(jnp.arange(3.0))).tolist()
+        [0.0, 1.0, 2.0]
+        """
         self._check(v, 1)
         return self._unravel(v)
 
     def flatten(self, tree: Any) -> Any:
-        """Return the flat vector of a pytree shaped like the parameters."""
+        """Return the flat vector of a pytree shaped like the parameters.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> op = adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, jnp.ones((4, 3)))
+        >>> op.flatten(op.unflatten(jnp.arange(3.0))).tolist()
+        [0.0, 1.0, 2.0]
+        """
         flat, _ = ravel_pytree(tree)
         self._check(flat, 1)
         return flat

@@ -327,12 +327,40 @@ class TfHessian(DataCounts):
         )
 
     def unflatten(self, v: Any) -> list[Any]:
-        """Return the flat vector `v` (shape (n,)) as tensors shaped like the variables."""
+        """Return the flat vector `v` (shape (n,)) as tensors shaped like the variables.
+
+        Examples
+        --------
+        >>> import keras
+        >>> import tensorflow as tf
+        >>> from slq import adapters
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> data = (tf.ones((4, 2)), tf.ones((4, 1)))
+        >>> op = adapters.tf_hessian(model, data, keras.losses.MeanSquaredError())
+        >>> [tuple(t.shape) for t in op.unflatten(tf.range(3.0))]
+        [(2, 1), (1,)]
+        >>> op.flatten(op.unflatten(tf.range(3.0))).numpy().tolist()
+        [0.0, 1.0, 2.0]
+        """
         self._check(v, 1)
         return self._split(v)
 
     def flatten(self, tensors: Sequence[Any]) -> Any:
-        """Return the flat vector of tensors shaped like the variables (inverse of `unflatten`)."""
+        """Return the flat vector of tensors shaped like the variables (inverse of `unflatten`).
+
+        Examples
+        --------
+        >>> import keras
+        >>> import tensorflow as tf
+        >>> from slq import adapters
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> data = (tf.ones((4, 2)), tf.ones((4, 1)))
+        >>> op = adapters.tf_hessian(model, data, keras.losses.MeanSquaredError())
+        >>> [tuple(t.shape) for t in op.unflatten(tf.range(3.0))]
+        [(2, 1), (1,)]
+        >>> op.flatten(op.unflatten(tf.range(3.0))).numpy().tolist()
+        [0.0, 1.0, 2.0]
+        """
         shapes = tuple(tuple(tf.convert_to_tensor(t).shape) for t in tensors)
         if shapes != self.shapes:
             msg = f"flatten needs tensors of shapes {list(self.shapes)}, got {list(shapes)}"

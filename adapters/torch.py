@@ -45,6 +45,16 @@ class TorchCurvature(DataCounts):
     Vectors are flat tensors of the parameters' dtype and device, laid out as the
     chosen parameters in ``named_parameters()`` order (see `flatten`, `unflatten`).
     Made by `torch_hessian` and `torch_ggn`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from slq import adapters
+    >>> model = torch.nn.Linear(3, 2)
+    >>> data = (torch.randn(8, 3), torch.tensor([0, 1] * 4))
+    >>> op = adapters.torch_hessian(model, data)
+    >>> isinstance(op, adapters.TorchCurvature), op.shape
+    (True, (8, 8))
     """
 
     def __init__(
@@ -69,13 +79,37 @@ class TorchCurvature(DataCounts):
         )
 
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return the flat vector `v` (shape (n,)) as {parameter name: tensor} views."""
+        """Return the flat vector `v` (shape (n,)) as {parameter name: tensor} views.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from slq import adapters
+        >>> op = adapters.torch_hessian(torch.nn.Linear(2, 1), (torch.ones(4, 2), torch.ones(4, 1)),
+        ...                             torch.nn.functional.mse_loss)
+        >>> {name: tuple(t.shape) for name, t in op.unflatten(torch.arange(3.0)).items()}
+        {'weight': (1, 2), 'bias': (1,)}
+        >>> op.flatten(op.unflatten(torch.arange(3.0))).tolist()
+        [0.0, 1.0, 2.0]
+        """
         self._check(v, 1)
         parts = torch.split(v, self._sizes)
         return {name: p.view(self.shapes[name]) for name, p in zip(self.names, parts, strict=True)}
 
     def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Return the flat vector of {parameter name: tensor}, the inverse of `unflatten`."""
+        """Return the flat vector of {parameter name: tensor}, the inverse of `unflatten`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from slq import adapters
+        >>> op = adapters.torch_hessian(torch.nn.Linear(2, 1), (torch.ones(4, 2), torch.ones(4, 1)),
+        ...                             torch.nn.functional.mse_loss)
+        >>> {name: tuple(t.shape) for name, t in op.unflatten(torch.arange(3.0)).items()}
+        {'weight': (1, 2), 'bias': (1,)}
+        >>> op.flatten(op.unflatten(torch.arange(3.0))).tolist()
+        [0.0, 1.0, 2.0]
+        """
         if set(tensors) != set(self.names):
             missing, extra = set(self.names) - set(tensors), set(tensors) - set(self.names)
             msg = (

@@ -16,7 +16,17 @@ _BAR_DELAY_SECONDS = 2.0
 
 
 class LanczosStep(NamedTuple):
-    """What a `density` callback receives after every Lanczos step of a probe batch."""
+    """What a `density` callback receives after every Lanczos step of a probe batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> steps = []
+    >>> _ = slq.density(np.eye(5), num_steps=3, num_probes=2, seed=0, callback=steps.append)
+    >>> steps[0].probes, steps[0].step, steps[0].alpha
+    (range(0, 2), 0, array([1., 1.]))
+    """
 
     probes: range
     """The probes of the batch (their indices)."""

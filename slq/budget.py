@@ -37,7 +37,17 @@ _GRID_SIZE = 400
 
 
 class Budget(NamedTuple):
-    """Steps and probes for an (ε, η) estimate of tr f(A), and the bound behind them."""
+    """Steps and probes for an (ε, η) estimate of tr f(A), and the bound behind them.
+
+    Made by `slq_budget`.
+
+    Examples
+    --------
+    >>> import slq
+    >>> budget = slq.slq_budget("log", (2.0, 100.0), epsilon=0.01, eta=0.05)
+    >>> budget.num_steps, budget.num_probes
+    (18, 885332)
+    """
 
     num_steps: int
     """m: Lanczos steps per probe, so that the Gauss error is ≤ (ε/2) min |f| per unit probe."""
@@ -66,6 +76,13 @@ class Budget(NamedTuple):
 
         For every unit v: |vᵀ f(A) v − Σ_i τ_i f(θ_i)| is at most this (see
         `slq_budget`); zero for a one-point spectrum, where one node is exact.
+
+        Examples
+        --------
+        >>> import slq
+        >>> budget = slq.slq_budget("exp", (0.0, 1.0), epsilon=0.1, eta=0.1)
+        >>> bool(budget.quadrature_error_bound(5) < budget.quadrature_error_bound(4))
+        True
         """
         if num_steps < 1:
             msg = f"num_steps must be >= 1, got {num_steps}"

@@ -97,7 +97,16 @@ class Estimate:
 
     @classmethod
     def from_samples(cls, samples: np.ndarray, *, num_matvecs: int, method: str) -> Estimate:
-        """Return the mean of `samples` (1-D) and its standard error."""
+        """Return the mean of `samples` (1-D) and its standard error.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from slq import Estimate
+        >>> e = Estimate.from_samples(np.array([1.0, 2.0, 3.0]), num_matvecs=30, method="slq")
+        >>> e.value, round(e.stderr, 6)
+        (2.0, 0.57735)
+        """
         samples = np.asarray(samples, dtype=np.float64)
         k = samples.size
         stderr = float(samples.std(ddof=1) / np.sqrt(k)) if k > 1 else math.nan
@@ -115,6 +124,13 @@ class Estimate:
         ValueError
             With fewer than two samples (the spread is unknown) or a
             confidence outside (0, 1).
+
+        Examples
+        --------
+        >>> from slq import Estimate
+        >>> low, high = Estimate(0.0, 1.0, num_samples=30).interval(0.9)
+        >>> round(high, 4)
+        1.6991
         """
         if self.num_samples < 2:
             msg = f"an interval needs at least 2 samples, this estimate has {self.num_samples}"

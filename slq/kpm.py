@@ -283,6 +283,14 @@ class KPMDensity:
         Returns
         -------
         numpy.ndarray, shape (k, g)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> kpm = slq.kpm_density(np.diag(np.linspace(-1.0, 1.0, 200)), degree=20, seed=0)
+        >>> kpm.per_probe(np.linspace(-0.5, 0.5, 3)).shape
+        (10, 3)
         """
         t = _check_grid(grid)
         f = KERNELS[check_choice("kernel", kernel, tuple(KERNELS))]
@@ -329,6 +337,14 @@ class KPMDensity:
         ------
         ValueError
             With fewer than two probes, which leave the spread unknown.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> kpm = slq.kpm_density(np.diag(np.linspace(-1.0, 1.0, 200)), degree=20, seed=0)
+        >>> kpm.stderr(np.linspace(-0.5, 0.5, 3), sigma=0.2).shape
+        (3,)
         """
         if self.num_probes < 2:
             msg = f"stderr needs at least 2 probes, this density has {self.num_probes}"

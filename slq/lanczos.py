@@ -39,6 +39,14 @@ class LanczosResult(NamedTuple):
 
     Every later estimate (quadrature, density, traces) is a function of these
     fields: no further products with the operator are needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> result = slq.lanczos(np.diag([1.0, 2.0, 3.0]), np.ones((3, 2)), 2)
+    >>> result.alpha.shape, result.lengths, result.num_matvecs
+    ((2, 2), array([2, 2]), 4)
     """
 
     alpha: np.ndarray

@@ -101,7 +101,16 @@ class SpectralDensity:
 
     @classmethod
     def from_lanczos(cls, result: LanczosResult, *, dim: int, **metadata: Any) -> SpectralDensity:
-        """Return the density of the probes of a `lanczos` run on an operator of size `dim`."""
+        """Return the density of the probes of a `lanczos` run on an operator of size `dim`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> result = slq.lanczos(np.diag(np.arange(10.0)), np.ones((10, 2)), 4)
+        >>> slq.SpectralDensity.from_lanczos(result, dim=10).num_probes
+        2
+        """
         return cls(
             result.alpha,
             result.beta,
@@ -171,6 +180,14 @@ class SpectralDensity:
 
         See ``slq._kernels.default_sigma`` for why. A spectrum of one point has
         no width; its scale max(|λ|, 1) stands in for it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> dos = slq.density(np.diag(np.linspace(0.0, 9.0, 10)), num_steps=10, seed=0)
+        >>> round(dos.default_sigma(), 6)
+        0.9
         """
         width = self.lambda_max - self.lambda_min
         if width <= 0.0:
@@ -232,6 +249,14 @@ class SpectralDensity:
         Returns
         -------
         numpy.ndarray, shape (k, g)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> dos = slq.density(np.diag(np.linspace(0.0, 1.0, 50)), num_probes=3, seed=0)
+        >>> dos.per_probe(np.linspace(0.0, 1.0, 7)).shape
+        (3, 7)
         """
         sigma = self.default_sigma() if sigma is None else _positive("sigma", sigma)
         return _smooth(self.nodes, self.weights, grid, sigma, kernel)
@@ -262,6 +287,15 @@ class SpectralDensity:
         ------
         ValueError
             With fewer than two probes, which leave the spread unknown.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> a = np.diag(np.linspace(0.0, 1.0, 50))
+        >>> dos = slq.density(a, num_probes=3, seed=0, probe="gaussian")
+        >>> bool((dos.stderr(np.linspace(0.0, 1.0, 7)) > 0).all())
+        True
         """
         if self.num_probes < 2:
             msg = f"stderr needs at least 2 probes, this density has {self.num_probes}"
@@ -520,7 +554,8 @@ class SpectralDensity:
         The bulk is the interval between the `tail` and 1 − `tail` quantiles of
         the estimated distribution; an outlier is a Ritz value whose residual
         bound is at most `rtol` · max|θ| and that lies more than `separation`
-        bulk widths outside the bulk (see `slq.summaries.find_outliers`). The
+        bulk widths outside the bulk (see `slq.summaries.find_outliers`); Ritz
+        values of different probes within `rtol` · max|θ| are one outlier. The
         outliers together must hold less than `tail` of the eigenvalues at
         either end: raise `tail` for small operators with many outliers.
 
@@ -549,7 +584,17 @@ class SpectralDensity:
         )
 
     def bulk_sigma(self, outliers: Outliers | None = None) -> float:
-        """Return the kernel width that resolves the bulk: its width / m (cf. `default_sigma`)."""
+        """Return the kernel width that resolves the bulk: its width / m (cf. `default_sigma`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import slq
+        >>> spectrum = np.concatenate([np.linspace(-1.0, 1.0, 997), [10.0, 30.0, 100.0]])
+        >>> dos = slq.density(np.diag(spectrum), num_steps=40, num_probes=4, seed=0)
+        >>> bool(dos.bulk_sigma() < dos.default_sigma() / 40)
+        True
+        """
         low, high = (self.outliers() if outliers is None else outliers).bulk
         scale = max(abs(self.lambda_min), abs(self.lambda_max), 1e-300)
         return default_sigma(max(high - low, 1e-9 * scale), self.num_steps)

@@ -163,7 +163,9 @@ def find_outliers(
     The bulk is the interval between the `tail` and 1 − `tail` quantiles of
     the estimated spectral distribution; converged means a Ritz residual bound
     ≤ `rtol` · max|θ|. Ritz values of different probes are one outlier when
-    they lie within their residual bounds of each other (or 1e-8 · max|θ|).
+    they lie within their residual bounds, or `rtol` · max|θ|, of each other:
+    the residual bound of a float32 run can fall below the rounding that
+    separates its probes' Ritz values of one eigenvalue.
     Outliers are detected as in Ghorbani, Krishnan & Xiao (2019, §4): isolated
     eigenvalues far above (or below) a bulk near zero.
     """
@@ -179,7 +181,7 @@ def find_outliers(
     theta, tau, radius = nodes[candidate], weights[candidate], residuals[candidate]
     order = np.argsort(theta)
     theta, tau, radius, probe = theta[order], tau[order], radius[order], probe[order]
-    labels = _clusters(theta, radius, 1e-8 * scale) if theta.size else np.zeros(0, dtype=int)
+    labels = _clusters(theta, radius, rtol * scale) if theta.size else np.zeros(0, dtype=int)
     count = int(labels.max()) + 1 if theta.size else 0
     per_probe = np.zeros((count, k))
     np.add.at(per_probe, (labels, probe), tau)

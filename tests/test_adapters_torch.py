@@ -119,6 +119,21 @@ def test_parameter_subset(as_objects: bool) -> None:
     check_products(op, dense)
 
 
+def test_mse_loss_never_reaches_a_crashing_linearize() -> None:
+    # torch 2.13's linearize(grad(mse_loss)) segfaults; eager jvp(grad) raises instead, and
+    # the adapter must not trace what it cannot run eagerly (a crash here kills pytest).
+    torch.manual_seed(6)
+    model = mlp((4, 6, 1)).double()
+    x, _ = data(30)
+    target = torch.sin(x.sum(dim=1, keepdim=True))
+    op = adapters.torch_hessian(model, (x, target), torch.nn.functional.mse_loss)
+
+    def batch_loss(m, batch):
+        return torch.nn.functional.mse_loss(m(batch[0]), batch[1]), batch[0].shape[0]
+
+    check_products(op, dense_hessian(model, [(x, target)], batch_loss))
+
+
 def test_custom_batch_loss_with_dict_batches() -> None:
     torch.manual_seed(5)
     model = mlp((4, 6, 1)).double()

@@ -80,3 +80,36 @@ def test_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} doctest failures in {name}"
+
+
+# An operator's `matvec` / `matmat` are the LinearOperator protocol: its class shows them.
+_PROTOCOL_MEMBERS = ("matvec", "matmat")
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    from slq import adapters
+
+    found = []
+    for owner, names in ((slq, slq.__all__), (adapters, adapters.__all__)):
+        for name in names:
+            if name == "__version__":
+                continue
+            obj = getattr(owner, name)
+            found.append((f"{owner.__name__}.{name}", obj))
+            if isinstance(obj, type) and obj is not slq.LinearOperator:  # a protocol's stubs
+                for member, value in vars(obj).items():
+                    if member.startswith("_") or member in _PROTOCOL_MEMBERS:
+                        continue
+                    if isinstance(value, classmethod):
+                        value = value.__func__
+                    if callable(value):
+                        found.append((f"{owner.__name__}.{name}.{member}", value))
+    return found
+
+
+def test_every_public_function_and_class_has_an_example() -> None:
+    need(Backend.TORCH)
+    need(Backend.JAX)
+    need(Backend.TENSORFLOW)
+    missing = [name for name, obj in _public_callables() if ">>>" not in (obj.__doc__ or "")]
+    assert not missing, f"public names without a docstring example: {missing}"
