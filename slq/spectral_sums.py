@@ -292,7 +292,9 @@ def trace_function(
         features. Raise it for ill-conditioned operators.
     num_probes : int, default 30
         k, the number of probes; the standard error falls like 1/sqrt(k).
-    seed, probe
+    seed : int, numpy.random.Generator or None, optional
+        As in `density`.
+    probe : {'rademacher', 'gaussian'}, default 'rademacher'
         As in `density`.
     shift : float, default 0
         s in f(A + sI): the Gauss rule of A + sI has nodes θ_i + s, so it is free.
