@@ -20,6 +20,7 @@ from slq.eigsh import EigshResult, eigsh
 from slq.estimate import Estimate
 from slq.kpm import KPMDensity, kpm_density
 from slq.lanczos import LanczosResult, lanczos
+from slq.memory import MemoryEstimate, memory_estimate
 from slq.operator import LinearOperator, aslinearoperator, matmat
 from slq.persistence import load
 from slq.plotting import plot_densities
@@ -38,6 +39,7 @@ __all__ = [
     "LanczosResult",
     "LanczosStep",
     "LinearOperator",
+    "MemoryEstimate",
     "SpectralDensity",
     "__version__",
     "aslinearoperator",
@@ -48,6 +50,7 @@ __all__ = [
     "lanczos",
     "load",
     "matmat",
+    "memory_estimate",
     "plot_densities",
     "slq_budget",
     "trace",

@@ -15,6 +15,7 @@ from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
 from slq._validate import check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE, LanczosResult, _apply, _prepare_start, _run
+from slq.memory import check_max_memory
 from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity
 
@@ -73,6 +74,7 @@ def density(
     check_symmetric: bool = False,
     tol: float | None = None,
     max_matvecs: int | None = None,
+    max_memory: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     callback: Callable[[LanczosStep], Any] | None = None,
@@ -119,6 +121,11 @@ def density(
         result's ``stop_reason`` says which happened.
     max_matvecs : int, optional
         Budget of operator products: no batch is started that could exceed it.
+    max_memory : int, optional
+        Budget in bytes for the arrays slq holds (see `memory_estimate`; the
+        operator's own memory is not counted). If the estimate for one batch
+        exceeds it, a ValueError saying what would fit is raised before any
+        product.
     checkpoint : str or path-like, optional
         A ``.npz`` file to which every finished batch of probes is written
         atomically (write, then rename). Calling again with the same arguments
@@ -127,7 +134,9 @@ def density(
         batch in flight. With ``seed=None`` the checkpoint's seed is reused. A
         checkpoint written for another operator size or dtype, number of
         steps, seed, probe kind, reorthogonalisation or batch size is refused.
-        Set `probe_batch_size` to choose how much work a batch holds.
+        Set `probe_batch_size` to choose how much work a batch holds. An
+        operator with ``writes_files = False`` (a data-parallel adapter on a
+        rank other than 0) reads the checkpoint but never writes it.
     progress : bool, optional
         A tqdm progress bar over the products, with their rate. None (default)
         shows one when stderr is a terminal and the run lasts more than two
@@ -146,7 +155,8 @@ def density(
     ------
     ValueError
         For a non-square operator, a non-positive count, an unknown option,
-        a `max_matvecs` too small for one batch of probes, or (with
+        a `max_matvecs` too small for one batch of probes, an estimated
+        memory above `max_memory`, or (with
         `check_symmetric`) a non-symmetric operator.
     TypeError
         For a complex or integer operator.
@@ -173,12 +183,15 @@ def density(
     >>> adaptive.stop_reason, adaptive.num_probes
     ('tol', 4)
     """
+    # A data-parallel operator is replicated on every rank; one of them writes.
+    writes_files = bool(getattr(op, "writes_files", True))
     op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
     check_choice("probe", probe, PROBES)
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
+    check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch)
     store = None if checkpoint is None else Checkpoint(checkpoint, {})
     if seed is None and store is not None:
         seed = store.stored_seed()  # resuming a seed=None run: its probes are on record
@@ -205,7 +218,7 @@ def density(
             hook = step_hook(bar, callback, batch)
             full = reorthogonalize == "full"
             results.append(_run(op, rows, m, full, False, probe_offset=start, on_step=hook))
-            if store is not None:
+            if store is not None and writes_files:
                 store.save(results)
         else:
             reason = "tol" if _converged(results, tol, n) else reason

@@ -155,3 +155,19 @@ def test_import_slq_loads_no_framework_or_plotting() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_operator_that_does_not_write_files_only_reads_the_checkpoint(tmp_path: Path) -> None:
+    class Replica:  # a data-parallel adapter on a rank other than 0
+        shape, dtype, writes_files = MATRIX.shape, MATRIX.dtype, False
+
+        def matvec(self, v: np.ndarray) -> np.ndarray:
+            return MATRIX @ v
+
+    path = tmp_path / "run.npz"
+    slq.density(Replica(), **RUN, checkpoint=path)
+    assert not path.exists()
+    slq.density(MATRIX, **{**RUN, "num_probes": 4}, checkpoint=path)
+    resumed = slq.density(Replica(), **RUN, checkpoint=path)
+    np.testing.assert_array_equal(resumed.alpha, slq.density(MATRIX, **RUN).alpha)
+    assert len(read_archive(path)[1]) and read_archive(path)[1]["num_batches"] == 2

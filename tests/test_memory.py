@@ -1,0 +1,179 @@
+"""`slq.memory.memory_estimate` against arithmetic and `tracemalloc`; `density(max_memory=)`."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import Backend, CheckedOperator
+
+import slq
+from slq.density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
+from slq.memory import MemoryEstimate, check_max_memory, format_bytes, memory_estimate
+
+
+class _Diagonal:
+    """A diagonal operator: one (n, k) output per product, no matrix of n² numbers."""
+
+    def __init__(self, n: int, dtype: Any) -> None:
+        self.d = np.linspace(-1.0, 1.0, n).astype(dtype)
+        self.shape, self.dtype = (n, n), self.d.dtype
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.d * v
+
+    def matmat(self, v: np.ndarray) -> np.ndarray:
+        return self.d[:, None] * v
+
+
+def _shape_only(n: int, dtype: Any = np.float64) -> Any:
+    return slq.aslinearoperator(lambda v: v, shape=(n, n), dtype=dtype)
+
+
+def test_estimate_is_the_documented_arithmetic() -> None:
+    n, m, k, b = 1000, 20, 6, 3
+    full = memory_estimate(_shape_only(n), m, k, probe_batch_size=b)
+    assert (full.n, full.num_steps, full.num_probes, full.batch) == (n, m, k, b)
+    assert (full.itemsize, full.accumulation_itemsize) == (8, 8)
+    assert full.basis == b * m * n * 8
+    assert full.vectors == 8 * b * n * 8
+    assert full.host == b * n * 8 + 4 * k * m * 8
+    assert full.total == full.basis + full.vectors + full.host
+    none = memory_estimate(_shape_only(n), m, k, reorthogonalize="none", probe_batch_size=b)
+    assert (none.basis, none.vectors) == (0, 7 * b * n * 8)
+
+
+def test_float32_counts_four_bytes_and_two_float64_copies() -> None:
+    e = memory_estimate(_shape_only(1000, np.float32), 20, 4)
+    assert (e.itemsize, e.accumulation_itemsize, e.batch) == (4, 8, 4)
+    assert e.basis == 4 * 20 * 1000 * 4
+    assert e.vectors == 4 * 1000 * (5 * 4 + 2 * 8)
+
+
+def test_steps_are_capped_at_n_and_the_batch_at_the_probes() -> None:
+    e = memory_estimate(_shape_only(10), 90, 3, probe_batch_size=8)
+    assert (e.num_steps, e.batch) == (10, 3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_itemsize_on_every_backend(backend: Backend, dtype: str) -> None:
+    op = CheckedOperator(backend.asarray(np.eye(8), dtype))
+    e = memory_estimate(op, 4, 2)
+    size = np.dtype(dtype).itemsize
+    assert e.itemsize == size
+    assert e.basis == 2 * 4 * 8 * size
+    assert op.inputs == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_estimate_bounds_the_traced_numpy_peak(dtype: Any) -> None:
+    n, m, b = 20000, 30, 4
+    op = _Diagonal(n, dtype)
+    slq.density(op, num_steps=3, num_probes=2, seed=0)  # first-call caches out of the count
+
+    def peak(reorthogonalize: str) -> int:
+        tracemalloc.start()
+        try:
+            slq.density(op, num_steps=m, num_probes=b, seed=0, reorthogonalize=reorthogonalize)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    full, none = (memory_estimate(op, m, b, reorthogonalize=r) for r in ("full", "none"))
+    full_peak, none_peak = peak("full"), peak("none")
+    assert 0.8 * full.total <= full_peak <= 1.5 * full.total, (full_peak, full)
+    assert 0.8 * none.total <= none_peak <= 1.5 * none.total, (none_peak, none)
+    assert none_peak < 0.5 * full.total
+
+
+def test_max_memory_refuses_before_any_product(backend: Backend) -> None:
+    op = CheckedOperator(backend.asarray(np.eye(100)))
+    need = memory_estimate(op, 10, 4).total
+    with pytest.raises(ValueError, match="max_memory") as info:
+        slq.density(op, num_steps=10, num_probes=4, max_memory=need - 1, seed=0)
+    assert op.inputs == 0
+    message = str(info.value)
+    assert f"max_memory={need - 1} bytes" in message
+    assert f"estimated {need} bytes" in message
+    assert "probe_batch_size=3 fits" in message
+    assert 'reorthogonalize="none" fits' in message
+
+
+def test_max_memory_accepts_an_estimate_that_fits() -> None:
+    op = CheckedOperator(np.eye(50))
+    need = memory_estimate(op, 5, 4, probe_batch_size=2).total
+    dos = slq.density(op, num_steps=5, num_probes=4, probe_batch_size=2, max_memory=need, seed=0)
+    assert dos.num_probes == 4
+
+
+def test_the_largest_fitting_batch_is_suggested() -> None:
+    op = _shape_only(10**6, np.float32)
+    budget = memory_estimate(op, 90, 10, probe_batch_size=3).total
+    with pytest.raises(ValueError, match="probe_batch_size=3 fits") as info:
+        check_max_memory(budget, op, 90, 10, "full", 10)
+    assert 'reorthogonalize="none" fits (419.6 MiB)' in str(info.value)
+
+
+def test_nothing_fits_says_so() -> None:
+    with pytest.raises(ValueError, match="even one probe at a time does not fit"):
+        check_max_memory(100, _shape_only(1000), 10, 4, "full", 4)
+
+
+@pytest.mark.parametrize(
+    ("max_memory", "error", "match"),
+    [
+        (-1, ValueError, "max_memory must be >= 1, got -1"),
+        (0, ValueError, "max_memory must be >= 1"),
+        (1.5e9, TypeError, "max_memory must be an integer"),
+        (True, TypeError, "max_memory must be an integer"),
+        ("1GB", TypeError, "max_memory must be an integer"),
+    ],
+)
+def test_bad_max_memory(max_memory: Any, error: type[Exception], match: str) -> None:
+    op = CheckedOperator(np.eye(10))
+    with pytest.raises(error, match=match):
+        slq.density(op, num_steps=3, num_probes=2, max_memory=max_memory)
+    assert op.inputs == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_steps": 0}, ValueError, "num_steps must be >= 1"),
+        ({"num_probes": 2.0}, TypeError, "num_probes must be an integer"),
+        ({"reorthogonalize": "partial"}, ValueError, "reorthogonalize must be one of"),
+        ({"probe_batch_size": 0}, ValueError, "probe_batch_size must be >= 1"),
+    ],
+)
+def test_bad_estimate_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        memory_estimate(np.eye(3), **kwargs)
+
+
+def test_table_and_units() -> None:
+    text = str(memory_estimate(_shape_only(10**6, np.float32), 90, 10))
+    assert text == memory_estimate(_shape_only(10**6, np.float32)).describe()
+    assert "basis        3.4 GiB" in text
+    assert text.splitlines()[-1].split() == ["total", "3.8", "GiB"]
+    assert [format_bytes(x) for x in (0, 1023, 1024, 2**20 * 1.5, 2**50)] == [
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 MiB",
+        "1024.0 TiB",
+    ]
+
+
+def test_defaults_are_density_defaults() -> None:
+    e = memory_estimate(_shape_only(1000))
+    assert e.num_steps == DEFAULT_NUM_STEPS
+    assert e.num_probes == e.batch == DEFAULT_NUM_PROBES
+
+
+def test_estimate_is_immutable() -> None:
+    e = memory_estimate(_shape_only(100), 5, 2)
+    assert isinstance(e, MemoryEstimate)
+    with pytest.raises(AttributeError):
+        e.basis = 0  # type: ignore[misc]
