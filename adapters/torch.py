@@ -15,6 +15,13 @@ from typing import Any
 import torch
 from slq.adapters._common import DataCounts, check_vector, names_of
 from slq.adapters._torch_data import Batches
+from slq.adapters._torch_distributed import (
+    Shard,
+    build_together,
+    describe,
+    process_group,
+    reduce_sum,
+)
 from slq.adapters._torch_func import (
     BATCHNORM,
     FunctionalModel,
@@ -70,12 +77,42 @@ class TorchCurvature(DataCounts):
         first = fm.primal[fm.names[0]]
         self.dtype, self.device = first.dtype, first.device
         self.hvp = "functional"
+        self._shard: Shard | None = None  # set by `_distribute`, before any product
+
+    @property
+    def num_examples(self) -> int:
+        """N, the number of examples the loss averages over: over every rank's shard."""
+        return self._batches.num_examples if self._shard is None else self._shard.num_examples
+
+    @property
+    def num_batches(self) -> int:
+        """The number of batches of the data: over every rank's shard."""
+        return self._batches.num_batches if self._shard is None else self._shard.num_batches
+
+    @property
+    def rank(self) -> int:
+        """The rank of this process in the torch.distributed group; 0 when not distributed."""
+        return 0 if self._shard is None else self._shard.rank
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes sharing the data; 1 when not distributed."""
+        return 1 if self._shard is None else self._shard.world_size
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process should write results (checkpoints): rank 0 only."""
+        return self.rank == 0
+
+    def _distribute(self, shard: Shard) -> None:
+        """Make products sum over every rank's shard (see `_torch_distributed`)."""
+        self._shard = shard
 
     def __repr__(self) -> str:
         return (
             f"<slq {self.kind} of {len(self.names)} parameter tensors, n={self.shape[0]}, "
             f"{self.dtype}, {self.device}, {self.num_examples} examples in "
-            f"{self.num_batches} batches>"
+            f"{self.num_batches} batches{describe(self._shard)}>"
         )
 
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -134,31 +171,46 @@ class TorchCurvature(DataCounts):
             name: p.reshape(k, *self.shapes[name])
             for name, p in zip(self.names, parts, strict=True)
         }
-        total = self._accumulate(tangents)
-        return torch.cat([total[name].reshape(k, -1) for name in self.names], dim=1).T
+        total, bad = self._accumulate(tangents)
+        flat = torch.cat([total[name].reshape(k, -1) for name in self.names], dim=1)
+        if self._shard is not None:
+            # Every rank reaches this one collective, even with a non-finite batch.
+            flat = reduce_sum(flat) / self._shard.num_examples
+        if bad is not None:
+            self._raise_non_finite(bad)
+        if self._shard is not None and not bool(torch.isfinite(flat).all()):
+            msg = f"the {self.kind} product is not finite on another rank: see its error"
+            raise FloatingPointError(msg)
+        return flat.T
 
-    def _accumulate(self, tangents: Tangents) -> Tangents:
-        """Σ_b (N_b / N) · product on batch b."""
+    def _accumulate(self, tangents: Tangents) -> tuple[Tangents, int | None]:
+        """Σ_b (N_b / N) · product on batch b, and the first non-finite batch (or None).
+
+        Distributed: the unnormalised Σ_b N_b · product over this rank's batches,
+        divided by the global N after the ranks' sums are added.
+        """
         total: Tangents = {}
         finite = []
         for index, batch, weight in self._batches:
+            if self._shard is not None:
+                weight = float(self._batches.sizes[index])
             out = self._product(index, batch, tangents)
             finite.append(torch.stack([torch.isfinite(t).all() for t in out.values()]).all())
             for name, t in out.items():
                 total[name] = weight * t if name not in total else total[name] + weight * t
         flags = torch.stack(finite)
-        if not bool(flags.all()):
-            self._raise_non_finite(int((~flags).nonzero()[0, 0]))
-        return {name: t.detach() for name, t in total.items()}
+        bad = None if bool(flags.all()) else int((~flags).nonzero()[0, 0])
+        return {name: t.detach() for name, t in total.items()}, bad
 
     def _raise_non_finite(self, index: int) -> None:
         batch = next(b for i, b, _ in self._batches if i == index)
         with torch.no_grad():
             loss = self._fm.loss(self._fm.primal, batch)
         what = f"the loss is {loss.item()}" if not torch.isfinite(loss) else "the loss is finite"
+        shard = "" if self._shard is None else f" of rank {self.rank}'s shard"
         msg = (
-            f"the {self.kind} product is not finite on batch {index} ({what}): check that "
-            "batch and the model"
+            f"the {self.kind} product is not finite on batch {index}{shard} ({what}): check "
+            "that batch and the model"
         )
         raise FloatingPointError(msg)
 
@@ -272,6 +324,7 @@ def torch_hessian(
     compile: bool = False,
     dropout: bool = False,
     seed: int = 0,
+    distributed: bool = False,
 ) -> TorchCurvature:
     r"""Return the Hessian of a model's mean loss over a dataset as a `slq.LinearOperator`.
 
@@ -334,6 +387,15 @@ def torch_hessian(
     seed : int
         Seeds any randomness inside the model during a product; the caller's
         global RNG state is restored afterwards.
+    distributed : bool
+        Data parallel over an initialised ``torch.distributed`` process group
+        (one process per device, as launched by ``torchrun``): `data` is this
+        rank's shard (a ``DistributedSampler`` loader; shards may differ in
+        size, but each needs at least one batch). Every product sums the ranks'
+        shards with one ``all_reduce``, so every rank holds the same full-data
+        product and runs the same Lanczos iteration; ``num_examples`` and
+        ``num_batches`` count every rank's data. The operator's ``rank``,
+        ``world_size`` and ``writes_files`` (rank 0 only) say where it runs.
 
     Returns
     -------
@@ -360,8 +422,25 @@ def torch_hessian(
     check_choice("hvp", hvp, HVP_METHODS)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
-    fm, batches = _prepare(model, data, loss_fn, params, batch_loss, options)
-    return _hessian(fm, batches, hvp, chunk, reuse_primal, compile)
+
+    def build() -> TorchCurvature:
+        fm, batches = _prepare(model, data, loss_fn, params, batch_loss, options)
+        return _hessian(fm, batches, hvp, chunk, reuse_primal, compile)
+
+    return _build(build, distributed)
+
+
+def _build(build: Callable[[], TorchCurvature], distributed: bool) -> TorchCurvature:
+    """Build the operator, on this rank's shard and summing over every rank's if `distributed`."""
+    if not isinstance(distributed, bool):
+        msg = f"distributed must be True or False, got {distributed!r}"
+        raise TypeError(msg)
+    if not distributed:
+        return build()
+    process_group()  # a clear error before any data is read
+    op, shard = build_together(build, lambda op: (op.num_examples, op.num_batches))
+    op._distribute(shard)
+    return op
 
 
 def _hessian(
@@ -409,6 +488,7 @@ def torch_ggn(
     cache_data: bool | None = None,
     dropout: bool = False,
     seed: int = 0,
+    distributed: bool = False,
 ) -> TorchCurvature:
     r"""Return the generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ H_ℓ J_i as an operator.
 
@@ -417,7 +497,8 @@ def torch_ggn(
     2002; Martens 2010). G is positive semi-definite for convex losses (cross
     entropy, squared error) and drops the second-order terms of the network
     from the Hessian. Data, parameters and BatchNorm are handled as in
-    `torch_hessian`; batches must be (inputs, targets) pairs.
+    `torch_hessian`; batches must be (inputs, targets) pairs. With
+    ``distributed=True``, `data` is this rank's shard, as in `torch_hessian`.
 
     Examples
     --------
@@ -433,12 +514,16 @@ def torch_ggn(
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
     loss = loss_fn or nn.functional.cross_entropy
-    fm, batches = _prepare(model, data, loss, params, None, options)
 
-    def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
-        return ggn(fm, batch, tangents, chunk, loss)
+    def build() -> TorchCurvature:
+        fm, batches = _prepare(model, data, loss, params, None, options)
 
-    return TorchCurvature(fm, batches, product, kind="GGN")
+        def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
+            return ggn(fm, batch, tangents, chunk, loss)
+
+        return TorchCurvature(fm, batches, product, kind="GGN")
+
+    return _build(build, distributed)
 
 
 def torch_layer_hessians(

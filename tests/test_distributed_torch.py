@@ -1,0 +1,171 @@
+"""Data-parallel torch curvature: 2 gloo processes on shards against 1 process on all the data.
+
+The test launches this file as a worker script twice (ranks 0 and 1 of a gloo
+group on localhost); each worker saves what it computed, and the test compares
+the ranks with each other and with a single-process operator on the full data.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import Backend, need
+
+need(Backend.TORCH)
+
+import torch  # noqa: E402
+from torch_models import mlp  # noqa: E402
+
+import slq  # noqa: E402
+from slq import adapters  # noqa: E402
+
+# Rank 0's shard has two batches, rank 1's one: shards of different sizes.
+SHARDS = ((slice(0, 20), slice(20, 35)), (slice(35, 60),))
+STEPS, PROBES = 20, 3
+
+
+def dataset() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    return x, torch.randint(0, 3, (60,), generator=g)
+
+
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return mlp((4, 6, 3)).double()
+
+
+def vector(n: int) -> torch.Tensor:
+    return torch.randn(n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def shard(rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    x, y = dataset()
+    return [(x[s], y[s]) for s in SHARDS[rank]]
+
+
+def _error(build: Any) -> str:
+    try:
+        build()
+    except Exception as err:  # recorded for the parent to check
+        return f"{type(err).__name__}: {err}"
+    return "no error"
+
+
+def worker(rank: int, world_size: int, port: int, out: Path) -> None:
+    """One rank: products, a density, and the errors every rank must see together."""
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world_size,
+        timeout=timedelta(seconds=60),
+    )
+    net, data = model(), shard(rank)
+    op = adapters.torch_hessian(net, data, distributed=True)
+    ggn = adapters.torch_ggn(net, data, distributed=True)
+    v = vector(op.shape[0])
+    results = {
+        "hv": op.matvec(v).numpy(),
+        "hvv": op.matmat(torch.stack([v, 2 * v], dim=1)).numpy(),
+        "gv": ggn.matvec(v).numpy(),
+        "alpha": slq.density(op, num_steps=STEPS, num_probes=PROBES, seed=0).alpha,
+        "counts": np.array([op.num_examples, op.num_batches, op.rank, op.world_size]),
+        "writes_files": np.array(op.writes_files),
+    }
+    empty = [] if rank == 1 else data
+    results["empty"] = np.array(_error(lambda: adapters.torch_ggn(net, empty, distributed=True)))
+    x, y = dataset()
+    nan = [*data, (torch.full_like(x[:3], torch.nan), y[:3])] if rank == 1 else data
+    bad = adapters.torch_hessian(net, nan, distributed=True)
+    results["nan"] = np.array(_error(lambda: bad.matvec(v)))
+    np.savez(out / f"rank{rank}.npz", **results)
+    torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
+    out, port = tmp_path_factory.mktemp("distributed"), _free_port()
+    command = [sys.executable, __file__, str(port), str(out)]
+    workers = [subprocess.Popen([*command, str(r)], stderr=subprocess.PIPE) for r in (0, 1)]
+    errors = []
+    for w in workers:
+        try:
+            errors.append(w.communicate(timeout=120)[1].decode())
+        except subprocess.TimeoutExpired:  # a deadlock: fail, not hang
+            w.kill()
+            errors.append("timed out")
+    assert all(w.returncode == 0 for w in workers), "\n".join(errors)
+    return [dict(np.load(out / f"rank{r}.npz")) for r in (0, 1)]
+
+
+def test_products_equal_a_single_process_on_all_the_data(ranks: list[dict[str, Any]]) -> None:
+    x, y = dataset()
+    full = [(x[s], y[s]) for part in SHARDS for s in part]
+    op, ggn = adapters.torch_hessian(model(), full), adapters.torch_ggn(model(), full)
+    v = vector(op.shape[0])
+    expected = {"hv": op.matvec(v).numpy(), "gv": ggn.matvec(v).numpy()}
+    expected["hvv"] = np.stack([expected["hv"], 2 * expected["hv"]], axis=1)
+    for result in ranks:
+        for key, want in expected.items():
+            np.testing.assert_allclose(result[key], want, rtol=1e-12, atol=1e-14 * abs(want).max())
+    for key in ("hv", "hvv", "gv"):
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key])  # bit-identical
+
+
+def test_density_is_replicated_and_equals_a_single_process(ranks: list[dict[str, Any]]) -> None:
+    x, y = dataset()
+    op = adapters.torch_hessian(model(), (x, y))
+    alpha = slq.density(op, num_steps=STEPS, num_probes=PROBES, seed=0).alpha
+    np.testing.assert_array_equal(ranks[0]["alpha"], ranks[1]["alpha"])
+    np.testing.assert_allclose(ranks[0]["alpha"], alpha, rtol=1e-10, atol=1e-12)
+
+
+def test_counts_are_global_and_only_rank_0_writes(ranks: list[dict[str, Any]]) -> None:
+    assert ranks[0]["counts"].tolist() == [60, 3, 0, 2]
+    assert ranks[1]["counts"].tolist() == [60, 3, 1, 2]
+    assert bool(ranks[0]["writes_files"]) and not bool(ranks[1]["writes_files"])
+
+
+def test_a_failing_rank_fails_every_rank(ranks: list[dict[str, Any]]) -> None:
+    assert str(ranks[1]["empty"]).startswith("ValueError: data is empty")
+    assert str(ranks[0]["empty"]).startswith("RuntimeError: building the distributed operator")
+    assert "rank(s) [1]" in str(ranks[0]["empty"])
+    assert str(ranks[1]["nan"]).startswith("FloatingPointError: the Hessian product is not finite")
+    assert "on batch 1 of rank 1's shard" in str(ranks[1]["nan"])
+    assert "on another rank" in str(ranks[0]["nan"])
+
+
+def test_distributed_needs_a_process_group() -> None:
+    x, y = dataset()
+    with pytest.raises(ValueError, match=r"initialised torch\.distributed process group"):
+        adapters.torch_hessian(model(), (x, y), distributed=True)
+    with pytest.raises(ValueError, match=r"initialised torch\.distributed process group"):
+        adapters.torch_ggn(model(), (x, y), distributed=True)
+    with pytest.raises(TypeError, match="distributed must be True or False"):
+        adapters.torch_hessian(model(), (x, y), distributed="yes")  # type: ignore[arg-type]
+
+
+def test_not_distributed_is_rank_0_of_1() -> None:
+    x, y = dataset()
+    op = adapters.torch_hessian(model(), (x, y))
+    assert (op.rank, op.world_size, op.writes_files) == (0, 1, True)
+    assert "rank" not in repr(op)
+
+
+if __name__ == "__main__":
+    worker(int(sys.argv[3]), 2, int(sys.argv[1]), Path(sys.argv[2]))
