@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Estimate", "student_t_quantile"]
+__all__ = ["Estimate", "check_spread", "probe_stderr", "student_t_quantile"]
 
 
 def _student_t_central(t: float, dof: int) -> float:
@@ -61,6 +61,18 @@ def student_t_quantile(confidence: float, dof: int) -> float:
         if high - low <= 1e-13 * high:
             break
     return 0.5 * (low + high)
+
+
+def check_spread(num_probes: int) -> None:
+    """Raise unless there are at least two probes: one leaves the spread unknown."""
+    if num_probes < 2:
+        msg = f"stderr needs at least 2 probes, this density has {num_probes}"
+        raise ValueError(msg)
+
+
+def probe_stderr(curves: np.ndarray) -> np.ndarray:
+    """Return the standard error of the probe mean of `curves` (one row per probe)."""
+    return curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from slq._backend import accumulation_dtype, array_namespace, to_host
 from slq._kernels import KERNELS
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
+from slq.estimate import check_spread, probe_stderr
 from slq.lanczos import _apply, _prepare_start, lanczos
 from slq.operator import as_operator
 from slq.quadrature import tridiagonal
@@ -346,11 +347,8 @@ class KPMDensity:
         >>> kpm.stderr(np.linspace(-0.5, 0.5, 3), sigma=0.2).shape
         (3,)
         """
-        if self.num_probes < 2:
-            msg = f"stderr needs at least 2 probes, this density has {self.num_probes}"
-            raise ValueError(msg)
-        curves = self.per_probe(grid, sigma, kernel)
-        return curves.std(axis=0, ddof=1) / np.sqrt(self.num_probes)
+        check_spread(self.num_probes)
+        return probe_stderr(self.per_probe(grid, sigma, kernel))
 
     def __repr__(self) -> str:
         return (

@@ -17,7 +17,7 @@ from slq._functions import apply_function
 from slq._kernels import KERNELS, default_sigma
 from slq._validate import check_choice, check_positive_int
 from slq.bounds import WassersteinBound, quadrature_wasserstein, sampling_wasserstein
-from slq.estimate import Estimate, student_t_quantile
+from slq.estimate import Estimate, check_spread, probe_stderr, student_t_quantile
 from slq.lanczos import LanczosResult
 from slq.quadrature import _as_batch, ritz_rules
 from slq.summaries import ExtremeRatio, MassBelow, Outliers
@@ -297,11 +297,8 @@ class SpectralDensity:
         >>> bool((dos.stderr(np.linspace(0.0, 1.0, 7)) > 0).all())
         True
         """
-        if self.num_probes < 2:
-            msg = f"stderr needs at least 2 probes, this density has {self.num_probes}"
-            raise ValueError(msg)
-        curves = self.per_probe(grid, sigma, kernel)
-        return curves.std(axis=0, ddof=1) / np.sqrt(self.num_probes)
+        check_spread(self.num_probes)
+        return probe_stderr(self.per_probe(grid, sigma, kernel))
 
     def trace_function(self, f: Any, *, shift: float = 0.0) -> Estimate:
         r"""Estimate tr f(A + shift·I) from the stored Gauss rules: no new products.
