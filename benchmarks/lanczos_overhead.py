@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from _common import best
 
 import slq
-from slq.lanczos import _orthogonalize
+from slq._basis import orthogonalize as _orthogonalize
 
 
 class Timed:

@@ -31,6 +31,7 @@ __all__ = [
     "store_row",
     "stored_rows",
     "to_host",
+    "vectors_to_host",
 ]
 
 # Root module of a dtype's or device's type -> module that can make an array of it.
@@ -182,6 +183,20 @@ def _accumulation_dtype(xp: Any, device: Any, dtype: Any) -> Any:
 
 def to_host(x: Any) -> np.ndarray:
     """Copy a small array (a few scalars) from any library and device to numpy."""
+    return _copy_to_host(x)
+
+
+def vectors_to_host(x: Any) -> np.ndarray:
+    """Copy n-vectors to numpy: only where the user asked for host memory (`offload_basis`).
+
+    Kept apart from `to_host` so that a check that only scalars leave the device
+    (``benchmarks/gpu_check.py``) can tell the two apart. On the CPU the result
+    may share memory with `x`.
+    """
+    return _copy_to_host(x)
+
+
+def _copy_to_host(x: Any) -> np.ndarray:
     if isinstance(x, (np.ndarray, np.generic)):
         return np.asarray(x)
     if _is_tensorflow(x):

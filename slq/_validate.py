@@ -6,7 +6,7 @@ import numbers
 from collections.abc import Collection
 from typing import Any
 
-__all__ = ["check_choice", "check_positive_int"]
+__all__ = ["check_bool", "check_choice", "check_positive_int"]
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -26,4 +26,12 @@ def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
         allowed = ", ".join(repr(c) for c in choices)
         msg = f"{name} must be one of {allowed}, got {value!r}"
         raise ValueError(msg)
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return `value`, or raise if it is not True or False (a truthy string is a mistake)."""
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {value!r}"
+        raise TypeError(msg)
     return value

@@ -13,7 +13,7 @@ from slq._backend import accumulation_dtype, eps, to_host
 from slq._checkpoint import Checkpoint
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_bool, check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE, LanczosResult, _apply, _prepare_start, _run
 from slq.memory import check_max_memory
 from slq.operator import as_operator
@@ -70,6 +70,7 @@ def density(
     seed: int | np.random.Generator | None = None,
     probe: str = "rademacher",
     reorthogonalize: str = "full",
+    offload_basis: bool = False,
     probe_batch_size: int | None = None,
     check_symmetric: bool = False,
     tol: float | None = None,
@@ -103,8 +104,12 @@ def density(
         ``seed`` so that the run can be repeated.
     probe : {"rademacher", "gaussian"}
         Distribution of the probe entries before normalisation to unit norm.
-    reorthogonalize : {"full", "none"}
-        See `lanczos`.
+    reorthogonalize : {"full", "partial", "none"}
+        See `lanczos`. ``"partial"`` gives the nodes and weights of ``"full"``
+        to working precision with Gram–Schmidt at only some steps.
+    offload_basis : bool, default False
+        Keep the stored basis in host memory, not on the operator's device
+        (see `lanczos`): for a GPU that cannot hold b·m·n numbers.
     probe_batch_size : int, optional
         Run the probes b at a time, bounding the stored basis to b·(m+1)·n
         numbers. Default: all probes in one batch (one ``matmat`` per step).
@@ -190,8 +195,9 @@ def density(
     m = min(check_positive_int("num_steps", num_steps), n)
     check_choice("probe", probe, PROBES)
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    check_bool("offload_basis", offload_basis)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
-    check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch)
+    check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch, offload_basis)
     store = None if checkpoint is None else Checkpoint(checkpoint, {})
     if seed is None and store is not None:
         seed = store.stored_seed()  # resuming a seed=None run: its probes are on record
@@ -216,8 +222,17 @@ def density(
             probes = draw_probes(probe, n, batch, entropy)
             rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
             hook = step_hook(bar, callback, batch)
-            full = reorthogonalize == "full"
-            results.append(_run(op, rows, m, full, False, probe_offset=start, on_step=hook))
+            result = _run(
+                op,
+                rows,
+                m,
+                reorthogonalize,
+                False,
+                probe_offset=start,
+                on_step=hook,
+                offload_basis=offload_basis,
+            )
+            results.append(result)
             if store is not None and writes_files:
                 store.save(results)
         else:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from slq._backend import accumulation_dtype
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_bool, check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE
 from slq.operator import as_operator
 
@@ -23,8 +23,14 @@ _DEFAULT_NUM_PROBES = 10
 _LIVE_VECTORS = 5
 # ... plus the temporaries of the update of A q_j: Gram–Schmidt twice keeps A q_j,
 # two successive projections and one product of coefficients and basis alive;
-# the three-term recurrence two (numpy reuses a temporary's buffer for the third).
-_UPDATE_TEMPORARIES = {"full": 3, "none": 2}
+# the three-term recurrence two (numpy reuses a temporary's buffer for the third);
+# partial reorthogonalisation three, in its local pass and when it projects.
+_UPDATE_TEMPORARIES = {"full": 3, "partial": 3, "none": 2}
+# With the basis offloaded, the host holds a copy of the new vector and the three
+# Gram–Schmidt temporaries, and the device only runs the three-term recurrence.
+_OFFLOAD_HOST_VECTORS = 4
+# Partial reorthogonalisation's ω estimates: two rows and a copy of α and β per probe.
+_MONITOR_ROWS = 4
 # Inner products are taken on copies of q_j and A q_j cast to the accumulation dtype
 # (float64) when the vectors are narrower.
 _ACCUMULATION_COPIES = 2
@@ -64,18 +70,39 @@ class MemoryEstimate:
     accumulation_itemsize: int
     """Bytes per number of the dtype inner products are accumulated in."""
     reorthogonalize: str
-    """``"full"`` or ``"none"``."""
+    """``"full"``, ``"partial"`` or ``"none"``."""
     basis: int
-    """The stored Lanczos vectors: b·m·n numbers with ``"full"``, 0 with ``"none"``."""
+    """The stored Lanczos vectors: b·m·n numbers, 0 with ``"none"``."""
     vectors: int
     """The working (b, n) vectors and temporaries of one step at its peak."""
     host: int
-    """The batch's float64 probes (b·n) and the coefficients (k·m) on the host."""
+    """Host arrays besides the basis: the batch's float64 probes (b·n), the
+    coefficients (k·m), and with `offload_basis` the host copies of vectors."""
+    offload_basis: bool = False
+    """Whether the basis is in host memory rather than on the operator's device."""
 
     @property
     def total(self) -> int:
         """Bytes in all: ``basis + vectors + host``."""
         return self.basis + self.vectors + self.host
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes on the operator's device: the vectors, and the basis unless offloaded.
+
+        Examples
+        --------
+        >>> from slq.memory import MemoryEstimate
+        >>> e = MemoryEstimate(1000, 10, 2, 2, 8, 8, "full", 160_000, 128_000, 16_640, True)
+        >>> e.device_bytes, e.host_bytes
+        (128000, 176640)
+        """
+        return self.vectors + (0 if self.offload_basis else self.basis)
+
+    @property
+    def host_bytes(self) -> int:
+        """Bytes in host memory: `host`, and the basis if offloaded (see `device_bytes`)."""
+        return self.host + (self.basis if self.offload_basis else 0)
 
     def describe(self) -> str:
         """Return the estimate as a small table in KiB, MiB or GiB.
@@ -94,6 +121,8 @@ class MemoryEstimate:
             f"n={self.n}, {self.num_steps} steps, {self.num_probes} probes in batches of "
             f"{self.batch}, {self.itemsize}-byte numbers, reorthogonalize={self.reorthogonalize!r}"
         )
+        if self.offload_basis:
+            header += ", offload_basis=True (the basis is in host memory)"
         parts = {"basis": self.basis, "vectors": self.vectors, "host": self.host}
         rows = [f"  {name:<8}{format_bytes(size):>12}" for name, size in parts.items()]
         return "\n".join([header, *rows, f"  {'total':<8}{format_bytes(self.total):>12}"])
@@ -126,6 +155,7 @@ def memory_estimate(
     num_probes: int = _DEFAULT_NUM_PROBES,
     *,
     reorthogonalize: str = "full",
+    offload_basis: bool = False,
     probe_batch_size: int | None = None,
 ) -> MemoryEstimate:
     r"""Estimate the memory a `density` run with these settings holds at its peak.
@@ -133,17 +163,23 @@ def memory_estimate(
     Arithmetic on the array shapes, no product with the operator. With b probes
     per batch, m steps, dimension n and s bytes per number (4 for float32):
 
-    - ``basis``: the Lanczos vectors kept for full reorthogonalisation,
-      b·m·n·s; 0 with ``reorthogonalize="none"``.
+    - ``basis``: the Lanczos vectors kept for full or partial
+      reorthogonalisation, b·m·n·s; 0 with ``reorthogonalize="none"``. On the
+      operator's device, or in host memory with `offload_basis`.
     - ``vectors``: the (b, n) working arrays of one step at its peak. Five live
       throughout (start vectors, q_j, q_{j−1}, the previous residual and A q_j);
-      the update adds three temporaries for Gram–Schmidt twice, two for the
-      three-term recurrence; when the vectors are narrower than float64, the
-      inner products are taken on two float64 copies instead. So 8·b·n·s
-      (float64, "full"), 7·b·n·s (float64, "none"), or 5·b·n·s + 2·b·n·8
-      (float32, either).
-    - ``host``: the batch's probes drawn as float64 on the host, b·n·8, and the
-      float64 coefficients, 4·k·m·8.
+      the update adds three temporaries for Gram–Schmidt twice (``"full"``, and
+      ``"partial"``'s local pass), two for the three-term recurrence
+      (``"none"``, or any option with `offload_basis`); when the vectors are
+      narrower than float64, the inner products are taken on two float64 copies
+      instead. So 8·b·n·s (float64, "full"), 7·b·n·s (float64, "none"), or
+      5·b·n·s + 2·b·n·8 (float32, any).
+    - ``host``: the batch's probes drawn as float64 on the host, b·n·8, the
+      float64 coefficients, 4·k·m·8, with ``"partial"`` its estimates of the
+      loss of orthogonality, 4·b·m·8, and with `offload_basis` a host copy of
+      the new vectors and the Gram–Schmidt temporaries, 4·b·n·s.
+
+    `device_bytes` and `host_bytes` split the total by where it lives.
 
     The counts follow the numpy code path and are checked against `tracemalloc`
     in the tests (within a few percent at n = 20000). Other libraries allocate
@@ -159,8 +195,10 @@ def memory_estimate(
         m, Lanczos steps per probe; capped at n, as in `density`.
     num_probes : int, default 10
         k, the number of probes.
-    reorthogonalize : {"full", "none"}
+    reorthogonalize : {"full", "partial", "none"}
         See `lanczos`.
+    offload_basis : bool, default False
+        Count the basis in host memory (see `lanczos`).
     probe_batch_size : int, optional
         b, probes run at once; default all k. The basis and the working vectors
         scale with b, not k.
@@ -192,16 +230,23 @@ def memory_estimate(
     >>> none = memory_estimate(op, 90, 10, reorthogonalize="none")
     >>> none.basis, format(none.total / 2**20, ".0f")
     (0, '420')
+
+    The basis in host memory leaves the device O(b·n) numbers:
+
+    >>> offloaded = memory_estimate(op, 90, 10, offload_basis=True)
+    >>> format(offloaded.device_bytes / 2**20, ".0f"), format(offloaded.host_bytes / 2**30, ".1f")
+    ('343', '3.6')
     """
     op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
     k = check_positive_int("num_probes", num_probes)
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    check_bool("offload_basis", offload_basis)
     b = k if probe_batch_size is None else check_positive_int("probe_batch_size", probe_batch_size)
     itemsize = _itemsize(op.xp, op.dtype)
     acc = _itemsize(op.xp, accumulation_dtype(op.xp, op.device, op.dtype))
-    return _estimate(n, m, k, min(b, k), itemsize, acc, reorthogonalize)
+    return _estimate(n, m, k, min(b, k), itemsize, acc, reorthogonalize, offload_basis)
 
 
 def _itemsize(xp: Any, dtype: Any) -> int:
@@ -210,15 +255,28 @@ def _itemsize(xp: Any, dtype: Any) -> int:
 
 
 def _estimate(
-    n: int, m: int, k: int, b: int, itemsize: int, acc: int, reorthogonalize: str
+    n: int,
+    m: int,
+    k: int,
+    b: int,
+    itemsize: int,
+    acc: int,
+    reorthogonalize: str,
+    offload_basis: bool,
 ) -> MemoryEstimate:
     """Return the estimate for b of k probes, m steps, dimension n (see `memory_estimate`)."""
-    basis = b * m * n * itemsize if reorthogonalize == "full" else 0
-    update = _UPDATE_TEMPORARIES[reorthogonalize] * itemsize
+    stores = reorthogonalize != "none"
+    offload = offload_basis and stores
+    basis = b * m * n * itemsize if stores else 0
+    update = _UPDATE_TEMPORARIES["none" if offload else reorthogonalize] * itemsize
     casts = _ACCUMULATION_COPIES * acc if acc != itemsize else 0
     vectors = b * n * (_LIVE_VECTORS * itemsize + max(update, casts))
     host = b * n * _FLOAT64_BYTES + _HOST_COEFFICIENTS * k * m * _FLOAT64_BYTES
-    return MemoryEstimate(n, m, k, b, itemsize, acc, reorthogonalize, basis, vectors, host)
+    if reorthogonalize == "partial":
+        host += _MONITOR_ROWS * b * m * _FLOAT64_BYTES
+    if offload:
+        host += _OFFLOAD_HOST_VECTORS * b * n * itemsize
+    return MemoryEstimate(n, m, k, b, itemsize, acc, reorthogonalize, basis, vectors, host, offload)
 
 
 def check_max_memory(
@@ -228,6 +286,7 @@ def check_max_memory(
     num_probes: int,
     reorthogonalize: str,
     batch: int,
+    offload_basis: bool = False,
 ) -> None:
     """Raise if a `density` run is estimated to need more than `max_memory` bytes.
 
@@ -244,7 +303,12 @@ def check_max_memory(
         return
     budget = check_positive_int("max_memory", max_memory)
     estimate = memory_estimate(
-        op, num_steps, num_probes, reorthogonalize=reorthogonalize, probe_batch_size=batch
+        op,
+        num_steps,
+        num_probes,
+        reorthogonalize=reorthogonalize,
+        offload_basis=offload_basis,
+        probe_batch_size=batch,
     )
     if estimate.total <= budget:
         return
@@ -265,7 +329,7 @@ def _what_fits(op: Any, estimate: MemoryEstimate, budget: int) -> str:
             options.append(f"probe_batch_size={b} fits")
             break
     none = _again(estimate, estimate.batch, "none")
-    if estimate.reorthogonalize == "full" and none.total <= budget:
+    if estimate.reorthogonalize != "none" and none.total <= budget:
         options.append(f'reorthogonalize="none" fits ({format_bytes(none.total)})')
     if not options:
         return "even one probe at a time does not fit: lower num_steps or raise max_memory"
@@ -275,4 +339,4 @@ def _what_fits(op: Any, estimate: MemoryEstimate, budget: int) -> str:
 def _again(e: MemoryEstimate, batch: int, reorthogonalize: str) -> MemoryEstimate:
     """Return the estimate `e` redone for another batch size or reorthogonalisation."""
     n, m, k, s, acc = e.n, e.num_steps, e.num_probes, e.itemsize, e.accumulation_itemsize
-    return _estimate(n, m, k, batch, s, acc, reorthogonalize)
+    return _estimate(n, m, k, batch, s, acc, reorthogonalize, e.offload_basis)

@@ -81,7 +81,7 @@ def test_breakdown_recovers_the_probe_measure_exactly(
         assert weights[0, near[:, j]].sum() == pytest.approx(w[same].sum(), abs=atol)
 
 
-@pytest.mark.parametrize("reorthogonalize", ["full", "none"])
+@pytest.mark.parametrize("reorthogonalize", ["full", "partial", "none"])
 @given(case=cases(), m=st.integers(1, 40), seed=st.integers(0, 1000))
 def test_ritz_values_lie_inside_the_spectrum(
     backend: Backend, reorthogonalize: str, case: Case, m: int, seed: int
@@ -206,9 +206,10 @@ def test_bad_num_steps(num_steps: object, error: type, message: str) -> None:
 
 def test_bad_reorthogonalize() -> None:
     with pytest.raises(
-        ValueError, match="reorthogonalize must be one of 'full', 'none', got 'partial'"
+        ValueError,
+        match="reorthogonalize must be one of 'full', 'partial', 'none', got 'selective'",
     ):
-        slq.lanczos(np.eye(3), np.ones(3), 2, reorthogonalize="partial")
+        slq.lanczos(np.eye(3), np.ones(3), 2, reorthogonalize="selective")
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,54 @@ def test_estimate_bounds_the_traced_numpy_peak(dtype: Any) -> None:
     assert 0.8 * full.total <= full_peak <= 1.5 * full.total, (full_peak, full)
     assert 0.8 * none.total <= none_peak <= 1.5 * none.total, (none_peak, none)
     assert none_peak < 0.5 * full.total
+    partial = memory_estimate(op, m, b, reorthogonalize="partial")
+    assert 0.8 * partial.total <= peak("partial") <= 1.5 * partial.total
+
+
+@pytest.mark.parametrize("reorthogonalize", ["full", "partial"])
+def test_offloaded_estimate_bounds_the_traced_numpy_peak(reorthogonalize: str) -> None:
+    # numpy's "device" is the host: the copies the estimate counts for a GPU are not made,
+    # so the estimate is an upper bound here, by those few (b, n) vectors.
+    n, m, b = 20000, 30, 4
+    op = _Diagonal(n, np.float64)
+    slq.density(op, num_steps=3, num_probes=2, seed=0, offload_basis=True)
+    tracemalloc.start()
+    try:
+        slq.density(
+            op,
+            num_steps=m,
+            num_probes=b,
+            seed=0,
+            reorthogonalize=reorthogonalize,
+            offload_basis=True,
+        )
+        traced = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    e = memory_estimate(op, m, b, reorthogonalize=reorthogonalize, offload_basis=True)
+    assert traced <= e.total <= 1.25 * traced, (traced, e)
+
+
+def test_offloading_moves_the_basis_to_the_host() -> None:
+    op = _shape_only(10**6, np.float32)
+    on_device = memory_estimate(op, 90, 10)
+    offloaded = memory_estimate(op, 90, 10, offload_basis=True)
+    assert offloaded.basis == on_device.basis == 10 * 90 * 10**6 * 4
+    assert on_device.device_bytes == on_device.basis + on_device.vectors
+    assert offloaded.device_bytes == offloaded.vectors == 10 * 10**6 * (5 * 4 + 2 * 8)
+    assert offloaded.host_bytes == offloaded.basis + offloaded.host
+    assert offloaded.host == on_device.host + 4 * 10 * 10**6 * 4
+    assert "offload_basis=True" in str(offloaded)
+    none = memory_estimate(op, 90, 10, reorthogonalize="none", offload_basis=True)
+    assert none.basis == 0 and none.device_bytes == none.vectors
+
+
+def test_partial_needs_the_basis_of_full_and_a_few_host_numbers() -> None:
+    op = _shape_only(1000)
+    full = memory_estimate(op, 20, 4)
+    partial = memory_estimate(op, 20, 4, reorthogonalize="partial")
+    assert (partial.basis, partial.vectors) == (full.basis, full.vectors)
+    assert partial.host == full.host + 4 * 4 * 20 * 8
 
 
 def test_max_memory_refuses_before_any_product(backend: Backend) -> None:
@@ -143,7 +191,8 @@ def test_bad_max_memory(max_memory: Any, error: type[Exception], match: str) -> 
     [
         ({"num_steps": 0}, ValueError, "num_steps must be >= 1"),
         ({"num_probes": 2.0}, TypeError, "num_probes must be an integer"),
-        ({"reorthogonalize": "partial"}, ValueError, "reorthogonalize must be one of"),
+        ({"reorthogonalize": "selective"}, ValueError, "reorthogonalize must be one of"),
+        ({"offload_basis": "yes"}, TypeError, "offload_basis must be True or False"),
         ({"probe_batch_size": 0}, ValueError, "probe_batch_size must be >= 1"),
     ],
 )
