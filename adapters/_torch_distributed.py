@@ -8,20 +8,29 @@ Lanczos iteration (the data-parallel reduction of distributed training, applied
 to Hessian-vector products).
 
 Every rank must call the same collectives in the same order: a rank that fails
-to build its operator still takes part in the one construction collective,
-which tells every rank that the build failed, and a non-finite product is
-reduced like any other before every rank raises.
+to build its operator still takes part in each construction collective, which
+tells every rank that the build failed, and a non-finite product is reduced
+like any other before every rank raises. A Hessian takes two construction
+collectives: the first sends rank 0's product plan (`from_rank0`), the second
+adds the data counts (`build_together`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Shard", "build_together", "describe", "process_group", "reduce_sum"]
+__all__ = [
+    "Shard",
+    "build_together",
+    "describe",
+    "from_rank0",
+    "process_group",
+    "reduce_sum",
+]
 
 T = TypeVar("T")
 
@@ -69,6 +78,42 @@ def _collective_device() -> torch.device:
     return torch.device("cpu")
 
 
+def _run_together(
+    step: Callable[[], T], share: Callable[[T], Sequence[int]], width: int
+) -> tuple[T, list[int]]:
+    """Run `step` on this rank, then one ``all_reduce`` of a failure flag per rank and `share`.
+
+    Returns the result and the sums over the ranks of `share(result)` (`width`
+    integers). A rank whose step raised re-raises its own error once every rank
+    knows; the others raise a RuntimeError naming it.
+    """
+    rank, world_size = process_group()
+    result: T | None = None
+    values: Sequence[int] = (0,) * width
+    error: Exception | None = None
+    try:
+        result = step()
+        values = share(result)
+    except Exception as err:  # re-raised below, once every rank knows
+        error = err
+    flags = torch.zeros(world_size + width, dtype=torch.int64, device=_collective_device())
+    if error is None:
+        flags[world_size:] = torch.tensor(list(values), dtype=torch.int64)
+    else:
+        flags[rank] = 1
+    dist.all_reduce(flags, op=dist.ReduceOp.SUM)
+    if error is not None:
+        raise error
+    failed = [r for r in range(world_size) if int(flags[r]) != 0]
+    if failed:
+        msg = (
+            f"building the distributed operator failed on rank(s) {failed} (see their errors); "
+            "every rank needs at least one batch of data"
+        )
+        raise RuntimeError(msg)
+    return result, [int(x) for x in flags[world_size:].tolist()]  # type: ignore[return-value]
+
+
 def build_together(
     build: Callable[[], T], counts: Callable[[T], tuple[int, int]]
 ) -> tuple[T, Shard]:
@@ -88,30 +133,29 @@ def build_together(
     ValueError: distributed=True needs an initialised torch.distributed process group ...
     """
     rank, world_size = process_group()
-    result: T | None = None
-    error: Exception | None = None
-    try:
-        result = build()
-    except Exception as err:  # re-raised below, once every rank knows
-        error = err
-    flags = torch.zeros(world_size + 2, dtype=torch.int64, device=_collective_device())
-    if error is None:
-        examples, batches = counts(result)  # type: ignore[arg-type]  # set when no error
-        flags[world_size], flags[world_size + 1] = examples, batches
-    else:
-        flags[rank] = 1
-    dist.all_reduce(flags, op=dist.ReduceOp.SUM)
-    if error is not None:
-        raise error
-    failed = [r for r in range(world_size) if int(flags[r]) != 0]
-    if failed:
-        msg = (
-            f"building the distributed operator failed on rank(s) {failed} (see their errors); "
-            "every rank needs at least one batch of data"
-        )
-        raise RuntimeError(msg)
-    shard = Shard(rank, world_size, int(flags[world_size]), int(flags[world_size + 1]))
-    return result, shard  # type: ignore[return-value]  # set when no error
+    result, (examples, batches) = _run_together(build, counts, 2)
+    return result, Shard(rank, world_size, examples, batches)
+
+
+def from_rank0(step: Callable[[], T], choose: Callable[[T], int]) -> tuple[T, int]:
+    """Run `step` on every rank and give every rank rank 0's ``choose(result)`` (an int >= 0).
+
+    What rank 0 measured (which product method is fastest) then decides for
+    every rank, so that timing noise cannot make ranks differ. `choose` is
+    called on rank 0 only. One ``all_reduce``, with the failure flags of
+    `build_together`: a rank whose step raised fails every rank.
+
+    Examples
+    --------
+    >>> from slq.adapters._torch_distributed import from_rank0
+    >>> from_rank0(lambda: 1, lambda r: r)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: distributed=True needs an initialised torch.distributed process group ...
+    """
+    rank, _ = process_group()
+    result, (chosen,) = _run_together(step, lambda r: (choose(r) if rank == 0 else 0,), 1)
+    return result, chosen
 
 
 def reduce_sum(flat: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,10 @@ kept per batch instead — the gradient's graph, differentiated again for each
 vector, or the gradient linearized by ``torch.func.linearize`` — so that each
 product costs only its tangent part. This module measures the options on the
 first batch and picks the fastest that fits in memory.
+
+Data parallel, only rank 0 measures: its `Choice` (a few names) goes to every
+rank, and each rank keeps its own batches' state by `follow_plan`, as many as
+fit on its device, so that every rank computes products the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from slq.adapters._torch_func import (
     vjp_of_gradient,
 )
 
-__all__ = ["DEFAULT_RETAIN_BYTES", "Kept", "Plan", "plan_products"]
+__all__ = [
+    "CHOICES",
+    "DEFAULT_RETAIN_BYTES",
+    "Choice",
+    "Kept",
+    "Plan",
+    "follow_plan",
+    "plan_products",
+]
 
 logger = logging.getLogger("slq")
 
@@ -38,6 +50,30 @@ DEFAULT_RETAIN_BYTES = 2 << 30
 most half of its free memory."""
 
 _FRESH = {"forward-over-reverse": forward_over_reverse, "double-backward": double_backward}
+
+
+class Choice(NamedTuple):
+    """What the measurements decide: the whole of a plan but the per-batch state.
+
+    Examples
+    --------
+    >>> from slq.adapters._torch_plan import CHOICES, Choice
+    >>> choice = Choice("double-backward", "graph", False)
+    >>> CHOICES[CHOICES.index(choice)] == choice
+    True
+    """
+
+    method: str  # the fresh product: "forward-over-reverse" or "double-backward"
+    kept: str  # how kept state is used: "graph" or "linearized"
+    batched: bool  # linearized products vmapped over the vectors, else looped
+
+
+CHOICES: tuple[Choice, ...] = tuple(
+    Choice(method, kept, batched)
+    for method in _FRESH
+    for kept, batched in (("graph", False), ("linearized", False), ("linearized", True))
+)
+"""Every choice, so that one is sent to the other ranks as its index."""
 
 
 class Kept(NamedTuple):
@@ -53,7 +89,12 @@ class Plan(NamedTuple):
 
     method: str  # fresh products, for the batches whose state is not kept
     kept: Kept
-    ratios: dict[str, float]  # seconds per product / seconds per gradient, as measured
+    ratios: dict[str, float]  # seconds per product / seconds per gradient, as measured ({} if not)
+
+    @property
+    def choice(self) -> Choice:
+        """The measured decisions, without the per-batch state."""
+        return Choice(self.method, self.kept.kind, self.kept.batched)
 
     def describe(self, num_batches: int) -> str:
         """Say in a line how products are computed."""
@@ -214,12 +255,21 @@ def _time_linearized(
 
 
 def plan_products(
-    fm: FunctionalModel, batches: Batches, hvp: str, chunk: int | None, reuse_primal: bool | None
+    fm: FunctionalModel,
+    batches: Batches,
+    hvp: str,
+    chunk: int | None,
+    reuse_primal: bool | None,
+    *,
+    time_fresh: bool = False,
 ) -> Plan:
     """Measure the ways of computing products on the first batch and return the fastest plan.
 
     `hvp` "auto" considers every way; "forward-over-reverse" keeps to it (fresh, or
     linearized when reused); "double-backward" likewise (fresh, or a retained graph).
+    The fresh methods are timed only when some batch's state is not kept, or
+    when `time_fresh` and there is a choice (for other ranks, whose batches may
+    not all fit).
     """
     first = batches.first()
     gradient = _gradient_seconds(fm, first)
@@ -227,7 +277,8 @@ def plan_products(
     count = _kept_count(batches, size, reuse_primal) if graph is not None else 0
     fresh = list(_FRESH) if hvp == "auto" else [hvp]
     # The fresh method only serves batches whose state is not kept.
-    ratios = _fresh_ratios(fm, first, fresh, chunk, gradient) if count < batches.num_batches else {}
+    timed = count < batches.num_batches or (time_fresh and len(fresh) > 1)
+    ratios = _fresh_ratios(fm, first, fresh, chunk, gradient) if timed else {}
     method = min(ratios, key=ratios.__getitem__) if ratios else fresh[-1]
     if count == 0:
         return Plan(method, Kept("graph", {}, False), ratios)
@@ -239,12 +290,38 @@ def plan_products(
     ratios.update(
         {f"{k}{' vmapped' if b else ''}": r for (k, b), r in reuse.items() if not math.isnan(r)}
     )
+    by_batch = _keep(fm, batches, count, kind, graph if kind == "graph" else product)
+    return Plan(method, Kept(kind, by_batch, batched), ratios)
+
+
+def follow_plan(
+    fm: FunctionalModel, batches: Batches, choice: Choice, reuse_primal: bool | None
+) -> Plan:
+    """Return the plan of `choice` (made on another rank) for these batches, measuring no time.
+
+    Only the memory budget is local: state is kept for as many batches as fit here.
+    """
+    first = batches.first()
+    graph, size = _graph_bytes(fm, first) if reuse_primal is not False else (None, 0)
+    count = _kept_count(batches, size, reuse_primal) if graph is not None else 0
+    if count == 0:
+        return Plan(choice.method, Kept(choice.kept, {}, choice.batched), {})
+    by_batch = _keep(fm, batches, count, choice.kept, graph if choice.kept == "graph" else None)
+    return Plan(choice.method, Kept(choice.kept, by_batch, choice.batched), {})
+
+
+def _keep(
+    fm: FunctionalModel, batches: Batches, count: int, kind: str, first: Any
+) -> dict[int, Any]:
+    """Build the state of `kind` for the first `count` batches; `first` is batch 0's, if built."""
     by_batch: dict[int, Any] = {}
     for index, batch, _ in batches:
         if index >= count:
             break
-        if kind == "graph":
-            by_batch[index] = graph if index == 0 else gradient_graph(fm, batch)
+        if index == 0 and first is not None:
+            by_batch[index] = first
+        elif kind == "graph":
+            by_batch[index] = gradient_graph(fm, batch)
         else:
-            by_batch[index] = product if index == 0 else linearized_hessian(fm, batch)
-    return Plan(method, Kept(kind, by_batch, batched), ratios)
+            by_batch[index] = linearized_hessian(fm, batch)
+    return by_batch

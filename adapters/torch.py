@@ -7,6 +7,7 @@ Ghorbani, Krishnan & Xiao (2019).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from slq.adapters._torch_distributed import (
     Shard,
     build_together,
     describe,
+    from_rank0,
     process_group,
     reduce_sum,
 )
@@ -32,7 +34,7 @@ from slq.adapters._torch_func import (
     linearized_products,
     vjp_of_gradient,
 )
-from slq.adapters._torch_plan import plan_products
+from slq.adapters._torch_plan import CHOICES, Choice, Plan, follow_plan, plan_products
 from torch import nn
 
 from slq._validate import check_choice, check_positive_int
@@ -44,6 +46,7 @@ logger = logging.getLogger("slq")
 HVP_METHODS = ("auto", "forward-over-reverse", "double-backward")
 
 Product = Callable[[int, Any, Tangents], Tangents]
+Prepared = tuple[FunctionalModel, Batches]
 
 
 class TorchCurvature(DataCounts):
@@ -51,7 +54,10 @@ class TorchCurvature(DataCounts):
 
     Vectors are flat tensors of the parameters' dtype and device, laid out as the
     chosen parameters in ``named_parameters()`` order (see `flatten`, `unflatten`).
-    Made by `torch_hessian` and `torch_ggn`.
+    Made by `torch_hessian`, `torch_ggn` and `torch_layer_hessians`. A Hessian's
+    ``hvp`` says in words how products are computed and ``hvp_choice`` what was
+    measured to decide it (None for a GGN): the fresh method, the kind of
+    per-batch state kept, and whether linearized products are vmapped.
 
     Examples
     --------
@@ -77,6 +83,7 @@ class TorchCurvature(DataCounts):
         first = fm.primal[fm.names[0]]
         self.dtype, self.device = first.dtype, first.device
         self.hvp = "functional"
+        self.hvp_choice: Choice | None = None  # set by `_hessian`
         self._shard: Shard | None = None  # set by `_distribute`, before any product
 
     @property
@@ -364,6 +371,8 @@ def torch_hessian(
         gradient's graph. "auto" times both on the first batch, keeps the faster,
         falls back to double-backward when torch.func cannot trace the model,
         and logs its choice with the measured HVP / gradient time ratios.
+        Distributed, only rank 0 measures, and every rank follows its choice
+        (``hvp_choice``).
     reuse_primal : bool, optional
         Keep, per batch, the part of a product that does not depend on the
         vector, so that each product costs only its tangent part instead of a
@@ -396,12 +405,17 @@ def torch_hessian(
         product and runs the same Lanczos iteration; ``num_examples`` and
         ``num_batches`` count every rank's data. The operator's ``rank``,
         ``world_size`` and ``writes_files`` (rank 0 only) say where it runs.
+        How products are computed (`hvp`, `reuse_primal`) is measured on rank
+        0 alone and followed by every rank; each rank keeps per-batch state for
+        as many of its own batches as fit on its device.
 
     Returns
     -------
     TorchCurvature
         An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``, ``device``,
-        ``flatten``, ``unflatten``, ``names``, ``num_examples``, ``hvp``.
+        ``flatten``, ``unflatten``, ``names``, ``num_examples``, ``hvp`` (how
+        products are computed, in words) and ``hvp_choice`` (the measured
+        decisions: fresh method, kind of kept state, vmapped or not).
 
     Examples
     --------
@@ -423,35 +437,76 @@ def torch_hessian(
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
 
-    def build() -> TorchCurvature:
-        fm, batches = _prepare(model, data, loss_fn, params, batch_loss, options)
-        return _hessian(fm, batches, hvp, chunk, reuse_primal, compile)
+    prepare = functools.partial(_prepare, model, data, loss_fn, params, batch_loss, options)
+    return _build_hessian(prepare, hvp, chunk, reuse_primal, compile, distributed)
 
-    return _build(build, distributed)
+
+def _check_distributed(distributed: bool) -> None:
+    """Fail early: before any data is read, and before any collective."""
+    if not isinstance(distributed, bool):
+        msg = f"distributed must be True or False, got {distributed!r}"
+        raise TypeError(msg)
+    if distributed:
+        process_group()
 
 
 def _build(build: Callable[[], TorchCurvature], distributed: bool) -> TorchCurvature:
     """Build the operator, on this rank's shard and summing over every rank's if `distributed`."""
-    if not isinstance(distributed, bool):
-        msg = f"distributed must be True or False, got {distributed!r}"
-        raise TypeError(msg)
+    _check_distributed(distributed)
     if not distributed:
         return build()
-    process_group()  # a clear error before any data is read
     op, shard = build_together(build, lambda op: (op.num_examples, op.num_batches))
     op._distribute(shard)
     return op
 
 
-def _hessian(
-    fm: FunctionalModel,
-    batches: Batches,
+def _build_hessian(
+    prepare: Callable[[], Prepared],
     hvp: str,
     chunk: int | None,
     reuse_primal: bool | None,
     compile: bool,
+    distributed: bool,
 ) -> TorchCurvature:
-    plan = plan_products(fm, batches, hvp, chunk, reuse_primal)
+    """Prepare, plan and build a Hessian; distributed, every rank follows rank 0's plan.
+
+    Distributed, this takes two collectives on every rank, whatever fails where:
+    one sends rank 0's choice (`from_rank0`), one adds the counts (`_build`).
+    """
+    _check_distributed(distributed)
+    if not distributed:
+        fm, batches = prepare()
+        plan = plan_products(fm, batches, hvp, chunk, reuse_primal)
+        return _hessian(fm, batches, plan, chunk, compile)
+    rank, _ = process_group()
+
+    def plan_on_rank_0() -> tuple[Prepared, Plan | None]:
+        fm, batches = prepare()
+        if rank != 0:
+            return (fm, batches), None
+        return (fm, batches), plan_products(fm, batches, hvp, chunk, reuse_primal, time_fresh=True)
+
+    ((fm, batches), plan), index = from_rank0(plan_on_rank_0, _choice_index)
+
+    def build() -> TorchCurvature:
+        own = plan if plan is not None else follow_plan(fm, batches, CHOICES[index], reuse_primal)
+        return _hessian(fm, batches, own, chunk, compile)
+
+    return _build(build, distributed)
+
+
+def _choice_index(planned: tuple[Prepared, Plan | None]) -> int:
+    """Rank 0's choice, as an index to send to the other ranks."""
+    plan = planned[1]
+    if plan is None:
+        msg = "slq bug: rank 0 made no product plan"
+        raise RuntimeError(msg)
+    return CHOICES.index(plan.choice)
+
+
+def _hessian(
+    fm: FunctionalModel, batches: Batches, plan: Plan, chunk: int | None, compile: bool
+) -> TorchCurvature:
     fresh_fn = forward_over_reverse if plan.method == "forward-over-reverse" else double_backward
     if compile and plan.method == "forward-over-reverse":
         fresh_fn = torch.compile(fresh_fn)
@@ -466,13 +521,14 @@ def _hessian(
         return linearized_products(state, tangents, kept.batched, chunk)
 
     op = TorchCurvature(fm, batches, product, kind="Hessian")
-    op.hvp = plan.describe(batches.num_batches)
+    op.hvp, op.hvp_choice = plan.describe(batches.num_batches), plan.choice
+    ratios = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in plan.ratios.items())
     logger.info(
         "torch_hessian: n=%d, %d examples; %s; time per product / gradient: %s",
         op.shape[0],
         batches.num_examples,
         op.hvp,
-        ", ".join(f"{name} {ratio:.2f}x" for name, ratio in plan.ratios.items()),
+        ratios or "not measured here (chosen on rank 0, or nothing to choose)",
     )
     return op
 
@@ -532,15 +588,43 @@ def torch_layer_hessians(
     loss_fn: Callable[..., torch.Tensor] | None = None,
     *,
     by: str = "module",
+    distributed: bool = False,
     **options: Any,
 ) -> dict[str, TorchCurvature]:
     """Return the diagonal blocks of the Hessian: one operator per module or per parameter.
 
     Each block is the Hessian with respect to one module's own parameters
     (``by="module"``) or one parameter tensor (``by="parameter"``), the others
-    held fixed; the data is read once and shared. Options are those of
-    `torch_hessian`; gradient graphs are not kept (``reuse_primal=False``)
-    unless asked, since each block would keep its own.
+    held fixed; the data is read once and shared. With ``hvp="auto"`` the first
+    block's measurement chooses the fresh product method of every block.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        As in `torch_hessian`; never modified.
+    data
+        As in `torch_hessian`: one batch or an iterable of batches (this rank's
+        shard when `distributed`).
+    loss_fn : callable, default ``torch.nn.functional.cross_entropy``
+        ``loss_fn(outputs, targets)`` returning the batch mean.
+    by : {"module", "parameter"}
+        One block per module with parameters of its own, or per parameter tensor.
+    distributed : bool
+        Data parallel as in `torch_hessian`: `data` is this rank's shard, every
+        block's products are summed over the ranks with one ``all_reduce``,
+        its counts are global, and rank 0's product plan is every rank's. Every
+        rank must build the blocks of the same model, in one call.
+    **options
+        The other keyword options of `torch_hessian` (`batch_loss`,
+        `batchnorm`, `hvp`, `reuse_primal`, `chunk_size`, `cache_data`,
+        `compile`, `dropout`, `seed`); gradient graphs are not kept
+        (``reuse_primal=False``) unless asked, since each block would keep its own.
+
+    Returns
+    -------
+    dict of str to TorchCurvature
+        The blocks by module name (``""`` for the model's own parameters) or
+        parameter name, in ``named_modules()`` / ``named_parameters()`` order.
 
     Examples
     --------
@@ -583,11 +667,15 @@ def torch_layer_hessians(
     if options:
         msg = f"unknown options for torch_layer_hessians: {sorted(options)}"
         raise TypeError(msg)
+    _check_distributed(distributed)
     result: dict[str, TorchCurvature] = {}
     batches = None
     for name, names in groups.items():
-        fm, batches = _prepare(model, data, loss_fn, names, batch_loss, settings, batches)
-        result[name] = _hessian(fm, batches, hvp, chunk, reuse_primal, compile_)
-        if hvp == "auto":  # the first block's timing decides for all
-            hvp = result[name].hvp.rsplit(" ", 1)[-1]
+        prepare = functools.partial(
+            _prepare, model, data, loss_fn, names, batch_loss, settings, batches
+        )
+        op = _build_hessian(prepare, hvp, chunk, reuse_primal, compile_, distributed)
+        result[name], batches = op, op._batches
+        if hvp == "auto" and op.hvp_choice is not None:  # the first block's timing decides
+            hvp = op.hvp_choice.method
     return result
