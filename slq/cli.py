@@ -32,6 +32,7 @@ import numpy as np
 
 from slq._version import __version__
 from slq.density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS, density
+from slq.lanczos import REORTHOGONALIZE
 
 __all__ = ["load_matrix", "main"]
 
@@ -138,6 +139,12 @@ def _add_density(commands: Any) -> None:
         help="random probes (default: %(default)s)",
     )
     command.add_argument("--seed", type=int, default=0, metavar="S", help="probe seed (default: 0)")
+    command.add_argument(
+        "--reorthogonalize",
+        choices=REORTHOGONALIZE,
+        default="full",
+        help="how the Lanczos basis is kept orthogonal (default: %(default)s; see slq.lanczos)",
+    )
     command.add_argument(
         "--plot",
         type=Path,
@@ -293,7 +300,13 @@ def _run_density(args: argparse.Namespace) -> int:
         # An overflowing product is reported by the library as FloatingPointError, in one
         # line; numpy's own RuntimeWarning would only repeat it over several.
         with np.errstate(over="ignore", invalid="ignore"):
-            dos = density(matrix, num_steps=args.steps, num_probes=args.probes, seed=args.seed)
+            dos = density(
+                matrix,
+                num_steps=args.steps,
+                num_probes=args.probes,
+                seed=args.seed,
+                reorthogonalize=args.reorthogonalize,
+            )
         summary = dos.summary()
     except ImportError as error:
         raise _UsageError(str(error)) from error

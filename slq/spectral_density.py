@@ -666,6 +666,7 @@ class SpectralDensity:
             "num_steps": self.num_steps,
             "num_matvecs": self.num_matvecs,
             "seed": self.seed,
+            "reorthogonalize": self.reorthogonalize,
             "lambda_min": self.lambda_min,
             "lambda_max": self.lambda_max,
             "negative_mass": dataclasses.asdict(self.negative_mass()),

@@ -117,6 +117,18 @@ def test_each_format_gives_the_extreme_eigenvalues(
     assert summary["lambda_min"] == pytest.approx(-1.0, rel=1e-8)
 
 
+@pytest.mark.parametrize("option", ["partial", "none"])
+def test_reorthogonalize_option(
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = save_npy(tmp_path, MATRIX)
+    status, out, err = run(capsys, "density", path, "--reorthogonalize", option, "--json")
+    assert (status, err) == (0, "")
+    summary = strict_json(out)
+    assert summary["reorthogonalize"] == option
+    assert summary["lambda_max"] == pytest.approx(20.0, rel=1e-8)
+
+
 def test_integer_entries_become_float64(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "int.npy"
     np.save(path, np.diag(np.arange(1, 6)))
@@ -229,7 +241,14 @@ def test_version_in_a_subprocess(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [[], ["density"], ["density", "a.npy", "--steps", "many"], ["nope"]]
+    "argv",
+    [
+        [],
+        ["density"],
+        ["density", "a.npy", "--steps", "many"],
+        ["density", "a.npy", "--reorthogonalize", "selective"],
+        ["nope"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(capsys, *argv)
