@@ -3,18 +3,22 @@
 ``slq.density(adapters.jax_hessian(loss_fn, params, data))`` is the eigenvalue
 density of the Hessian of L(θ) = Σ_b (N_b / N) loss_fn(θ, batch_b) over every
 batch of `data`, for any pytree of parameters (pure JAX, Flax, Equinox).
+With ``shard=True`` every batch is split over all devices, of one process or of
+every process of a `jax.distributed` run.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from slq.adapters._common import DataCounts, check_vector, is_single_batch
@@ -61,6 +65,12 @@ def _leading_size(batch: Any, index: int) -> int:
     return sizes.pop()
 
 
+def _layout(batch: Any) -> str:
+    leaves, tree = jax.tree_util.tree_flatten(batch)
+    shapes = [(np.shape(leaf), str(getattr(leaf, "dtype", type(leaf).__name__))) for leaf in leaves]
+    return f"{tree} {shapes}"
+
+
 class _Batches:
     """The batches of `data` with their sizes: kept on the device, or re-read on every pass."""
 
@@ -74,10 +84,12 @@ class _Batches:
         self._source: Iterable[Any] = [data] if is_single_batch(data) else data
         self._place = place
         self.sizes: list[int] = []
+        self.layouts: list[str] = []  # tree structure, shapes and dtypes: compared across processes
         cached: list[Any] | None = []
         total = 0
         for index, batch in enumerate(self._source):
             self.sizes.append(int(size_of(batch, index)))
+            self.layouts.append(_layout(batch))
             total += sum(
                 np.size(leaf) * np.dtype(leaf.dtype).itemsize
                 for leaf in jax.tree_util.tree_leaves(batch)
@@ -91,6 +103,11 @@ class _Batches:
             raise ValueError(msg)
         self._cached = cached
         self.num_examples = sum(self.sizes)
+
+    def make_global(self, sizes: list[int]) -> None:
+        """Count every process's examples: `sizes[b]` is the size of global batch b."""
+        self.sizes = sizes
+        self.num_examples = sum(sizes)
 
     def __iter__(self) -> Any:
         source: Iterable[Any] = (
@@ -124,7 +141,8 @@ class JaxHessian(DataCounts):
     """The Hessian of a JAX loss over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat jax arrays in `jax.flatten_util.ravel_pytree` order, on the
-    parameters' device. Made by `jax_hessian`.
+    parameters' device (sharded: the first device of this process). Made by
+    `jax_hessian`.
 
     Examples
     --------
@@ -155,11 +173,13 @@ class JaxHessian(DataCounts):
         n = int(flat.size)
         self.shape = (n, n)
         self.dtype = flat.dtype
-        self.device = min(flat.devices(), key=lambda d: d.id)
+        self.device = _first_local_device(flat)
         self._chunk = _default_chunk(self.device) if chunk_size is None else chunk_size
         self.traces = 0  # how often a product was traced (compiled): once per batch shape
-        self._fresh = jax.jit(self._fresh_products)
-        self._apply_linear = jax.jit(self._linear_products)
+        # Sharded: products replicated on every device, so any process reads them locally.
+        out = {} if sharding is None else {"out_shardings": sharding.replicated}
+        self._fresh = jax.jit(self._fresh_products, **out)
+        self._apply_linear = jax.jit(self._linear_products, **out)
         self._linear = self._keep_primals(loss_fn, reuse_primal)
         self._loss = loss_fn
         self.hvp = (
@@ -170,10 +190,57 @@ class JaxHessian(DataCounts):
         )
 
     def __repr__(self) -> str:
+        where = f", process {self.process_index} of {self.process_count}"
         return (
             f"<slq Hessian of a JAX loss, n={self.shape[0]}, {self.dtype}, {self.device}, "
-            f"{self.num_examples} examples in {self.num_batches} batches>"
+            f"{self.num_examples} examples in {self.num_batches} batches"
+            f"{where if self.process_count > 1 else ''}>"
         )
+
+    @property
+    def process_index(self) -> int:
+        """The index of this process among those sharing the data; 0 when not sharded.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> op = adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, jnp.ones((4, 3)), shard=True)
+        >>> op.process_index, op.process_count, op.writes_files
+        (0, 1, True)
+        """
+        return 0 if self._sharding is None else self._sharding.process_index
+
+    @property
+    def process_count(self) -> int:
+        """The number of processes sharing the data (``jax.process_count()`` when sharded), else 1.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, jnp.ones((4, 3))).process_count
+        1
+        """
+        return 1 if self._sharding is None else self._sharding.process_count
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process should write results (checkpoints, saved densities): process 0 only.
+
+        `slq.density` reads it: every process computes the same density, one writes it.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, jnp.ones((4, 3))).writes_files
+        True
+        """
+        return self.process_index == 0
 
     def unflatten(self, v: Any) -> Any:
         """Return the flat vector `v` as a pytree shaped like the parameters.
@@ -245,6 +312,9 @@ class JaxHessian(DataCounts):
         if reuse is False:
             return {}
         budget = math.inf if reuse else _budget(self.device)
+        if self._sharding is not None:
+            # Every process must linearize the same batches: each one is a collective.
+            budget = self._sharding.smallest(budget)
         kept: dict[int, Any] = {}
         used = 0
         gradient = jax.grad(loss_fn)
@@ -276,11 +346,7 @@ class JaxHessian(DataCounts):
         return self._products(vectors)
 
     def _products(self, vectors: Any) -> Any:
-        tangents = (
-            vectors
-            if self._sharding is None
-            else jax.device_put(vectors, self._sharding.replicated)
-        )
+        tangents = vectors if self._sharding is None else self._sharding.replicate(vectors)
         total = None
         finite = []
         for index, batch, weight in self._batches:
@@ -295,7 +361,7 @@ class JaxHessian(DataCounts):
         flags = np.asarray(finite)  # one transfer of a few booleans, after every batch is queued
         if not flags.all():
             self._raise_non_finite(int(np.flatnonzero(~flags)[0]))
-        return jax.device_put(total, self.device)
+        return _on_device(total, self.device)
 
     def _raise_non_finite(self, index: int) -> None:
         batch = next(b for i, b, _ in self._batches if i == index)
@@ -308,24 +374,145 @@ class JaxHessian(DataCounts):
         check_vector(v, ndim, self.shape[0], self.dtype, jax.Array, "a jax array")
 
 
+def _first_local_device(x: Any) -> Any:
+    """Return the device of `x` with the smallest id among this process's."""
+    here = jax.process_index()
+    return min((d for d in x.devices() if d.process_index == here), key=lambda d: d.id)
+
+
+def _on_device(x: Any, device: Any) -> Any:
+    """Return `x` on `device`; a product replicated over several processes is read locally."""
+    if x.is_fully_addressable:
+        return jax.device_put(x, device)
+    return next(s.data for s in x.addressable_shards if s.device == device)
+
+
 class _Sharding:
-    """Data split over every device along its leading axis; parameters and vectors replicated."""
+    """Every batch split over all devices along its leading axis; parameters and vectors replicated.
+
+    With several processes (`jax.distributed`) the devices are every process's,
+    and each process passes its own part of every batch: global batch b joins, in
+    process order, every process's batch b (`jax.make_array_from_process_local_data`).
+    Parameters and vectors are the same on every process, which places its own
+    copy: no communication but the products' reductions.
+    """
 
     def __init__(self) -> None:
-        self.mesh = Mesh(np.array(jax.devices()), ("data",))
+        devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+        self.mesh = Mesh(np.array(devices), ("data",))
         self.data = NamedSharding(self.mesh, PartitionSpec("data"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.process_index, self.process_count = jax.process_index(), jax.process_count()
 
     def place(self, batch: Any, index: int) -> Any:
-        count = self.mesh.size
+        """Return this process's part of batch `index`, split over the devices."""
+        count = jax.local_device_count()
+        devices = (
+            f"the {count} devices it is sharded over"
+            if self.process_count == 1
+            else f"the {count} devices of process {self.process_index}, over which each "
+            "process splits its part of every batch"
+        )
         for leaf in jax.tree_util.tree_leaves(batch):
             if np.ndim(leaf) == 0 or np.shape(leaf)[0] % count:
                 msg = (
                     f"batch {index} has a leading axis of {np.shape(leaf)[:1]}, not a multiple of "
-                    f"the {count} devices it is sharded over"
+                    f"{devices}"
                 )
                 raise ValueError(msg)
-        return jax.device_put(batch, self.data)
+        return jax.make_array_from_process_local_data(self.data, batch)
+
+    def replicate(self, tree: Any) -> Any:
+        """Return `tree` (the same on every process) replicated on every device."""
+        return jax.make_array_from_process_local_data(self.replicated, tree)
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        """Return every process's `values`, stacked along a new first axis (one collective)."""
+        if self.process_count == 1:
+            return values[None]
+        return np.asarray(multihost_utils.process_allgather(values))
+
+    def smallest(self, value: float) -> float:
+        """Return the smallest of every process's `value` (gathered in float32)."""
+        if self.process_count == 1:
+            return value
+        return float(self.gather(np.array([value], np.float32)).min())
+
+
+def _fingerprint(tree: Any) -> int:
+    """Return a 31-bit checksum of the arrays of `tree`, to compare them across processes."""
+    return zlib.crc32(np.asarray(ravel_pytree(tree)[0]).tobytes()) & 0x7FFFFFFF
+
+
+def _build_together(
+    build: Callable[[], _Batches], params: Any, sharding: _Sharding | None
+) -> _Batches:
+    """Build this process's batches; with several processes, check that they agree.
+
+    Building is local (no collective), so a process whose build fails still joins
+    the one gather that tells every process, and every process raises instead of
+    waiting for it in a later collective.
+    """
+    if sharding is None or sharding.process_count == 1:
+        return build()
+    batches: _Batches | None = None
+    error: Exception | None = None
+    try:
+        batches = build()
+    except Exception as err:  # re-raised below, once every process knows
+        error = err
+    count = 0 if batches is None else len(batches.sizes)
+    mine = np.array([error is not None, count, _fingerprint(params)], np.int32)
+    every = sharding.gather(mine)
+    if error is not None:
+        raise error
+    assert batches is not None  # built when there was no error
+    _check_processes_agree(every)
+    _make_global(batches, sharding)
+    return batches
+
+
+def _check_processes_agree(every: np.ndarray) -> None:
+    """Raise unless every row (failed, number of batches, params checksum) agrees."""
+    failed = np.flatnonzero(every[:, 0]).tolist()
+    if failed:
+        msg = (
+            f"building the sharded operator failed on process(es) {failed} (see their errors); "
+            "every process needs at least one batch of data"
+        )
+        raise RuntimeError(msg)
+    counts = every[:, 1].tolist()
+    if len(set(counts)) > 1:
+        msg = (
+            f"every process must pass the same number of batches (global batch b joins every "
+            f"process's batch b), got {counts} on processes 0 to {len(counts) - 1}"
+        )
+        raise ValueError(msg)
+    if len(set(every[:, 2].tolist())) > 1:
+        msg = (
+            "params differ between processes: every process must pass the same parameters "
+            "(initialise them from the same seed)"
+        )
+        raise ValueError(msg)
+
+
+def _make_global(batches: _Batches, sharding: _Sharding) -> None:
+    """Check that every process's batch b has one layout; count every process's examples."""
+    rows = [
+        [size, zlib.crc32(layout.encode()) & 0x7FFFFFFF]
+        for size, layout in zip(batches.sizes, batches.layouts, strict=True)
+    ]
+    every = sharding.gather(np.array(rows, np.int32))  # (processes, batches, 2)
+    differ = np.flatnonzero((every[:, :, 1] != every[0, :, 1]).any(axis=0))
+    if differ.size:
+        b = int(differ[0])
+        msg = (
+            f"batch {b} differs in shapes or dtypes between processes (here: "
+            f"{batches.layouts[b]}): every process's batch {b} must have the same ones, as "
+            f"each is one equal part of global batch {b}"
+        )
+        raise ValueError(msg)
+    batches.make_global(every[:, :, 0].sum(axis=0).tolist())
 
 
 def jax_hessian(
@@ -375,14 +562,37 @@ def jax_hessian(
         Keep the batches on the device: True, False, or None to cache when they
         take at most 1 GiB.
     shard : bool
-        Split every batch over all of ``jax.devices()`` along its leading axis:
-        XLA computes the products data-parallel and reduces across devices.
+        Split every batch over all of ``jax.devices()`` along its leading axis
+        (a multiple of ``jax.local_device_count()``): XLA computes the products
+        data-parallel and reduces across devices. After
+        ``jax.distributed.initialize``, those are every process's devices, and
+        each process passes its own part of the data: the same number of
+        batches, batch b of the same shapes on every process, global batch b
+        being every process's batch b joined in process order. Every process
+        must pass the same `params` and call `slq.density` with the same
+        arguments and `seed`: vectors are replicated, not sent, and the
+        products, hence the whole run, are identical on every process.
+        ``num_examples`` counts every process's examples; ``writes_files`` is
+        true on process 0 only.
 
     Returns
     -------
     JaxHessian
         An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``, ``device``,
-        ``flatten``, ``unflatten``, ``num_examples``, ``traces``.
+        ``flatten``, ``unflatten``, ``num_examples``, ``num_batches``, ``traces``,
+        ``process_index``, ``process_count`` and ``writes_files``.
+
+    Raises
+    ------
+    ValueError
+        For empty data or a loss that is not a scalar; with ``shard=True``, for
+        a batch not divisible over the devices, or on every process when the
+        processes disagree on the number of batches, their shapes or `params`.
+    FloatingPointError
+        When the loss on the first batch is not finite.
+    RuntimeError
+        With ``shard=True`` on several processes, on every process when another
+        could not build its part (no data, a bad batch).
 
     Examples
     --------
@@ -401,6 +611,12 @@ def jax_hessian(
     >>> op.shape
     (56, 56)
     >>> dos = slq.density(op, num_steps=56, num_probes=2, seed=0)
+
+    Data-parallel over ``jax.devices()`` (one process here, so it writes files):
+
+    >>> sharded = adapters.jax_hessian(loss_fn, params, (x, y), shard=True)
+    >>> sharded.num_examples, sharded.process_count, sharded.writes_files
+    (64, 1, True)
     """
     if not callable(loss_fn):
         msg = f"loss_fn must be callable(params, batch), got {type(loss_fn).__name__}"
@@ -408,7 +624,6 @@ def jax_hessian(
     _check_params(params)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     sharding = _Sharding() if shard else None
-    params = jax.device_put(params, sharding.replicated) if sharding else params
 
     def size_of(batch: Any, index: int) -> int:
         return int(batch_size(batch)) if batch_size is not None else _leading_size(batch, index)
@@ -416,7 +631,8 @@ def jax_hessian(
     def place(batch: Any, index: int) -> Any:
         return sharding.place(batch, index) if sharding else jax.device_put(batch)
 
-    batches = _Batches(data, place, size_of, cache_data)
+    batches = _build_together(lambda: _Batches(data, place, size_of, cache_data), params, sharding)
+    params = sharding.replicate(params) if sharding else params
     _check_loss(loss_fn, params, next(iter(batches))[1])
     op = JaxHessian(
         loss_fn, params, batches, chunk_size=chunk, reuse_primal=reuse_primal, sharding=sharding

@@ -5,7 +5,11 @@ from __future__ import annotations
 import enum
 import importlib
 import os
+import socket
+import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import array_api_compat
@@ -172,3 +176,40 @@ def check_extreme_eigenvalues(op: Any, dense: np.ndarray) -> None:
     scale = np.abs(exact).max()
     assert dos.lambda_max == pytest.approx(exact[-1], abs=1e-8 * scale)
     assert dos.lambda_min == pytest.approx(exact[0], abs=1e-8 * scale)
+
+
+def error_message(build: Callable[[], object]) -> str:
+    """Return "Type: message" of what `build()` raises, or "no error" (for a worker to record)."""
+    try:
+        build()
+    except Exception as err:  # recorded for the parent to check
+        return f"{type(err).__name__}: {err}"
+    return "no error"
+
+
+def launch_workers(
+    script: str, out: Path, count: int = 2, env: dict[str, str] | None = None
+) -> None:
+    """Run ``python script PORT OUT INDEX`` for INDEX in 0..count-1, with a free port; wait.
+
+    Fails, rather than hangs, when a worker deadlocks (120 s) or exits with an
+    error; workers' stderr goes to files, not pipes, since a full pipe would
+    block a worker its peers wait for.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    logs = [out / f"stderr{i}.txt" for i in range(count)]
+    workers = []
+    for i, log in enumerate(logs):
+        with log.open("w") as stderr:
+            command = [sys.executable, script, str(port), str(out), str(i)]
+            workers.append(subprocess.Popen(command, stderr=stderr, env=env))
+    for worker in workers:
+        try:
+            worker.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    errors = [log.read_text()[-3000:] for log in logs]
+    assert all(w.returncode == 0 for w in workers), "\n".join(errors)

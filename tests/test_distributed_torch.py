@@ -7,8 +7,6 @@ the ranks with each other and with a single-process operator on the full data.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +15,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import Backend, need
+from helpers import Backend, error_message, launch_workers, need
 
 need(Backend.TORCH)
 
@@ -54,14 +52,6 @@ def shard(rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(x[s], y[s]) for s in SHARDS[rank]]
 
 
-def _error(build: Any) -> str:
-    try:
-        build()
-    except Exception as err:  # recorded for the parent to check
-        return f"{type(err).__name__}: {err}"
-    return "no error"
-
-
 def _no_timing(*args: Any, **kwargs: Any) -> float:
     msg = "only rank 0 measures how to compute products"
     raise AssertionError(msg)
@@ -86,21 +76,23 @@ def _layer_results(net: torch.nn.Module, data: Any) -> dict[str, np.ndarray]:
 def _failures(rank: int, net: torch.nn.Module, data: Any, v: torch.Tensor) -> dict[str, np.ndarray]:
     """Errors every rank must see together, in each construction collective and in a product."""
     empty = [] if rank == 1 else data
-    results = {"empty": np.array(_error(lambda: adapters.torch_ggn(net, empty, distributed=True)))}
+    results = {
+        "empty": np.array(error_message(lambda: adapters.torch_ggn(net, empty, distributed=True)))
+    }
     # Rank 0 fails while it plans: the plan collective must still fail rank 1.
     empty = [] if rank == 0 else data
     results["empty_plan"] = np.array(
-        _error(lambda: adapters.torch_hessian(net, empty, distributed=True))
+        error_message(lambda: adapters.torch_hessian(net, empty, distributed=True))
     )
     # Rank 1 fails after the plan collective, while it keeps state by rank 0's plan.
     with mock.patch.object(torch_adapter, "follow_plan", side_effect=MemoryError("kept state")):
         results["follow"] = np.array(
-            _error(lambda: adapters.torch_hessian(net, data, distributed=True))
+            error_message(lambda: adapters.torch_hessian(net, data, distributed=True))
         )
     x, y = dataset()
     nan = [*data, (torch.full_like(x[:3], torch.nan), y[:3])] if rank == 1 else data
     bad = adapters.torch_hessian(net, nan, distributed=True)
-    results["nan"] = np.array(_error(lambda: bad.matvec(v)))
+    results["nan"] = np.array(error_message(lambda: bad.matvec(v)))
     return results
 
 
@@ -135,25 +127,10 @@ def worker(rank: int, world_size: int, port: int, out: Path) -> None:
     torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
-    out, port = tmp_path_factory.mktemp("distributed"), _free_port()
-    command = [sys.executable, __file__, str(port), str(out)]
-    workers = [subprocess.Popen([*command, str(r)], stderr=subprocess.PIPE) for r in (0, 1)]
-    errors = []
-    for w in workers:
-        try:
-            errors.append(w.communicate(timeout=120)[1].decode())
-        except subprocess.TimeoutExpired:  # a deadlock: fail, not hang
-            w.kill()
-            errors.append("timed out")
-    assert all(w.returncode == 0 for w in workers), "\n".join(errors)
+    out = tmp_path_factory.mktemp("distributed")
+    launch_workers(__file__, out)
     return [dict(np.load(out / f"rank{r}.npz")) for r in (0, 1)]
 
 
