@@ -19,6 +19,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
+import slq  # noqa: E402
 from slq import adapters  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
@@ -387,3 +388,25 @@ def test_shard_on_one_device_is_the_plain_operator() -> None:
     sharded = adapters.jax_hessian(mlp_loss, params, batch, shard=True).matmat(v)
     plain = adapters.jax_hessian(mlp_loss, params, batch).matmat(v)
     np.testing.assert_allclose(np.asarray(sharded), np.asarray(plain), rtol=1e-12)
+
+
+def _gpus() -> list:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU backend in this jaxlib
+        return []
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not _gpus(), reason="needs a CUDA GPU")
+def test_gpu_run_stays_on_the_gpu() -> None:
+    gpu = _gpus()[0]
+    params = jax.device_put(init_mlp((4, 6, 3)), gpu)
+    batch = jax.device_put(data(40), gpu)
+    op = adapters.jax_hessian(mlp_loss, params, batch)
+    assert op.device.platform == "gpu"
+    v0 = jax.device_put(jnp.ones((op.shape[0], 2)), op.device)
+    result = slq.lanczos(op, v0, 10, return_basis=True)
+    assert {d.platform for d in result.basis.devices()} == {"gpu"}
+    dense = dense_hessian(mlp_loss, jax.device_get(params), [jax.device_get(batch)])
+    check_products(op, dense)

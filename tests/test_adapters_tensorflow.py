@@ -14,6 +14,7 @@ need(Backend.TENSORFLOW)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import slq  # noqa: E402
 from slq import adapters  # noqa: E402
 
 tf_adapter = importlib.import_module("slq.adapters.tensorflow")
@@ -517,3 +518,19 @@ def test_bad_vectors(small_op, vector, error, message) -> None:
         small_op.matvec(vector)
     with pytest.raises((TypeError, ValueError)):
         small_op.matmat(vector)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not tf.config.list_physical_devices("GPU"), reason="needs a CUDA GPU")
+def test_gpu_run_stays_on_the_gpu() -> None:
+    with tf.device("/GPU:0"):
+        model, batch, loss = mlp(), data(40), loss_fn()
+        op = adapters.tf_hessian(model, batch, loss)
+    assert "GPU" in op.device
+    dense = dense_hessian(keras_forward(model), model.trainable_variables, [batch], loss)
+    check_products(op, dense)
+    with tf.device("/GPU:0"):
+        v0 = vectors(op.shape[0], 2)
+    result = slq.lanczos(op, v0, 10)
+    assert result.alpha.shape == (2, 10)
+    check_extreme_eigenvalues(op, dense)

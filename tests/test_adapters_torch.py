@@ -526,3 +526,17 @@ def test_auto_falls_back_to_double_backward_when_torch_func_cannot_trace(
     check_products(kept, dense)
     with pytest.raises(RuntimeError):
         adapters.torch_hessian(model, (x, y), hvp="forward-over-reverse", reuse_primal=False)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_with_the_basis_offloaded_to_the_host() -> None:
+    model = mlp().double().cuda()
+    op = adapters.torch_hessian(model, data(40))
+    v0 = torch.ones(op.shape[0], 2, dtype=torch.float64, device="cuda")
+    on_device = slq.lanczos(op, v0, 20, reorthogonalize="partial")
+    offloaded = slq.lanczos(
+        op, v0, 20, reorthogonalize="partial", offload_basis=True, return_basis=True
+    )
+    assert isinstance(offloaded.basis, np.ndarray)  # the basis is host memory
+    np.testing.assert_allclose(offloaded.alpha, on_device.alpha, rtol=1e-10, atol=1e-12)
