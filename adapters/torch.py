@@ -486,10 +486,14 @@ def _build_hessian(
             return (fm, batches), None
         return (fm, batches), plan_products(fm, batches, hvp, chunk, reuse_primal, time_fresh=True)
 
-    ((fm, batches), plan), index = from_rank0(plan_on_rank_0, _choice_index)
+    ((fm, batches), measured), index = from_rank0(plan_on_rank_0, _choice_index)
 
     def build() -> TorchCurvature:
-        own = plan if plan is not None else follow_plan(fm, batches, CHOICES[index], reuse_primal)
+        own = (
+            measured
+            if measured is not None
+            else follow_plan(fm, batches, CHOICES[index], reuse_primal)
+        )
         return _hessian(fm, batches, own, chunk, compile)
 
     return _build(build, distributed)
