@@ -338,40 +338,16 @@ def _run(
     """
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
-    basis = None
-    if reorthogonalize != "none" or return_basis:
-        kind = HostBasis if offload_basis else DeviceBasis
-        basis = kind(xp, (k, m, n), dtype, device)
-    fused = reorthogonalize == "full" and not offload_basis
-    monitor = OrthogonalityMonitor(k, m, eps=eps(dtype, xp))
+    keeper = _BasisKeeper(op, (k, m, n), reorthogonalize, offload_basis, return_basis)
     state = _State(rows, xp.zeros_like(rows), xp.zeros((k, 1), dtype=dtype, device=device))
     alpha, beta = np.zeros((k, m)), np.zeros((k, m))
     lengths = np.full(k, m)
     active = np.ones(k, dtype=bool)
     tolerance = _BREAKDOWN_ROUNDOFFS * eps(dtype, xp)
-    steps_run = reorthogonalizations = projected = 0
+    steps_run = 0
     for j in range(m):
-        if basis is not None:
-            basis.store(j, state.q)
-        if fused:
-            assert isinstance(basis, DeviceBasis)
-            w, coefficients = _fused_step(op, state, basis, j)
-        else:
-            w, coefficients = _recurrence_step(op, state, j, reorthogonalize == "partial")
+        w, a, b, image_norm = keeper.step(state, j, active, tolerance, probe_offset)
         steps_run = j + 1
-        a, b, image_norm = to_host(coefficients)
-        _check_finite(np.stack([a, b]), j, probe_offset)
-        if fused:
-            reorthogonalizations += 1
-            projected += j + 1
-        elif basis is not None:
-            live = np.where(active & (b > tolerance * image_norm), b, 0.0)
-            rows = _rows_to_project(reorthogonalize, monitor, j, a, live, image_norm)
-            if rows:
-                w = basis.project(w, rows)
-                b = to_host(_norms(w, xp, op))
-                reorthogonalizations += 1
-                projected += rows
         alpha[:, j] = np.where(active, a, 0.0)
         broke = active & (b <= tolerance * image_norm)
         lengths[broke] = j + 1
@@ -386,8 +362,6 @@ def _run(
         scale_dev = xp.asarray(scale[:, None], dtype=dtype, device=device)
         beta_dev = xp.asarray(beta[:, j, None], dtype=dtype, device=device)
         state = _State(w * scale_dev, state.q, beta_dev)
-    # Gram–Schmidt work against full reorthogonalisation's (j+1 vectors at step j).
-    share = projected / max(steps_run * (steps_run + 1) // 2, 1)
     logger.debug(
         "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s (%d steps, %.3f of full's work), "
         "breakdowns=%d",
@@ -395,29 +369,76 @@ def _run(
         steps_run,
         n,
         reorthogonalize,
-        reorthogonalizations,
-        share,
+        keeper.reorthogonalizations,
+        keeper.work_share(steps_run),
         int((~active).sum()),
     )
-    stored = basis if return_basis else None
-    return _result(alpha, beta, lengths, steps_run, stored, k, reorthogonalizations)
+    stored = keeper.basis if return_basis else None
+    return _result(alpha, beta, lengths, steps_run, stored, k, keeper.reorthogonalizations)
 
 
-def _rows_to_project(
-    reorthogonalize: str,
-    monitor: OrthogonalityMonitor,
-    j: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    image_norm: np.ndarray,
-) -> int:
-    """How many stored vectors the new residuals are to be reorthogonalised against.
+class _BasisKeeper:
+    """The stored basis of one batch, and the residuals kept orthogonal to it as asked."""
 
-    `b` is 0 for probes that stopped or are stopping: they need no next vector.
-    """
-    if reorthogonalize == "full":
-        return j + 1
-    return monitor.advance(j, a, b, image_norm) if reorthogonalize == "partial" else 0
+    def __init__(
+        self,
+        op: Any,
+        shape: tuple[int, int, int],
+        reorthogonalize: str,
+        offload_basis: bool,
+        return_basis: bool,
+    ) -> None:
+        self.op, self.reorthogonalize = op, reorthogonalize
+        kind = HostBasis if offload_basis else DeviceBasis
+        stores = reorthogonalize != "none" or return_basis
+        self.basis = kind(op.xp, shape, op.dtype, op.device) if stores else None
+        # Full reorthogonalisation on the device subsumes the recurrence in one projection.
+        self.fused = reorthogonalize == "full" and isinstance(self.basis, DeviceBasis)
+        self.monitor = (
+            OrthogonalityMonitor(shape[0], shape[1], eps=eps(op.dtype, op.xp))
+            if reorthogonalize == "partial"
+            else None
+        )
+        self.reorthogonalizations = 0  # steps that projected against the basis
+        self.projected = 0  # vectors projected against, over all steps
+
+    def step(
+        self, state: _State, j: int, active: np.ndarray, tolerance: float, probe_offset: int
+    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        """Store q_j, apply the operator, and return r_j with α_j, β_j = ‖r_j‖ and ‖A q_j‖."""
+        op = self.op
+        if self.basis is not None:
+            self.basis.store(j, state.q)
+        if self.fused:
+            assert isinstance(self.basis, DeviceBasis)
+            w, coefficients = _fused_step(op, state, self.basis, j)
+        else:
+            w, coefficients = _recurrence_step(op, state, j, self.reorthogonalize == "partial")
+        a, b, image_norm = to_host(coefficients)
+        _check_finite(np.stack([a, b]), j, probe_offset)
+        # Probes that stopped or are stopping need no next vector: β = 0 for the monitor.
+        live = np.where(active & (b > tolerance * image_norm), b, 0.0)
+        rows = self._rows_to_project(j, a, live, image_norm)
+        if rows and not self.fused:
+            assert self.basis is not None
+            w = self.basis.project(w, rows)
+            b = to_host(_norms(w, op.xp, op))
+        if rows:
+            self.reorthogonalizations += 1
+            self.projected += rows
+        return w, a, b, image_norm
+
+    def _rows_to_project(self, j: int, a: np.ndarray, b: np.ndarray, image_norm: np.ndarray) -> int:
+        """How many stored vectors the new residuals are to be orthogonalised against."""
+        if self.reorthogonalize == "full":
+            return j + 1
+        if self.monitor is not None:
+            return self.monitor.advance(j, a, b, image_norm)
+        return 0
+
+    def work_share(self, steps: int) -> float:
+        """Gram–Schmidt work against full reorthogonalisation's (j+1 vectors at step j)."""
+        return self.projected / max(steps * (steps + 1) // 2, 1)
 
 
 def _result(
