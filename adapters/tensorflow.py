@@ -350,16 +350,17 @@ class TfHessian(DataCounts):
 
         Examples
         --------
+        A direction in parameter space, e.g. to take its curvature vᵀHv:
+
         >>> import keras
         >>> import tensorflow as tf
         >>> from slq import adapters
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         >>> data = (tf.ones((4, 2)), tf.ones((4, 1)))
         >>> op = adapters.tf_hessian(model, data, keras.losses.MeanSquaredError())
-        >>> [tuple(t.shape) for t in op.unflatten(tf.range(3.0))]
-        [(2, 1), (1,)]
-        >>> op.flatten(op.unflatten(tf.range(3.0))).numpy().tolist()
-        [0.0, 1.0, 2.0]
+        >>> v = op.flatten([tf.ones((2, 1)), tf.zeros((1,))])
+        >>> v.numpy().tolist(), float(tf.tensordot(v, op.matvec(v), 1))
+        ([1.0, 1.0, 0.0], 8.0)
         """
         shapes = tuple(tuple(tf.convert_to_tensor(t).shape) for t in tensors)
         if shapes != self.shapes:

@@ -145,14 +145,15 @@ class TorchCurvature(DataCounts):
 
         Examples
         --------
+        A direction in parameter space, e.g. to take its curvature vᵀHv:
+
         >>> import torch
         >>> from slq import adapters
         >>> op = adapters.torch_hessian(torch.nn.Linear(2, 1), (torch.ones(4, 2), torch.ones(4, 1)),
         ...                             torch.nn.functional.mse_loss)
-        >>> {name: tuple(t.shape) for name, t in op.unflatten(torch.arange(3.0)).items()}
-        {'weight': (1, 2), 'bias': (1,)}
-        >>> op.flatten(op.unflatten(torch.arange(3.0))).tolist()
-        [0.0, 1.0, 2.0]
+        >>> v = op.flatten({"weight": torch.ones(1, 2), "bias": torch.zeros(1)})
+        >>> v.tolist(), float(v @ op.matvec(v))
+        ([1.0, 1.0, 0.0], 8.0)
         """
         if set(tensors) != set(self.names):
             missing, extra = set(self.names) - set(tensors), set(tensors) - set(self.names)
