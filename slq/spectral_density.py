@@ -379,14 +379,16 @@ class SpectralDensity:
         r"""Return the estimated fraction of eigenvalues ≤ x: the probe mean of Σ_{θ_i ≤ x} τ_i.
 
         The Gauss rules' distribution function, a step function; see
-        `mass_below` for how far the true one can be from it.
+        `mass_below` for how far the true one can be from it. A Ritz value
+        converged to an eigenvalue x lies on either side of x by rounding, so
+        evaluate between eigenvalues, not at one.
 
         Examples
         --------
         >>> import numpy as np
         >>> import slq
         >>> dos = slq.density(np.diag(np.arange(10.0)), num_steps=10, num_probes=2, seed=0)
-        >>> dos.cdf([-1.0, 4.5, 9.0]).round(6)
+        >>> dos.cdf([-0.5, 4.5, 9.5]).round(6)  # between eigenvalues: a step function
         array([0. , 0.5, 1. ])
         """
         x = np.asarray(x, dtype=np.float64)

@@ -1,15 +1,20 @@
-"""Test configuration: hypothesis profiles, x64 JAX, and the backend fixture `backend`."""
+"""Test configuration: one thread per library, hypothesis profiles, the fixture `backend`."""
 
 from __future__ import annotations
 
 import os
 
-import pytest
+from threads import ONE_THREAD
 
+# Before numpy or any framework is imported: they read these once, at import.
+for _name, _value in ONE_THREAD.items():
+    os.environ.setdefault(_name, _value)
 # TensorFlow's C++ logging (oneDNN notices, CPU feature lines) goes to stderr at import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from helpers import Backend, requested_backends
-from hypothesis import HealthCheck, settings
+
+import pytest  # noqa: E402
+from helpers import Backend, requested_backends  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Derandomized and bounded, so that CI runs are repeatable and quick.
 settings.register_profile(

@@ -5,11 +5,7 @@ from __future__ import annotations
 import enum
 import importlib
 import os
-import socket
-import subprocess
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import array_api_compat
@@ -123,6 +119,36 @@ def tolerance(dtype: Any, scale: float = 1.0) -> float:
     return scale * 1000.0 * float(np.finfo(name).eps)
 
 
+def assert_close(
+    actual: Any, desired: Any, *, scale: float | None = None, dtype: Any = None, factor: float = 1.0
+) -> None:
+    """Assert |actual − desired| ≤ factor · tolerance(dtype) · scale, entry by entry.
+
+    For results that agree only to rounding: the same computation with other
+    batch shapes, BLAS kernels or backends. The bound is absolute, relative to
+    `scale`, the size of the quantities the computation combined (default
+    max |desired|, or 1 if that is 0): rounding errors scale with those, so an
+    entry near zero gets no more relative slack than the largest one. `dtype`
+    defaults to that of `desired` (float64 for Python floats).
+    """
+    actual, desired = to_numpy_any(actual), to_numpy_any(desired)
+    if actual.shape != desired.shape:
+        raise AssertionError(f"shapes differ: {actual.shape} != {desired.shape}")
+    if scale is None:
+        biggest = float(np.max(np.abs(desired), initial=0.0))
+        scale = biggest if biggest > 0 else 1.0
+    bound = factor * tolerance(desired.dtype if dtype is None else dtype, scale=scale)
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=bound)
+
+
+def to_numpy_any(x: Any) -> np.ndarray:
+    """`x` as a float numpy array: an array of any backend, a list or a Python number."""
+    if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+        x = to_numpy(x)
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
 def symmetric_with_spectrum(eigenvalues: np.ndarray, seed: int) -> np.ndarray:
     """Return A = Q diag(λ) Qᵀ (exactly symmetric) with a Haar-random orthogonal Q."""
     n = eigenvalues.size
@@ -176,40 +202,3 @@ def check_extreme_eigenvalues(op: Any, dense: np.ndarray) -> None:
     scale = np.abs(exact).max()
     assert dos.lambda_max == pytest.approx(exact[-1], abs=1e-8 * scale)
     assert dos.lambda_min == pytest.approx(exact[0], abs=1e-8 * scale)
-
-
-def error_message(build: Callable[[], object]) -> str:
-    """Return "Type: message" of what `build()` raises, or "no error" (for a worker to record)."""
-    try:
-        build()
-    except Exception as err:  # recorded for the parent to check
-        return f"{type(err).__name__}: {err}"
-    return "no error"
-
-
-def launch_workers(
-    script: str, out: Path, count: int = 2, env: dict[str, str] | None = None
-) -> None:
-    """Run ``python script PORT OUT INDEX`` for INDEX in 0..count-1, with a free port; wait.
-
-    Fails, rather than hangs, when a worker deadlocks (120 s) or exits with an
-    error; workers' stderr goes to files, not pipes, since a full pipe would
-    block a worker its peers wait for.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    logs = [out / f"stderr{i}.txt" for i in range(count)]
-    workers = []
-    for i, log in enumerate(logs):
-        with log.open("w") as stderr:
-            command = [sys.executable, script, str(port), str(out), str(i)]
-            workers.append(subprocess.Popen(command, stderr=stderr, env=env))
-    for worker in workers:
-        try:
-            worker.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    errors = [log.read_text()[-3000:] for log in logs]
-    assert all(w.returncode == 0 for w in workers), "\n".join(errors)

@@ -13,6 +13,7 @@ import pytest
 from helpers import Backend, check_extreme_eigenvalues, need
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threads import ONE_THREAD
 
 need(Backend.JAX)
 import jax  # noqa: E402
@@ -372,7 +373,7 @@ SHARDED = textwrap.dedent(
 def test_sharded_over_four_devices_equals_unsharded() -> None:
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count=4 {ONE_THREAD['XLA_FLAGS']}",
         "JAX_PLATFORMS": "cpu",
     }
     out = subprocess.run(

@@ -66,14 +66,18 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    # The session runs one thread; two here, so that failing to restore them shows.
+    state, session_threads = torch.random.get_rng_state(), torch.get_num_threads()
+    torch.set_num_threads(2)
     try:
         summary = run(out, quick=True, seed=0, progress=False)
+        same_threads = torch.get_num_threads() == 2
     finally:
+        torch.set_num_threads(session_threads)
         logger.removeHandler(handler)
         logger.setLevel(level)
     same_rng = bool(torch.equal(state, torch.random.get_rng_state()))
-    return Demo(out, summary, same_rng, threads == torch.get_num_threads(), handler.messages)
+    return Demo(out, summary, same_rng, same_threads, handler.messages)
 
 
 def test_writes_every_file_and_the_figures_are_images(quick: Demo) -> None:

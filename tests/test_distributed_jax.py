@@ -9,13 +9,14 @@ compares the processes with each other and with one process on the full data.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import Backend, error_message, launch_workers, need
+from helpers import Backend, need
+from threads import ONE_THREAD
+from workers import error_message, launch_workers, run_worker
 
 need(Backend.JAX)
 
@@ -63,7 +64,7 @@ def part(process: int) -> list[tuple[Any, Any]]:
     return [(x[s], y[s]) for s in PARTS[process]]
 
 
-def worker(process: int, port: int, out: Path) -> None:
+def worker(port: int, out: Path, process: int) -> None:
     """One process: products, a density, and the errors every process must see together."""
     jax.config.update("jax_num_cpu_devices", 2)
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=process)
@@ -110,8 +111,8 @@ def _bad_data(process: int) -> list[Any]:
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.ndarray]]:
     out = tmp_path_factory.mktemp("jax_distributed")
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)  # the device count is set in the worker
+    # The device count is set in the worker; one thread per process, as in the tests.
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ONE_THREAD["XLA_FLAGS"]}
     launch_workers(__file__, out, env=env)
     return [dict(np.load(out / f"process{p}.npz")) for p in (0, 1)]
 
@@ -206,4 +207,4 @@ def test_one_process_is_process_0_of_1() -> None:
 
 
 if __name__ == "__main__":
-    worker(int(sys.argv[3]), int(sys.argv[1]), Path(sys.argv[2]))
+    run_worker(worker)

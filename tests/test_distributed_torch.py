@@ -7,7 +7,6 @@ the ranks with each other and with a single-process operator on the full data.
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import Backend, error_message, launch_workers, need
+from helpers import Backend, need
+from workers import error_message, launch_workers, rendezvous, run_worker
 
 need(Backend.TORCH)
 
@@ -96,14 +96,14 @@ def _failures(rank: int, net: torch.nn.Module, data: Any, v: torch.Tensor) -> di
     return results
 
 
-def worker(rank: int, world_size: int, port: int, out: Path) -> None:
+def worker(port: int, out: Path, rank: int) -> None:
     """One rank: products, a density, and the errors every rank must see together."""
     torch.set_num_threads(1)
     torch.distributed.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        init_method=rendezvous(out),  # a file: no port to race for
         rank=rank,
-        world_size=world_size,
+        world_size=2,
         timeout=timedelta(seconds=60),
     )
     if rank == 1:  # every plan comes from rank 0
@@ -225,4 +225,4 @@ def test_not_distributed_is_rank_0_of_1() -> None:
 
 
 if __name__ == "__main__":
-    worker(int(sys.argv[3]), 2, int(sys.argv[1]), Path(sys.argv[2]))
+    run_worker(worker)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import Backend, spectral_measure, symmetric_with_spectrum
+from helpers import Backend, assert_close, spectral_measure, symmetric_with_spectrum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import wasserstein_distance
@@ -216,8 +216,10 @@ def test_adaptive_run_stops_at_tolerance_and_matches_a_fixed_run() -> None:
     tight = slq.density(a, num_steps=20, tol=0.04, seed=3)
     assert loose.stop_reason == tight.stop_reason == "tol"
     assert 4 <= loose.num_probes < tight.num_probes
+    # Batches of 4 probes against one batch of all: the same probes, equal to rounding.
     fixed = slq.density(a, num_steps=20, num_probes=tight.num_probes, seed=3)
-    np.testing.assert_array_equal(fixed.alpha, tight.alpha)
+    assert_close(fixed.alpha, tight.alpha, scale=1.0)  # ‖A‖ = 1
+    assert_close(fixed.beta, tight.beta, scale=1.0)
     t = tight.grid()
     assert np.trapezoid(tight.stderr(t), t) <= 0.04
 
