@@ -36,8 +36,9 @@ def seed_sequence(entropy: int, *key: int) -> np.random.SeedSequence:
 def draw_probes(kind: str, n: int, indices: range, entropy: int) -> np.ndarray:
     """Return unit-norm probes number `indices` as the columns of a float64 (n, k) array.
 
-    Probe i depends only on (`entropy`, i), so the probes, and every estimate,
-    do not depend on the batch size or on the number of probes drawn.
+    Probe i depends only on (`entropy`, i), so the probes do not depend on the
+    batch size or on the number of probes drawn (the estimates then agree to
+    rounding: products of other shapes round differently).
 
     Rademacher entries are ±1/sqrt(n); Gaussian probes, once normalised, are
     uniform on the sphere. Both give unbiased Hutchinson-type estimates; the

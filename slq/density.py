@@ -100,8 +100,9 @@ def density(
     seed : int, numpy.random.Generator or None
         Where the probes come from. Probe i depends only on the seed and i: the
         same seed gives the same probes on every backend and for every
-        `probe_batch_size`. None draws fresh entropy, recorded in the result's
-        ``seed`` so that the run can be repeated.
+        `probe_batch_size`, hence the same result to rounding (bit for bit when
+        the call is repeated in one process). None draws fresh entropy,
+        recorded in the result's ``seed`` so that the run can be repeated.
     probe : {"rademacher", "gaussian"}
         Distribution of the probe entries before normalisation to unit norm.
     reorthogonalize : {"full", "partial", "none"}
