@@ -24,7 +24,7 @@ class LanczosStep(NamedTuple):
     >>> import slq
     >>> steps = []
     >>> _ = slq.density(np.eye(5), num_steps=3, num_probes=2, seed=0, callback=steps.append)
-    >>> steps[0].probes, steps[0].step, steps[0].alpha
+    >>> steps[0].probes, steps[0].step, steps[0].alpha.round(6)
     (range(0, 2), 0, array([1., 1.]))
     """
 

@@ -285,7 +285,7 @@ def lanczos(
     >>> import slq
     >>> a = np.diag([1.0, 2.0, 3.0, 4.0])
     >>> result = slq.lanczos(a, np.ones(4), 2)
-    >>> result.alpha
+    >>> result.alpha.round(6)
     array([[2.5, 2.5]])
     >>> result.beta.round(6)
     array([[1.118034]])
