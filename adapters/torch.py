@@ -35,6 +35,7 @@ from slq.adapters._torch_func import (
     vjp_of_gradient,
 )
 from slq.adapters._torch_plan import CHOICES, Choice, Plan, follow_plan, plan_products
+from slq.adapters._torch_verify import disagreement
 from torch import nn
 
 from slq._validate import check_choice, check_positive_int
@@ -514,7 +515,7 @@ def _hessian(
 ) -> TorchCurvature:
     fresh_fn = forward_over_reverse if plan.method == "forward-over-reverse" else double_backward
     if compile and plan.method == "forward-over-reverse":
-        fresh_fn = torch.compile(fresh_fn)
+        fresh_fn = _compiled(fm, plan, chunk)
     kept = plan.kept
 
     def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
@@ -536,6 +537,19 @@ def _hessian(
         ratios or "not measured here (chosen on rank 0, or nothing to choose)",
     )
     return op
+
+
+def _compiled(fm: FunctionalModel, plan: Plan, chunk: int | None) -> Callable[..., Tangents]:
+    """``torch.compile`` of the fresh product, if it reproduces the fresh eager one."""
+    compiled = torch.compile(forward_over_reverse)
+    check = plan.check
+    if check is None:  # followed rank 0's plan, which checked the compiled product
+        return compiled
+    why = disagreement(functools.partial(compiled, fm, check.batch, chunk=chunk), check)
+    if why is None:
+        return compiled
+    logger.warning("torch_hessian: compiled products discarded (compile=True): %s", why)
+    return forward_over_reverse
 
 
 def torch_ggn(
