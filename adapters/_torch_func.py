@@ -64,6 +64,15 @@ def _stateless_copy(model: nn.Module, batchnorm: str, dropout: bool) -> nn.Modul
     return clone
 
 
+def _is_compiled(model: nn.Module) -> bool:
+    """Say whether the user compiled the model: ``torch.compile(model)`` or ``model.compile()``."""
+    # torch.compile(model) wraps it in an OptimizedModule holding `_orig_mod`; checked
+    # by that attribute, so that torch._dynamo is not imported for every model.
+    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or any(
+        getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()
+    )
+
+
 class FunctionalModel:
     """The loss of a private copy of the model, as a function of the chosen parameters.
 
@@ -94,6 +103,7 @@ class FunctionalModel:
         # twice (see `adapters.torch._attention_kernel`): slq's own evaluations then run
         # the math kernel, and the user's setting is restored after each.
         self.math_attention = False
+        self.compiled = _is_compiled(model)
         device = next(iter(self.primal.values())).device
         self._rng_devices = [device] if device.type == "cuda" else []
         self._device_type = device.type
@@ -110,6 +120,10 @@ class FunctionalModel:
         use_math = self.math_attention
         with (
             sdpa_kernel(SDPBackend.MATH) if use_math else contextlib.nullcontext(),
+            # A model the user compiled runs eagerly here: dynamo recompiles it under
+            # every torch.func transform and saved-tensor hook (20 s for a tiny CNN)
+            # and fails under some (torch 2.13). set_stance restores on exit.
+            torch.compiler.set_stance("force_eager") if self.compiled else contextlib.nullcontext(),
             torch.random.fork_rng(devices=self._rng_devices, device_type=self._device_type),
         ):
             torch.manual_seed(self._seed)
