@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, linearize, vjp, vmap
+from torch.func import functional_call, functionalize, grad, jvp, linearize, vjp, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["BATCHNORM", "FunctionalModel", "double_backward", "forward_over_reverse", "ggn"]
 
@@ -63,6 +64,15 @@ def _stateless_copy(model: nn.Module, batchnorm: str, dropout: bool) -> nn.Modul
     return clone
 
 
+def _is_compiled(model: nn.Module) -> bool:
+    """Say whether the user compiled the model: ``torch.compile(model)`` or ``model.compile()``."""
+    # torch.compile(model) wraps it in an OptimizedModule holding `_orig_mod`; checked
+    # by that attribute, so that torch._dynamo is not imported for every model.
+    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or any(
+        getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()
+    )
+
+
 class FunctionalModel:
     """The loss of a private copy of the model, as a function of the chosen parameters.
 
@@ -89,6 +99,11 @@ class FunctionalModel:
         self._fixed = fixed
         self._seed = seed
         self.stochastic = dropout  # a traced (linearized) product would redraw the masks
+        # Set when the fused scaled_dot_product_attention kernels cannot be differentiated
+        # twice (see `adapters.torch._attention_kernel`): slq's own evaluations then run
+        # the math kernel, and the user's setting is restored after each.
+        self.math_attention = False
+        self.compiled = _is_compiled(model)
         device = next(iter(self.primal.values())).device
         self._rng_devices = [device] if device.type == "cuda" else []
         self._device_type = device.type
@@ -102,7 +117,15 @@ class FunctionalModel:
         # Any randomness in the model (dropout, if kept on) restarts from the seed at
         # every evaluation, so the operator is one fixed matrix; the caller's global
         # RNG state is restored afterwards.
-        with torch.random.fork_rng(devices=self._rng_devices, device_type=self._device_type):
+        use_math = self.math_attention
+        with (
+            sdpa_kernel(SDPBackend.MATH) if use_math else contextlib.nullcontext(),
+            # A model the user compiled runs eagerly here: dynamo recompiles it under
+            # every torch.func transform and saved-tensor hook (20 s for a tiny CNN)
+            # and fails under some (torch 2.13). set_stance restores on exit.
+            torch.compiler.set_stance("force_eager") if self.compiled else contextlib.nullcontext(),
+            torch.random.fork_rng(devices=self._rng_devices, device_type=self._device_type),
+        ):
             torch.manual_seed(self._seed)
             yield
 
@@ -140,14 +163,14 @@ def forward_over_reverse(
 
 
 def gradient_graph(
-    fm: FunctionalModel, batch: Any
+    fm: FunctionalModel, batch: Any, *, create_graph: bool = True
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Return (gradient with its graph, leaves): what a double-backward product differentiates."""
     leaves = [fm.primal[name].detach().requires_grad_() for name in fm.names]
     with torch.enable_grad():
         loss = fm.loss(dict(zip(fm.names, leaves, strict=True)), batch)
         grads = torch.autograd.grad(
-            loss, leaves, create_graph=True, allow_unused=True, materialize_grads=True
+            loss, leaves, create_graph=create_graph, allow_unused=True, materialize_grads=True
         )
     return list(grads), leaves
 
@@ -209,11 +232,23 @@ def linearized_hessian(fm: FunctionalModel, batch: Any) -> Callable[[Tangents], 
     ``torch.func.linearize`` of the gradient traces the forward-over-reverse
     product once and keeps what does not depend on the tangent, so each later
     product costs only the tangent part.
+
+    The gradient is functionalized first. ``linearize`` traces with ``make_fx`` and
+    folds the tangent-free part of the graph into constants, but torch.fx counts a
+    mutating op as impure and leaves it out of the folding: an in-place op on a
+    primal tensor (``out += identity`` in a residual block, ``x.mul_(s)``) then
+    runs again at every call, on the folded constant it already changed, and each
+    product drifts further from the Hessian (torch 2.13; found on ResNets, whose
+    blocks add the shortcut in place). Idempotent ones (``ReLU(inplace=True)``,
+    ``fill_``) happen to be harmless. ``functionalize`` rewrites every in-place op
+    as its out-of-place form before tracing, so nothing folded is ever mutated.
+    Products that reuse this are still checked against a fresh double backward
+    when the operator is built (`slq.adapters._torch_plan`).
     """
     with warnings.catch_warnings():
         # torch.fx's constant folding warns about its own internal nodes (torch 2.13).
         warnings.filterwarnings("ignore", "Attempted to insert a get_attr Node", UserWarning)
-        _, product = linearize(grad(partial(_batch_loss, fm, batch)), fm.primal)
+        _, product = linearize(functionalize(grad(partial(_batch_loss, fm, batch))), fm.primal)
     return product
 
 

@@ -32,6 +32,7 @@ from slq.adapters._torch_func import (
     linearized_products,
     vjp_of_gradient,
 )
+from slq.adapters._torch_verify import Check, disagreement, reference_check
 
 __all__ = [
     "CHOICES",
@@ -64,14 +65,19 @@ class Choice(NamedTuple):
     """
 
     method: str  # the fresh product: "forward-over-reverse" or "double-backward"
-    kept: str  # how kept state is used: "graph" or "linearized"
+    kept: str  # how kept state is used: "graph", "linearized", or "none" (none passed its check)
     batched: bool  # linearized products vmapped over the vectors, else looped
 
 
 CHOICES: tuple[Choice, ...] = tuple(
     Choice(method, kept, batched)
     for method in _FRESH
-    for kept, batched in (("graph", False), ("linearized", False), ("linearized", True))
+    for kept, batched in (
+        ("graph", False),
+        ("linearized", False),
+        ("linearized", True),
+        ("none", False),
+    )
 )
 """Every choice, so that one is sent to the other ranks as its index."""
 
@@ -79,7 +85,7 @@ CHOICES: tuple[Choice, ...] = tuple(
 class Kept(NamedTuple):
     """Per-batch state kept between products so that they skip the primal pass."""
 
-    kind: str  # "graph" (double backward through it) or "linearized" (torch.func.linearize)
+    kind: str  # "graph" (double backward through it), "linearized" (torch.func.linearize), "none"
     by_batch: dict[int, Any]
     batched: bool  # apply a linearized product to k tangents with vmap, else one at a time
 
@@ -90,6 +96,7 @@ class Plan(NamedTuple):
     method: str  # fresh products, for the batches whose state is not kept
     kept: Kept
     ratios: dict[str, float]  # seconds per product / seconds per gradient, as measured ({} if not)
+    check: Check | None = None  # what a fast path must reproduce (None where not measured)
 
     @property
     def choice(self) -> Choice:
@@ -143,7 +150,13 @@ def _fresh_ratios(
         try:
             seconds = _timed(device, lambda: method(fm, batch, tangent, chunk), repeat=2)  # noqa: B023
         except Exception as err:  # torch.func raises many kinds for models it cannot trace
-            if name == "double-backward" or len(candidates) == 1:
+            if len(candidates) == 1:
+                msg = (
+                    f"hvp={name!r} cannot compute this model's Hessian products ({err}); "
+                    "pass hvp='auto'"
+                )
+                raise ValueError(msg) from err
+            if name == "double-backward":
                 raise
             logger.info("torch_hessian: forward-over-reverse unavailable (%s)", err)
             continue
@@ -151,8 +164,12 @@ def _fresh_ratios(
     return ratios
 
 
-def _graph_bytes(fm: FunctionalModel, batch: Any) -> tuple[Any, int]:
-    """Build one batch's gradient graph and measure the tensors it keeps alive."""
+def _graph_bytes(fm: FunctionalModel, batch: Any, *, create_graph: bool = True) -> tuple[Any, int]:
+    """Build one batch's gradient graph and measure the tensors it keeps alive.
+
+    Without `create_graph` (a model autograd cannot differentiate twice) the
+    first-order graph's size stands in for the linearized gradient's.
+    """
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -161,7 +178,7 @@ def _graph_bytes(fm: FunctionalModel, batch: Any) -> tuple[Any, int]:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        graph = gradient_graph(fm, batch)
+        graph = gradient_graph(fm, batch, create_graph=create_graph)
     return graph, sum(seen.values())
 
 
@@ -267,31 +284,100 @@ def plan_products(
 
     `hvp` "auto" considers every way; "forward-over-reverse" keeps to it (fresh, or
     linearized when reused); "double-backward" likewise (fresh, or a retained graph).
+    A method that cannot run on the model is refused with an error naming `hvp`.
+    Every way of reusing state, and a fresh forward-over-reverse product, must
+    first reproduce a fresh double-backward product (`slq.adapters._torch_verify`).
     The fresh methods are timed only when some batch's state is not kept, or
     when `time_fresh` and there is a choice (for other ranks, whose batches may
     not all fit).
     """
     first = batches.first()
     gradient = _gradient_seconds(fm, first)
-    graph, size = _graph_bytes(fm, first) if reuse_primal is not False else (None, 0)
+    check = reference_check(fm, first, chunk)
+    fresh = _fresh_candidates(hvp, check)
+    graph, size = (None, 0)
+    if reuse_primal is not False:
+        graph, size = _graph_bytes(fm, first, create_graph=check.double_backward_error is None)
     count = _kept_count(batches, size, reuse_primal) if graph is not None else 0
-    fresh = list(_FRESH) if hvp == "auto" else [hvp]
+    kept, ratios = _verified_kept(fm, batches, graph, count, hvp, check, chunk, gradient)
     # The fresh method only serves batches whose state is not kept.
-    timed = count < batches.num_batches or (time_fresh and len(fresh) > 1)
-    ratios = _fresh_ratios(fm, first, fresh, chunk, gradient) if timed else {}
-    method = min(ratios, key=ratios.__getitem__) if ratios else fresh[-1]
-    if count == 0:
-        return Plan(method, Kept("graph", {}, False), ratios)
-    kinds = {"auto": ["graph", "linearized"], "double-backward": ["graph"]}.get(hvp, ["linearized"])
-    reuse, product = _reuse_ratios(fm, graph, first, kinds, chunk, gradient)
-    if not reuse:  # linearize was asked for and is unavailable: keep the graph
-        reuse = {("graph", False): math.nan}
-    kind, batched = min(reuse, key=lambda key: reuse[key] if not math.isnan(reuse[key]) else 0.0)
-    ratios.update(
-        {f"{k}{' vmapped' if b else ''}": r for (k, b), r in reuse.items() if not math.isnan(r)}
+    if len(kept.by_batch) < batches.num_batches or (time_fresh and len(fresh) > 1):
+        ratios = _fresh_ratios(fm, first, fresh, chunk, gradient) | ratios
+        fresh = [m for m in fresh if m in ratios]
+        if fresh == ["forward-over-reverse", "double-backward"]:
+            fresh.sort(key=ratios.__getitem__)
+        method = _verified_fresh(fm, fresh, hvp, check, chunk)
+    else:
+        method = fresh[-1]
+    return Plan(method, kept, ratios, check)
+
+
+def _fresh_candidates(hvp: str, check: Check) -> list[str]:
+    """Return the fresh methods `hvp` allows on this model; refuse one that cannot run."""
+    unavailable = check.double_backward_error
+    if hvp == "double-backward" and unavailable is not None:
+        msg = (
+            f"hvp='double-backward' cannot differentiate this model twice ({unavailable}); "
+            "pass hvp='auto' or hvp='forward-over-reverse'"
+        )
+        raise ValueError(msg)
+    if unavailable is not None:
+        logger.info("torch_hessian: double backward unavailable (%s)", unavailable)
+        return ["forward-over-reverse"]
+    return list(_FRESH) if hvp == "auto" else [hvp]
+
+
+def _verified_fresh(
+    fm: FunctionalModel, fresh: list[str], hvp: str, check: Check, chunk: int | None
+) -> str:
+    """Return the first of `fresh` (fastest first) that reproduces the reference."""
+    for method in fresh:
+        if method == check.method:  # the reference itself
+            return method
+        path = functools.partial(forward_over_reverse, fm, check.batch, chunk=chunk)
+        why = disagreement(path, check)
+        if why is None:
+            return method
+        logger.warning("torch_hessian: fresh forward-over-reverse products discarded: %s", why)
+    msg = (
+        f"hvp={hvp!r} cannot compute this model's Hessian products (see the log); "
+        "pass hvp='auto' or hvp='double-backward'"
     )
-    by_batch = _keep(fm, batches, count, kind, graph if kind == "graph" else product)
-    return Plan(method, Kept(kind, by_batch, batched), ratios)
+    raise ValueError(msg)
+
+
+def _verified_kept(
+    fm: FunctionalModel,
+    batches: Batches,
+    graph: Any,
+    count: int,
+    hvp: str,
+    check: Check,
+    chunk: int | None,
+    gradient: float,
+) -> tuple[Kept, dict[str, float]]:
+    """Time the ways of keeping state, and keep it by the fastest one that passes its check."""
+    kinds = {"auto": ["graph", "linearized"], "double-backward": ["graph"]}.get(hvp, ["linearized"])
+    if check.double_backward_error is not None:
+        kinds = [k for k in kinds if k != "graph"]
+    nothing = Kept("graph" if "graph" in kinds else "none", {}, False)
+    if count == 0 or not kinds:
+        return nothing, {}
+    reuse, product = _reuse_ratios(fm, graph, check.batch, kinds, chunk, gradient)
+    ratios = {f"{k}{' vmapped' if b else ''}": r for (k, b), r in reuse.items()}
+    for kind, batched in sorted(reuse, key=reuse.__getitem__):
+        if kind == "graph":
+            path = functools.partial(vjp_of_gradient, graph, fm.names, retain=True)
+        else:
+            path = functools.partial(linearized_products, product, batched=batched, chunk=chunk)
+        why = disagreement(path, check)
+        if why is None:
+            state = graph if kind == "graph" else product
+            return Kept(kind, _keep(fm, batches, count, kind, state), batched), ratios
+        what = "retained graph" if kind == "graph" else "linearized gradient"
+        what += " (vmapped)" if batched else ""
+        logger.warning("torch_hessian: %s products discarded: %s", what, why)
+    return Kept("none", {}, False), ratios
 
 
 def follow_plan(
@@ -304,7 +390,7 @@ def follow_plan(
     first = batches.first()
     graph, size = _graph_bytes(fm, first) if reuse_primal is not False else (None, 0)
     count = _kept_count(batches, size, reuse_primal) if graph is not None else 0
-    if count == 0:
+    if count == 0 or choice.kept == "none":
         return Plan(choice.method, Kept(choice.kept, {}, choice.batched), {})
     by_batch = _keep(fm, batches, count, choice.kept, graph if choice.kept == "graph" else None)
     return Plan(choice.method, Kept(choice.kept, by_batch, choice.batched), {})

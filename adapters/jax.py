@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -539,9 +540,14 @@ def jax_hessian(
         state (BatchNorm statistics: Flax ``batch_stats``, Equinox ``nn.State``)
         closes over the state; train-mode statistics are computed, used and
         discarded, never written back.
-    params : pytree of floating arrays
+    params : pytree of floating arrays, or a Flax NNX module
         Where the Hessian is taken. Vectors are flat, in
         ``jax.flatten_util.ravel_pytree`` order (`flatten`, `unflatten`).
+        An ``nnx.Module``: the Hessian with respect to its ``nnx.Param``
+        variables, and ``loss_fn(module, batch)`` receives a fresh copy of the
+        module at those parameters (``nnx.merge(..., copy=True)``), so the
+        module is never changed, not even its BatchNorm statistics in train
+        mode; ``unflatten`` returns an ``nnx.State``.
     data
         One batch (a pytree of arrays whose leading axis is the batch: a tuple,
         a dict) or an iterable of such batches.
@@ -621,6 +627,7 @@ def jax_hessian(
     if not callable(loss_fn):
         msg = f"loss_fn must be callable(params, batch), got {type(loss_fn).__name__}"
         raise TypeError(msg)
+    loss_fn, params = _nnx_loss(loss_fn, params)
     _check_params(params)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     sharding = _Sharding() if shard else None
@@ -639,6 +646,24 @@ def jax_hessian(
     )
     logger.info("jax_hessian: n=%d, %d examples; %s", op.shape[0], op.num_examples, op.hvp)
     return op
+
+
+def _nnx_loss(loss_fn: Callable[[Any, Any], Any], params: Any) -> tuple[Callable[..., Any], Any]:
+    """For a Flax NNX module: its ``nnx.Param`` state, and the loss of a fresh copy of it.
+
+    ``nnx.merge`` without ``copy=True`` fails inside JAX transforms, and a module
+    evaluated in place would keep what its loss writes (BatchNorm statistics in
+    train mode). Each evaluation merges a new copy, whose changes are dropped.
+    """
+    nnx = sys.modules.get("flax.nnx")  # only a module of an imported Flax can be one
+    if nnx is None or not isinstance(params, nnx.Module):
+        return loss_fn, params
+    graphdef, state, rest = nnx.split(params, nnx.Param, ...)
+
+    def module_loss(theta: Any, batch: Any) -> Any:
+        return loss_fn(nnx.merge(graphdef, theta, rest, copy=True), batch)
+
+    return module_loss, state
 
 
 def _check_loss(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> None:
