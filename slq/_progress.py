@@ -39,15 +39,20 @@ class LanczosStep(NamedTuple):
 
 
 class _NoBar:
+    """Stands in for a tqdm bar when none is shown."""
+
     def update(self, n: int = 1) -> None:
-        pass
+        """Do nothing."""
+
+    def set_postfix_str(self, s: str) -> None:
+        """Do nothing."""
 
     def close(self) -> None:
-        pass
+        """Do nothing."""
 
 
-def progress_bar(progress: bool | None, total: int, desc: str) -> Any:
-    """Return a tqdm bar over `total` products, or a silent stand-in.
+def progress_bar(progress: bool | None, total: int, desc: str, *, unit: str = "matvec") -> Any:
+    """Return a tqdm bar over `total` units (products by default), or a silent stand-in.
 
     None shows one only when stderr is a terminal and tqdm is installed, and
     only after the run has taken a couple of seconds; True insists (and needs
@@ -63,7 +68,7 @@ def progress_bar(progress: bool | None, total: int, desc: str) -> Any:
             raise ImportError(msg) from err
         return _NoBar()
     delay = 0.0 if progress else _BAR_DELAY_SECONDS
-    return tqdm(total=total, desc=desc, unit="matvec", delay=delay, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, delay=delay, leave=False)
 
 
 def _stderr_is_terminal() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -13,10 +14,34 @@ import numpy as np
 
 from slq._version import __version__
 
-__all__ = ["FORMAT", "load", "read_archive", "write_archive"]
+__all__ = ["FORMAT", "json_ready", "load", "read_archive", "write_archive"]
 
 FORMAT = "slq.SpectralDensity/1"
 """The format tag written into every saved result; `load` refuses any other."""
+
+
+def json_ready(value: Any) -> Any:
+    """Return `value` for strict JSON: numpy numbers as Python ones, NaN and infinities as None.
+
+    Dicts (keys as str), lists, tuples and arrays are converted all the way down.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> json_ready({"a": np.float64(0.5), "b": [float("nan"), np.int64(3)], 1: np.ones(2)})
+    {'a': 0.5, 'b': [None, 3], '1': [1.0, 1.0]}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def write_archive(

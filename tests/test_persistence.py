@@ -1,4 +1,4 @@
-"""Saving and loading results, checkpointed runs resumed after SIGKILL, progress and callbacks."""
+"""Saving and loading results, resuming after SIGKILL, progress, callbacks and strict JSON."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import slq
-from slq.persistence import read_archive
+from slq._progress import progress_bar
+from slq.persistence import json_ready, read_archive
 
 SPECTRUM = np.concatenate([np.linspace(-1.0, 1.0, 197), [5.0, 9.0, 20.0]])
 MATRIX = np.diag(SPECTRUM)
@@ -171,3 +172,26 @@ def test_an_operator_that_does_not_write_files_only_reads_the_checkpoint(tmp_pat
     resumed = slq.density(Replica(), **RUN, checkpoint=path)
     np.testing.assert_array_equal(resumed.alpha, slq.density(MATRIX, **RUN).alpha)
     assert len(read_archive(path)[1]) and read_archive(path)[1]["num_batches"] == 2
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tqdm")
+    silent = progress_bar(False, 3, "test")
+    silent.update()
+    silent.set_postfix_str("a stage")  # the stand-in has what `slq demo` calls on a bar
+    silent.close()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert type(progress_bar(None, 3, "test")) is type(silent)
+    bar = progress_bar(True, 3, "test", unit="stage")
+    try:
+        assert type(bar) is not type(silent) and (bar.total, bar.unit) == (3, "stage")
+    finally:
+        bar.close()
+
+
+def test_json_ready_gives_strict_json() -> None:
+    value = {1: np.float32(0.5), "b": (np.int64(3), np.bool_(True)), "c": np.array([np.inf])}
+    ready = json_ready(value)
+    assert ready == {"1": 0.5, "b": [3, True], "c": [None]}
+    assert json.loads(json.dumps(ready, allow_nan=False)) == ready
+    assert type(ready["b"][0]) is int and type(ready["b"][1]) is bool
