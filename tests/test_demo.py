@@ -1,4 +1,4 @@
-"""`slq.demo`: the Ghorbani, Krishnan & Xiao (2019) reproduction, in its quick configuration."""
+"""`slq.apps.demo.run`: the Ghorbani, Krishnan & Xiao (2019) reproduction, quick configuration."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from helpers import Backend, need
 
-import slq
-from slq import demo
-from slq.demo import run
+from slq.apps.demo import run
+from slq.apps.demo.config import QUICK
 
 FIGURES = (
     "densities_no_bn.png",
@@ -119,7 +117,7 @@ def test_both_networks_have_the_three_checkpoints_with_finite_numbers(quick: Dem
             assert 0.0 <= record["test_accuracy"] <= 1.0
             assert record["outliers"]["count"] == len(record["outliers"]["positions"])
     # The BN network has BN's scale and shift instead of the convolutions' biases.
-    c1, c2 = demo._QUICK.channels
+    c1, c2 = QUICK.channels
     assert written["networks"]["bn"]["num_params"] - written["networks"]["no_bn"]["num_params"] == (
         c1 + c2
     )
@@ -138,7 +136,7 @@ def test_negative_mass_brackets_are_ordered(quick: Demo) -> None:
 
 
 def test_tracking_follows_training_at_one_budget(quick: Demo) -> None:
-    config = demo._QUICK
+    config = QUICK
     for network in quick.summary["networks"].values():
         track = network["track"]
         epochs = [r["epoch"] for r in track]
@@ -171,30 +169,9 @@ def test_caller_state_is_untouched_and_progress_is_logged(quick: Demo) -> None:
     assert any(m.startswith("demo: done") for m in quick.messages)
 
 
-def test_both_networks_start_from_the_same_weights() -> None:
-    need(Backend.TORCH)
-    networks = demo._networks(demo._QUICK, seed=3)
-    plain, normalised = networks["no_bn"].state_dict(), networks["bn"].state_dict()
-    for name in ("conv1.weight", "conv2.weight", "fc.weight", "fc.bias"):
-        assert np.array_equal(plain[name].numpy(), normalised[name].numpy())
-    assert "conv1.bias" in plain and "conv1.bias" not in normalised
-    assert "bn1.weight" in normalised
-
-
-def test_prefix_of_a_run_is_the_shorter_run() -> None:
-    a = np.diag(np.linspace(-1.0, 3.0, 120))
-    long = slq.density(a, num_steps=30, num_probes=4, seed=5)
-    short = slq.density(a, num_steps=12, num_probes=2, seed=5)
-    cut = demo._prefix(long, 12, 2)
-    np.testing.assert_allclose(cut.alpha, short.alpha, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cut.beta, short.beta, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cut.residual_norm, short.residual_norm, rtol=1e-10)
-    assert (cut.num_matvecs, cut.dim) == (short.num_matvecs, short.dim)
-
-
-def test_import_slq_demo_pulls_in_no_framework() -> None:
+def test_import_slq_apps_demo_pulls_in_no_framework() -> None:
     code = (
-        "import sys, slq.demo\n"
+        "import sys, slq.apps.demo\n"
         "heavy = ('torch', 'sklearn', 'matplotlib', 'tqdm', 'jax', 'tensorflow')\n"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
@@ -237,45 +214,3 @@ def test_progress_without_tqdm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match="progress=True needs tqdm"):
         run(tmp_path, quick=True, progress=True)
-    assert isinstance(demo._progress_bar(None, 3), demo._NoBar)
-
-
-def test_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("tqdm")
-    assert isinstance(demo._progress_bar(False, 3), demo._NoBar)
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert isinstance(demo._progress_bar(None, 3), demo._NoBar)
-    bar = demo._progress_bar(True, 3)
-    try:
-        assert not isinstance(bar, demo._NoBar) and bar.total == 3
-    finally:
-        bar.close()
-
-
-def _mass(value: float, lower: float, upper: float, stderr: float = 0.0) -> dict[str, float]:
-    return {"value": value, "lower": lower, "upper": upper, "stderr": stderr}
-
-
-def test_changes_count_only_beyond_bracket_and_two_stderr() -> None:
-    assert demo._change(_mass(0.3, 0.2, 0.4), _mass(0.05, 0.01, 0.1)) == "falls"
-    assert demo._change(_mass(0.05, 0.01, 0.1), _mass(0.3, 0.2, 0.4)) == "rises"
-    assert demo._change(_mass(0.3, 0.2, 0.4), _mass(0.1, 0.05, 0.15, 0.03)) == "unresolved"
-    assert demo._change(_mass(0.5, 0.1, 0.9), _mass(0.2, 0.1, 0.3)) == "unresolved"
-
-
-@pytest.mark.parametrize(
-    ("separations", "verdict"), [((40.0, 10.0), "in line with"), ((2.0, 3.0), "unlike")]
-)
-def test_outlier_finding_follows_the_numbers(
-    separations: tuple[float, float], verdict: str
-) -> None:
-    end = {"lambda_max": 1.0, "outliers": {"count": 2}}
-    summary = {
-        "networks": {n: {"checkpoints": {"end": end}} for n in NETWORKS},
-        "comparison": {
-            "lambda_max_ratio": 1.0,
-            "separation": dict(zip(NETWORKS, separations, strict=True)),
-            "num_outliers": {"no_bn": 2, "bn": 2},
-        },
-    }
-    assert f"{verdict} that finding" in demo._outlier_finding(summary)

@@ -113,3 +113,16 @@ def test_every_public_function_and_class_has_an_example() -> None:
     need(Backend.TENSORFLOW)
     missing = [name for name, obj in _public_callables() if ">>>" not in (obj.__doc__ or "")]
     assert not missing, f"public names without a docstring example: {missing}"
+
+
+def test_the_core_never_imports_the_applications() -> None:
+    # `python -m slq` (slq/__main__.py) is the command line's entry point: the one exception.
+    core = [p for p in Path(slq.__file__).parent.glob("*.py") if p.name != "__main__.py"]
+    assert core, "no core modules found"
+    for path in core:
+        text = path.read_text(encoding="utf-8")
+        assert "slq.apps" not in text and "from slq import apps" not in text, path.name
+    code = "import sys, numpy as np, slq\nslq.density(np.eye(4), num_probes=2, seed=0)\n"
+    code += "print([m for m in sys.modules if m.startswith('slq.apps')])"
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr

@@ -1,0 +1,111 @@
+"""The parser of ``slq`` and of its commands ``demo`` and ``density``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from slq._version import __version__
+from slq.density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
+from slq.lanczos import REORTHOGONALIZE
+
+__all__ = ["build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``slq`` and its commands."""
+    parser = argparse.ArgumentParser(
+        prog="slq",
+        description=(
+            "Stochastic Lanczos quadrature: eigenvalue densities of symmetric matrices "
+            "from matrix-vector products."
+        ),
+        epilog="Run 'slq COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"slq {__version__}")
+    _add_verbose(parser, default=False)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True
+    )
+    _add_demo(commands)
+    _add_density(commands)
+    return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: Any) -> None:
+    # A command's default must not overwrite a -v given before the command.
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log progress of the 'slq' logger to standard error",
+    )
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="write the demo's figures and summary into a folder",
+        description=(
+            "Run the packaged demo and write its Hessian eigenvalue densities as PNG figures, "
+            "summary.md and summary.json into --out. It needs the 'torch' and 'plot' extras "
+            "and scikit-learn."
+        ),
+    )
+    demo.add_argument(
+        "--out", default="slq-demo", metavar="DIR", help="folder (default: %(default)s)"
+    )
+    demo.add_argument("--quick", action="store_true", help="smaller problems, for a fast check")
+    demo.add_argument("--seed", type=int, default=0, metavar="S", help="probe seed (default: 0)")
+    _add_verbose(demo, default=argparse.SUPPRESS)
+
+
+def _add_density(commands: Any) -> None:
+    command = commands.add_parser(
+        "density",
+        help="estimate the eigenvalue density of a symmetric matrix stored in a file",
+        description=(
+            "Estimate the eigenvalue density of a real symmetric matrix by stochastic Lanczos "
+            "quadrature and print its summaries: extreme Ritz values, |lambda_min|/lambda_max, "
+            "the negative mass with its standard error and bracket, the outliers and the "
+            "Wasserstein-1 error bound. FILE is a .npy array, a .npz archive (one array, or "
+            "one named 'a', 'arr_0' or 'matrix'; or a scipy.sparse.save_npz file) or a "
+            "Matrix Market .mtx file (sparse .npz and .mtx need scipy)."
+        ),
+    )
+    command.add_argument("file", metavar="FILE", type=Path, help=".npy, .npz or .mtx file")
+    command.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_NUM_STEPS,
+        metavar="M",
+        help="Lanczos steps (matrix-vector products) per probe, capped at n (default: %(default)s)",
+    )
+    command.add_argument(
+        "--probes",
+        type=int,
+        default=DEFAULT_NUM_PROBES,
+        metavar="K",
+        help="random probes (default: %(default)s)",
+    )
+    command.add_argument("--seed", type=int, default=0, metavar="S", help="probe seed (default: 0)")
+    command.add_argument(
+        "--reorthogonalize",
+        choices=REORTHOGONALIZE,
+        default="full",
+        help="how the Lanczos basis is kept orthogonal (default: %(default)s; see slq.lanczos)",
+    )
+    command.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH",
+        help="also draw the density into PATH (needs matplotlib)",
+    )
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON (non-finite numbers as null) instead of text",
+    )
+    _add_verbose(command, default=argparse.SUPPRESS)
