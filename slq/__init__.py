@@ -22,10 +22,9 @@ from slq.kpm import KPMDensity, kpm_density
 from slq.lanczos import LanczosResult, lanczos
 from slq.memory import MemoryEstimate, memory_estimate
 from slq.operator import LinearOperator, aslinearoperator, matmat
-from slq.persistence import load
 from slq.plotting import plot_densities
 from slq.quadrature import gauss_quadrature, tridiagonal
-from slq.spectral_density import SpectralDensity
+from slq.spectral_density import SpectralDensity, load
 from slq.spectral_sums import trace, trace_function
 
 # A library never configures logging; this only silences "no handler" warnings.

@@ -6,7 +6,15 @@ import numbers
 from collections.abc import Collection
 from typing import Any
 
-__all__ = ["check_bool", "check_choice", "check_positive_int"]
+import numpy as np
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_non_negative_float",
+    "check_positive_float",
+    "check_positive_int",
+]
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -34,4 +42,22 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         msg = f"{name} must be True or False, got {value!r}"
         raise TypeError(msg)
+    return value
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Return `value` as a float, or raise if it is not a finite number > 0."""
+    value = float(value)
+    if not (np.isfinite(value) and value > 0.0):
+        msg = f"{name} must be a finite number > 0, got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def check_non_negative_float(name: str, value: Any) -> float:
+    """Return `value` as a float, or raise if it is not a finite number >= 0."""
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0.0):
+        msg = f"{name} must be a finite number >= 0, got {value}"
+        raise ValueError(msg)
     return value

@@ -1,4 +1,9 @@
-"""Saving and loading results as `.npz` archives: plain arrays and JSON, never pickle."""
+"""Saving and loading results as `.npz` archives: plain arrays and JSON, never pickle.
+
+`save` writes a result; `read_result` returns the fields it was saved with.
+`slq.load` (in `slq.spectral_density`, above this module) builds the
+`SpectralDensity` from them, so that this module never needs the class.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from slq._version import __version__
 
-__all__ = ["FORMAT", "json_ready", "load", "read_archive", "write_archive"]
+if TYPE_CHECKING:
+    from slq.spectral_density import SpectralDensity
+
+__all__ = ["FORMAT", "json_ready", "read_archive", "read_result", "save", "write_archive"]
 
 FORMAT = "slq.SpectralDensity/1"
 """The format tag written into every saved result; `load` refuses any other."""
@@ -85,20 +93,46 @@ def read_archive(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], d
     return arrays, json.loads(str(arrays.pop("meta")))
 
 
-def load(path: str | os.PathLike[str]) -> Any:
-    """Load a result saved by `SpectralDensity.save`.
+def save(density: SpectralDensity, path: str | os.PathLike[str]) -> Path:
+    """Save a result to a ``.npz`` archive (no pickle), atomically; `slq.load` reads it.
 
-    Parameters
-    ----------
-    path : str or path-like
-        A ``.npz`` archive. It is read with ``allow_pickle=False``: loading a
-        file cannot run code.
+    The archive keeps the coefficients and the run's metadata (n, steps,
+    probes, seed, probe kind, reorthogonalisation, stop reason, method and
+    library version): everything a `SpectralDensity` reports is a function of
+    them, so the loaded result evaluates, plots and summarises exactly like
+    the saved one.
 
-    Returns
-    -------
-    SpectralDensity
-        Equal to the saved one: the same coefficients, so it evaluates, plots
-        and summarises exactly as the saved result did.
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq.persistence import save
+    >>> dos = slq.density(np.diag(np.linspace(0.0, 1.0, 100)), num_probes=3, seed=0)
+    >>> path = save(dos, pathlib.Path(tempfile.mkdtemp()) / "dos.npz")
+    >>> bool(np.array_equal(slq.load(path).alpha, dos.alpha))
+    True
+    """
+    arrays: dict[str, Any] = {"alpha": density.alpha, "beta": density.beta}
+    if density.residual_norm is not None:
+        arrays["residual_norm"] = density.residual_norm
+    meta = {
+        "format": FORMAT,
+        "method": "slq",
+        "dim": density.dim,
+        "num_steps": density.num_steps,
+        "num_probes": density.num_probes,
+        "num_matvecs": density.num_matvecs,
+        "seed": density.seed,
+        "probe": density.probe,
+        "reorthogonalize": density.reorthogonalize,
+        "stop_reason": density.stop_reason,
+    }
+    return write_archive(path, arrays, meta)
+
+
+def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the `SpectralDensity` fields saved by `save`, as keyword arguments.
 
     Raises
     ------
@@ -110,28 +144,24 @@ def load(path: str | os.PathLike[str]) -> Any:
     >>> import tempfile, pathlib
     >>> import numpy as np
     >>> import slq
+    >>> from slq.persistence import read_result
     >>> dos = slq.density(np.diag(np.linspace(0.0, 1.0, 100)), num_probes=3, seed=0)
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dos.npz"
-    >>> _ = dos.save(path)
-    >>> again = slq.load(path)
-    >>> bool(np.array_equal(again.alpha, dos.alpha)), again.seed
-    (True, 0)
+    >>> fields = read_result(dos.save(pathlib.Path(tempfile.mkdtemp()) / "dos.npz"))
+    >>> fields["dim"], fields["seed"], fields["alpha"].shape
+    (100, 0, (3, 90))
     """
-    from slq.spectral_density import SpectralDensity
-
     arrays, meta = read_archive(path)
     if meta.get("format") != FORMAT:
         msg = f"{str(path)!r} holds {meta.get('format')!r}, not a saved {FORMAT!r}"
         raise ValueError(msg)
-    residual = arrays.get("residual_norm")
-    return SpectralDensity(
-        arrays["alpha"],
-        arrays["beta"],
-        dim=int(meta["dim"]),
-        num_matvecs=int(meta["num_matvecs"]),
-        seed=meta.get("seed"),
-        probe=meta.get("probe"),
-        reorthogonalize=meta.get("reorthogonalize"),
-        residual_norm=residual,
-        stop_reason=meta.get("stop_reason"),
-    )
+    return {
+        "alpha": arrays["alpha"],
+        "beta": arrays["beta"],
+        "dim": int(meta["dim"]),
+        "num_matvecs": int(meta["num_matvecs"]),
+        "seed": meta.get("seed"),
+        "probe": meta.get("probe"),
+        "reorthogonalize": meta.get("reorthogonalize"),
+        "residual_norm": arrays.get("residual_norm"),
+        "stop_reason": meta.get("stop_reason"),
+    }

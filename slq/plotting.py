@@ -23,12 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from slq._kernels import grid_points, smooth
+from slq._validate import check_positive_float
 from slq.estimate import student_t_quantile
-from slq.spectral_density import SpectralDensity, _positive, _smooth
 from slq.summaries import Outliers
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from slq.spectral_density import SpectralDensity
 
 __all__ = ["plot_densities", "plot_density"]
 
@@ -46,6 +49,8 @@ _LINE_WIDTH = 1.5
 _MASS_BAR_WIDTH = 5.0
 _BAND_ALPHA = 0.3
 _HINT = "plotting needs matplotlib: pip install 'slq[plot]'"
+# What a density offers that the figures use.
+_DENSITY_MEMBERS = ("nodes", "weights", "num_probes", "outliers", "bulk_sigma", "default_sigma")
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ def plot_density(
     linthresh = density.bulk_sigma(found) if log else None
     sigma = _sigma(density, sigma, found, log)
     low, high = _support(density, sigma, found)
-    layer = _layer(density, _base_grid(low, high, num, linthresh), sigma, found, band, confidence)
+    layer = _layer(density, grid_points(low, high, num, linthresh), sigma, found, band, confidence)
     ax = _axes(ax)
     floor = _floor([layer]) if log else 0.0
     _draw(ax, layer, floor, label, color, annotate=True)
@@ -217,7 +222,7 @@ def plot_densities(
     sigmas = [_sigma(d, sigma, f, log) for d, f in zip(densities, found, strict=True)]
     linthresh = min(d.bulk_sigma(f) for d, f in zip(densities, found, strict=True)) if log else None
     supports = [_support(d, s, f) for d, s, f in zip(densities, sigmas, found, strict=True)]
-    grid = _base_grid(min(s[0] for s in supports), max(s[1] for s in supports), num, linthresh)
+    grid = grid_points(min(s[0] for s in supports), max(s[1] for s in supports), num, linthresh)
     layers = [
         _layer(d, grid, s, f, band, confidence)
         for d, s, f in zip(densities, sigmas, found, strict=True)
@@ -247,14 +252,23 @@ def _axes(ax: Axes | None) -> Axes:
     return new
 
 
+def _is_density(obj: Any) -> bool:
+    """Whether `obj` is a result to draw: Gauss rules with outliers and a bulk width.
+
+    Checked by what it offers rather than by class, so that this module, which
+    `SpectralDensity.plot` calls, need not import the class.
+    """
+    return all(hasattr(obj, name) for name in _DENSITY_MEMBERS)
+
+
 def _check_density(density: Any) -> None:
-    if not isinstance(density, SpectralDensity):
+    if not _is_density(density):
         msg = f"density must be a SpectralDensity, got {type(density).__name__}"
         raise TypeError(msg)
 
 
 def _check_densities(densities: Any) -> list[SpectralDensity]:
-    if isinstance(densities, SpectralDensity):
+    if _is_density(densities):
         msg = "densities must be a sequence of SpectralDensity; plot one with plot_density"
         raise TypeError(msg)
     densities = list(densities)
@@ -315,7 +329,7 @@ def _sigma(
 ) -> float:
     """Return the kernel width: the bulk's, unless the plain curve goes on linear axes."""
     if sigma is not None:
-        return _positive("sigma", sigma)
+        return check_positive_float("sigma", sigma)
     if found is None and not log:
         return density.default_sigma()
     return density.bulk_sigma(found)
@@ -328,14 +342,6 @@ def _support(density: SpectralDensity, sigma: float, found: Outliers | None) -> 
         used &= ~found.members
     nodes = density.nodes[used]
     return float(nodes.min()) - _PAD * sigma, float(nodes.max()) + _PAD * sigma
-
-
-def _base_grid(low: float, high: float, num: int, linthresh: float | None) -> np.ndarray:
-    """Equispaced in t, or in asinh(t / linthresh) as `SpectralDensity.grid` with "symlog"."""
-    if linthresh is None:
-        return np.linspace(low, high, num)
-    u = np.linspace(np.arcsinh(low / linthresh), np.arcsinh(high / linthresh), num)
-    return linthresh * np.sinh(u)
 
 
 def _refine(grid: np.ndarray, nodes: np.ndarray, sigma: float) -> np.ndarray:
@@ -366,7 +372,7 @@ def _layer(
     """Evaluate the curve (bulk or plain) and its band; collect the point masses."""
     weights = density.weights if found is None else np.where(found.members, 0.0, density.weights)
     grid = _refine(grid, density.nodes[weights > 0.0], sigma)
-    curves = _smooth(density.nodes, weights, grid, sigma, "gaussian")
+    curves = smooth(density.nodes, weights, grid, sigma, "gaussian")
     curve = curves.mean(axis=0)
     if not (band and density.num_probes >= 2):
         return _Layer(grid, curve, None, *_point_masses(found), None)

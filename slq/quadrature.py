@@ -9,7 +9,8 @@ import numpy as np
 __all__ = ["gauss_quadrature", "tridiagonal"]
 
 
-def _as_batch(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_coefficients(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return `alpha` (k, m) and `beta` (k, m-1) as float64 batches, or raise naming the fault."""
     alpha = np.atleast_2d(np.asarray(alpha, dtype=np.float64))
     beta = np.atleast_2d(np.asarray(beta, dtype=np.float64))
     if alpha.ndim != 2 or alpha.shape[1] < 1:
@@ -25,6 +26,16 @@ def _as_batch(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
         msg = "alpha and beta must be finite"
         raise ValueError(msg)
     return alpha, beta
+
+
+def used_nodes(weights: np.ndarray) -> np.ndarray:
+    """Return shape (k, m) bool: the nodes each rule uses, all up to its last positive weight.
+
+    Past a breakdown a rule's unused entries carry zero weight (see `gauss_quadrature`).
+    """
+    m = weights.shape[1]
+    last = m - 1 - np.argmax(weights[:, ::-1] > 0.0, axis=1)
+    return np.arange(m)[None, :] <= last[:, None]
 
 
 def _lengths(beta: np.ndarray) -> np.ndarray:
@@ -54,7 +65,7 @@ def tridiagonal(alpha: Any, beta: Any) -> np.ndarray:
     array([[[1. , 0.5],
             [0.5, 2. ]]])
     """
-    alpha, beta = _as_batch(alpha, beta)
+    alpha, beta = check_coefficients(alpha, beta)
     k, m = alpha.shape
     t = np.zeros((k, m, m))
     diagonal, upper = np.arange(m), np.arange(m - 1)
@@ -111,7 +122,7 @@ def ritz_rules(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
     components turn a run's residual norm into each Ritz value's error bound.
     Unused entries past a breakdown get 0.
     """
-    alpha, beta = _as_batch(alpha, beta)
+    alpha, beta = check_coefficients(alpha, beta)
     k, m = alpha.shape
     nodes, weights, last = np.zeros((k, m)), np.zeros((k, m)), np.zeros((k, m))
     lengths = _lengths(beta)

@@ -10,7 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MassBelow", "Outliers", "find_outliers", "mass_below", "weighted_quantile"]
+from slq._validate import check_non_negative_float
+from slq.quadrature import used_nodes
+
+__all__ = [
+    "ExtremeRatio",
+    "MassBelow",
+    "Outliers",
+    "extreme_ratio",
+    "find_outliers",
+    "mass_below",
+    "weighted_quantile",
+]
 
 
 @dataclass(frozen=True)
@@ -43,13 +54,6 @@ class MassBelow:
     x: float
 
 
-def _used(weights: np.ndarray) -> np.ndarray:
-    """Nodes used by each rule: all up to the last positive weight."""
-    m = weights.shape[1]
-    last = m - 1 - np.argmax(weights[:, ::-1] > 0.0, axis=1)
-    return np.arange(m)[None, :] <= last[:, None]
-
-
 def mass_below(
     nodes: np.ndarray, weights: np.ndarray, x: float, *, exact: np.ndarray | None = None
 ) -> MassBelow:
@@ -63,7 +67,7 @@ def mass_below(
     down (`exact`) has μ supported on its nodes: no quadrature error.
     """
     k = nodes.shape[0]
-    used = _used(weights)
+    used = used_nodes(weights)
     exact = np.zeros(k, dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
     value, lower, upper, gap = (np.empty(k) for _ in range(4))
     for p in range(k):
@@ -154,9 +158,9 @@ def find_outliers(
     residuals: np.ndarray,
     dim: int,
     *,
-    tail: float,
-    separation: float,
-    rtol: float,
+    tail: float = 0.01,
+    separation: float = 1.0,
+    rtol: float = 1e-3,
 ) -> Outliers:
     """Return the converged Ritz values more than `separation` bulk widths outside the bulk.
 
@@ -168,9 +172,31 @@ def find_outliers(
     separates its probes' Ritz values of one eigenvalue.
     Outliers are detected as in Ghorbani, Krishnan & Xiao (2019, §4): isolated
     eigenvalues far above (or below) a bulk near zero.
+
+    Raises
+    ------
+    ValueError
+        For a `tail` outside (0, 0.5), an `rtol` not > 0 or a negative `separation`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq.summaries import find_outliers
+    >>> spectrum = np.concatenate([np.linspace(-1.0, 1.0, 997), [10.0, 30.0, 100.0]])
+    >>> dos = slq.density(np.diag(spectrum), num_steps=40, num_probes=4, seed=0)
+    >>> out = find_outliers(dos.nodes, dos.weights, dos.ritz_residuals, dos.dim, tail=0.01)
+    >>> out.positions.round(6)
+    array([ 10.,  30., 100.])
     """
+    for name, value, upper in (("tail", tail, 0.5), ("rtol", rtol, np.inf)):
+        if not 0.0 < float(value) < upper:
+            msg = f"{name} must lie in (0, {upper}), got {value}"
+            raise ValueError(msg)
+    tail, rtol = float(tail), float(rtol)
+    separation = check_non_negative_float("separation", separation)
     k = nodes.shape[0]
-    used = _used(weights) & (weights > 0.0)
+    used = used_nodes(weights) & (weights > 0.0)
     low = weighted_quantile(nodes, weights, tail)
     high = weighted_quantile(nodes, weights, 1.0 - tail)
     scale = float(np.abs(nodes[used]).max()) or 1.0
@@ -239,7 +265,7 @@ def _ratio(low: float, high: float) -> float:
 
 def extreme_ratio(nodes: np.ndarray, weights: np.ndarray, residuals: np.ndarray) -> ExtremeRatio:
     """Return |λ_min| / λ_max from the extreme Ritz values and their residual bounds."""
-    used = _used(weights)
+    used = used_nodes(weights)
     top = np.where(used, nodes, -np.inf)
     p_min = int(np.argmin(nodes[:, 0]))
     p_max, i_max = np.unravel_index(int(np.argmax(top)), top.shape)

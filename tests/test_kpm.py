@@ -347,3 +347,12 @@ def test_kpm_density_rejects_malformed_moments() -> None:
         KPMDensity(np.array([[1.0, np.inf]]), bounds=(0.0, 1.0), dim=3)
     with pytest.raises(ValueError, match="damping must be one of"):
         KPMDensity(np.ones((1, 2)), bounds=(0.0, 1.0), dim=3, damping="box")
+
+
+def test_lanczos_kpm_is_the_methods_conversion() -> None:
+    from slq.lanczos_kpm import lanczos_kpm
+
+    dos = slq.density(np.diag(np.linspace(-1.0, 1.0, 200)), num_steps=12, num_probes=3, seed=0)
+    kpm = lanczos_kpm(dos, bounds=(-2.0, 2.0))
+    assert kpm.degree == 23 and kpm.bounds == (-2.0, 2.0)
+    np.testing.assert_array_equal(kpm.moments, dos.kpm(bounds=(-2.0, 2.0)).moments)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
 import importlib.util
@@ -126,3 +127,126 @@ def test_the_core_never_imports_the_applications() -> None:
     code += "print([m for m in sys.modules if m.startswith('slq.apps')])"
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
     assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
+def _module_files() -> dict[str, Path]:
+    """Module name -> source file, for slq/ and the adapters installed as slq.adapters."""
+    from slq import adapters
+
+    files = {}
+    for prefix, folder in (
+        ("slq", Path(slq.__file__).parent),
+        ("slq.adapters", Path(adapters.__file__).parent),
+    ):
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            name = ".".join((prefix, *parts)).removesuffix(".__init__")
+            files[name] = path
+    return files
+
+
+def _is_type_checking(node: ast.stmt) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement, in functions too, except those under `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in ast.iter_child_nodes(tree):
+        if _is_type_checking(node):
+            found += [n for child in node.orelse for n in _imports_in(child)]
+        else:
+            found += _imports_in(node)
+    return found
+
+
+def _imports_in(node: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    own = [node] if isinstance(node, (ast.Import, ast.ImportFrom)) else []
+    return own + _imports(node)
+
+
+def _import_graph() -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
+    """Edges between slq modules, and every (module, source module, private name) imported."""
+    files = _module_files()
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    private = []
+    for name, path in files.items():
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                graph[name] |= {a.name for a in node.names if a.name in files}
+                continue
+            if node.level or node.module not in files:
+                continue
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                if submodule in files:
+                    graph[name].add(submodule)
+                    continue
+                graph[name].add(node.module)
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    private.append((name, node.module, alias.name))
+    return graph, private
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """Return one import cycle as a path of module names, or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str]:
+        state[name] = 1
+        path.append(name)
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[name] = 2
+        path.pop()
+        return []
+
+    for name in sorted(graph):
+        if name not in state and (found := visit(name)):
+            return found
+    return []
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    # Imports inside functions count: a cycle hidden in a method is still a cycle.
+    graph, _ = _import_graph()
+    assert "slq.spectral_density" in graph["slq.density"]  # the graph is read at all
+    assert _cycle(graph) == [], " -> ".join(_cycle(graph))
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+# The results layer (issue 15). The engine's modules still import private names of
+# slq.lanczos and slq.operator; they join this list once their part of issue 15 lands.
+NO_PRIVATE_IMPORTS = (
+    "slq.bounds",
+    "slq.estimate",
+    "slq.functionals",
+    "slq.lanczos_kpm",
+    "slq.persistence",
+    "slq.plotting",
+    "slq.quadrature",
+    "slq.report",
+    "slq.smoothing",
+    "slq.spectral_density",
+    "slq.summaries",
+)
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    # A private module (slq._kernels) may be imported; a private name (_smooth) may not.
+    graph, private = _import_graph()
+    assert set(NO_PRIVATE_IMPORTS) <= set(graph)
+    offending = [entry for entry in private if entry[0] in NO_PRIVATE_IMPORTS]
+    assert offending == []
