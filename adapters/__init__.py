@@ -17,11 +17,14 @@ if __name__ != "slq.adapters":
 
 # Public name -> module that defines it; the module (and its framework) loads on first use.
 _LAZY = {
+    "JaxCurvatureOperator": "jax",
     "JaxHessian": "jax",
     "jax_hessian": "jax",
+    "TensorFlowCurvatureOperator": "tensorflow",
     "TfHessian": "tensorflow",
     "tf_hessian": "tensorflow",
     "TorchCurvature": "torch",
+    "TorchCurvatureOperator": "torch",
     "torch_ggn": "torch",
     "torch_hessian": "torch",
     "torch_layer_hessians": "torch",

@@ -12,26 +12,21 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from slq.adapters._common import DataCounts, check_vector, is_single_batch
+from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
+from slq.adapters._operator import CurvatureOperator
 
 from slq._validate import check_positive_int
 
-__all__ = ["JaxHessian", "jax_hessian"]
+__all__ = ["JaxCurvatureOperator", "JaxHessian", "jax_hessian"]
 
 logger = logging.getLogger("slq")
-
-DEFAULT_CACHE_BYTES = 1 << 30
-"""Batches are kept on the device when all of them take at most this much (1 GiB)."""
 
 DEFAULT_RETAIN_BYTES = 2 << 30
 """Linearized gradients are kept while their residuals take at most this (2 GiB) on the
@@ -53,73 +48,6 @@ def _check_params(params: Any) -> None:
             raise TypeError(msg)
 
 
-def _leading_size(batch: Any, index: int) -> int:
-    sizes = {
-        int(np.shape(leaf)[0]) for leaf in jax.tree_util.tree_leaves(batch) if np.ndim(leaf) > 0
-    }
-    if len(sizes) != 1:
-        msg = (
-            f"batch {index}: its arrays have leading axes of sizes {sorted(sizes)}; every array "
-            "of a batch needs the batch axis first (or pass batch_size=)"
-        )
-        raise ValueError(msg)
-    return sizes.pop()
-
-
-def _layout(batch: Any) -> str:
-    leaves, tree = jax.tree_util.tree_flatten(batch)
-    shapes = [(np.shape(leaf), str(getattr(leaf, "dtype", type(leaf).__name__))) for leaf in leaves]
-    return f"{tree} {shapes}"
-
-
-class _Batches:
-    """The batches of `data` with their sizes: kept on the device, or re-read on every pass."""
-
-    def __init__(
-        self,
-        data: Any,
-        place: Callable[[Any, int], Any],
-        size_of: Callable[[Any, int], int],
-        cache: bool | None,
-    ) -> None:
-        self._source: Iterable[Any] = [data] if is_single_batch(data) else data
-        self._place = place
-        self.sizes: list[int] = []
-        self.layouts: list[str] = []  # tree structure, shapes and dtypes: compared across processes
-        cached: list[Any] | None = []
-        total = 0
-        for index, batch in enumerate(self._source):
-            self.sizes.append(int(size_of(batch, index)))
-            self.layouts.append(_layout(batch))
-            total += sum(
-                np.size(leaf) * np.dtype(leaf.dtype).itemsize
-                for leaf in jax.tree_util.tree_leaves(batch)
-            )
-            if cached is not None and (cache or (cache is None and total <= DEFAULT_CACHE_BYTES)):
-                cached.append(place(batch, index))
-            else:
-                cached = None
-        if not self.sizes:
-            msg = "data is empty: pass one batch (a pytree of arrays) or an iterable of batches"
-            raise ValueError(msg)
-        self._cached = cached
-        self.num_examples = sum(self.sizes)
-
-    def make_global(self, sizes: list[int]) -> None:
-        """Count every process's examples: `sizes[b]` is the size of global batch b."""
-        self.sizes = sizes
-        self.num_examples = sum(sizes)
-
-    def __iter__(self) -> Any:
-        source: Iterable[Any] = (
-            self._cached
-            if self._cached is not None
-            else (self._place(b, i) for i, b in enumerate(self._source))
-        )
-        for index, batch in enumerate(source):
-            yield index, batch, self.sizes[index] / self.num_examples
-
-
 def _default_chunk(device: Any) -> int | None:
     """Columns per step of `matmat`: one on a CPU, all of them on an accelerator.
 
@@ -138,12 +66,12 @@ def _budget(device: Any) -> float:
     return DEFAULT_RETAIN_BYTES
 
 
-class JaxHessian(DataCounts):
+class JaxCurvatureOperator(CurvatureOperator):
     """The Hessian of a JAX loss over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat jax arrays in `jax.flatten_util.ravel_pytree` order, on the
     parameters' device (sharded: the first device of this process). Made by
-    `jax_hessian`.
+    `jax_hessian`. Also importable by its former name, ``JaxHessian``.
 
     Examples
     --------
@@ -154,15 +82,18 @@ class JaxHessian(DataCounts):
     ...     return jnp.mean((x @ params["w"] - y) ** 2)
     >>> data = (jnp.ones((8, 3)), jnp.zeros(8))
     >>> op = adapters.jax_hessian(loss, {"w": jnp.zeros(3)}, data)
-    >>> isinstance(op, adapters.JaxHessian), op.shape
+    >>> isinstance(op, adapters.JaxCurvatureOperator), op.shape
     (True, (3, 3))
     """
+
+    _array_type = jax.Array
+    _array_name = "a jax array"
 
     def __init__(
         self,
         loss_fn: Callable[[Any, Any], Any],
         params: Any,
-        batches: _Batches,
+        batches: Batches,
         *,
         chunk_size: int | None,
         reuse_primal: bool | None,
@@ -188,14 +119,6 @@ class JaxHessian(DataCounts):
             "else jvp of grad"
             if self._linear
             else "jvp of grad"
-        )
-
-    def __repr__(self) -> str:
-        where = f", process {self.process_index} of {self.process_count}"
-        return (
-            f"<slq Hessian of a JAX loss, n={self.shape[0]}, {self.dtype}, {self.device}, "
-            f"{self.num_examples} examples in {self.num_batches} batches"
-            f"{where if self.process_count > 1 else ''}>"
         )
 
     @property
@@ -255,8 +178,7 @@ class JaxHessian(DataCounts):
         >>> op.flatten(op.unflatten(jnp.arange(3.0))).tolist()
         [0.0, 1.0, 2.0]
         """
-        self._check(v, 1)
-        return self._unravel(v)
+        return super().unflatten(v)
 
     def flatten(self, tree: Any) -> Any:
         """Return the flat vector of a pytree shaped like the parameters.
@@ -270,9 +192,7 @@ class JaxHessian(DataCounts):
         >>> op.flatten(op.unflatten(jnp.arange(3.0))).tolist()
         [0.0, 1.0, 2.0]
         """
-        flat, _ = ravel_pytree(tree)
-        self._check(flat, 1)
-        return flat
+        return super().flatten(tree)
 
     # The traced bodies: Python here runs only while tracing, so `traces` counts compiles.
     def _fresh_products(self, params: Any, batch: Any, tangents: Any, weight: Any) -> Any:
@@ -336,43 +256,42 @@ class JaxHessian(DataCounts):
         logger.debug("jax_hessian: kept %d linearized gradients (%.1f MB)", len(kept), used / 1e6)
         return kept
 
-    def matvec(self, v: Any, /) -> Any:
-        """Return the product with the flat vector `v` of shape (n,)."""
-        self._check(v, 1)
-        return self._products(v)
+    # The framework's parts of `CurvatureOperator`'s data pass.
 
-    def matmat(self, vectors: Any, /) -> Any:
-        """Return the products with the k columns of `vectors` (shape (n, k)) in one data pass."""
-        self._check(vectors, 2)
-        return self._products(vectors)
+    def _unflatten(self, v: Any) -> Any:
+        return self._unravel(v)
 
-    def _products(self, vectors: Any) -> Any:
-        tangents = vectors if self._sharding is None else self._sharding.replicate(vectors)
-        total = None
-        finite = []
-        for index, batch, weight in self._batches:
-            linear = self._linear.get(index)
-            out, ok = (
-                self._apply_linear(linear, tangents, weight)
-                if linear is not None
-                else self._fresh(self._params, batch, tangents, weight)
-            )
-            finite.append(ok)
-            total = out if total is None else total + out
-        flags = np.asarray(finite)  # one transfer of a few booleans, after every batch is queued
-        if not flags.all():
-            self._raise_non_finite(int(np.flatnonzero(~flags)[0]))
+    def _flatten(self, tree: Any) -> Any:
+        return ravel_pytree(tree)[0]
+
+    def _tangents(self, vectors: Any) -> Any:
+        return vectors if self._sharding is None else self._sharding.replicate(vectors)
+
+    def _batch_product(self, index: int, batch: Any, weight: float, tangents: Any) -> Any:
+        linear = self._linear.get(index)
+        if linear is not None:
+            return self._apply_linear(linear, tangents, weight)
+        return self._fresh(self._params, batch, tangents, weight)
+
+    def _flags(self, finite: list[Any]) -> np.ndarray:
+        return np.asarray(finite)
+
+    def _finish(self, total: Any, vectors: Any) -> Any:
         return _on_device(total, self.device)
 
-    def _raise_non_finite(self, index: int) -> None:
-        batch = next(b for i, b, _ in self._batches if i == index)
-        loss = float(self._loss(self._params, batch))
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "the loss is finite"
-        msg = f"the Hessian product is not finite on batch {index} ({what}): check that batch"
-        raise FloatingPointError(msg)
+    def _loss_value(self, batch: Any) -> float:
+        return float(self._loss(self._params, batch))
 
-    def _check(self, v: Any, ndim: int) -> None:
-        check_vector(v, ndim, self.shape[0], self.dtype, jax.Array, "a jax array")
+    def _place(self) -> str:
+        where = f", process {self.process_index} of {self.process_count}"
+        return where if self.process_count > 1 else ""
+
+    def _description(self) -> str:
+        return "Hessian of a JAX loss"
+
+
+JaxHessian = JaxCurvatureOperator
+"""The former name of `JaxCurvatureOperator`, kept for existing code."""
 
 
 def _first_local_device(x: Any) -> Any:
@@ -388,134 +307,6 @@ def _on_device(x: Any, device: Any) -> Any:
     return next(s.data for s in x.addressable_shards if s.device == device)
 
 
-class _Sharding:
-    """Every batch split over all devices along its leading axis; parameters and vectors replicated.
-
-    With several processes (`jax.distributed`) the devices are every process's,
-    and each process passes its own part of every batch: global batch b joins, in
-    process order, every process's batch b (`jax.make_array_from_process_local_data`).
-    Parameters and vectors are the same on every process, which places its own
-    copy: no communication but the products' reductions.
-    """
-
-    def __init__(self) -> None:
-        devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
-        self.mesh = Mesh(np.array(devices), ("data",))
-        self.data = NamedSharding(self.mesh, PartitionSpec("data"))
-        self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        self.process_index, self.process_count = jax.process_index(), jax.process_count()
-
-    def place(self, batch: Any, index: int) -> Any:
-        """Return this process's part of batch `index`, split over the devices."""
-        count = jax.local_device_count()
-        devices = (
-            f"the {count} devices it is sharded over"
-            if self.process_count == 1
-            else f"the {count} devices of process {self.process_index}, over which each "
-            "process splits its part of every batch"
-        )
-        for leaf in jax.tree_util.tree_leaves(batch):
-            if np.ndim(leaf) == 0 or np.shape(leaf)[0] % count:
-                msg = (
-                    f"batch {index} has a leading axis of {np.shape(leaf)[:1]}, not a multiple of "
-                    f"{devices}"
-                )
-                raise ValueError(msg)
-        return jax.make_array_from_process_local_data(self.data, batch)
-
-    def replicate(self, tree: Any) -> Any:
-        """Return `tree` (the same on every process) replicated on every device."""
-        return jax.make_array_from_process_local_data(self.replicated, tree)
-
-    def gather(self, values: np.ndarray) -> np.ndarray:
-        """Return every process's `values`, stacked along a new first axis (one collective)."""
-        if self.process_count == 1:
-            return values[None]
-        return np.asarray(multihost_utils.process_allgather(values))
-
-    def smallest(self, value: float) -> float:
-        """Return the smallest of every process's `value` (gathered in float32)."""
-        if self.process_count == 1:
-            return value
-        return float(self.gather(np.array([value], np.float32)).min())
-
-
-def _fingerprint(tree: Any) -> int:
-    """Return a 31-bit checksum of the arrays of `tree`, to compare them across processes."""
-    return zlib.crc32(np.asarray(ravel_pytree(tree)[0]).tobytes()) & 0x7FFFFFFF
-
-
-def _build_together(
-    build: Callable[[], _Batches], params: Any, sharding: _Sharding | None
-) -> _Batches:
-    """Build this process's batches; with several processes, check that they agree.
-
-    Building is local (no collective), so a process whose build fails still joins
-    the one gather that tells every process, and every process raises instead of
-    waiting for it in a later collective.
-    """
-    if sharding is None or sharding.process_count == 1:
-        return build()
-    batches: _Batches | None = None
-    error: Exception | None = None
-    try:
-        batches = build()
-    except Exception as err:  # re-raised below, once every process knows
-        error = err
-    count = 0 if batches is None else len(batches.sizes)
-    mine = np.array([error is not None, count, _fingerprint(params)], np.int32)
-    every = sharding.gather(mine)
-    if error is not None:
-        raise error
-    assert batches is not None  # built when there was no error
-    _check_processes_agree(every)
-    _make_global(batches, sharding)
-    return batches
-
-
-def _check_processes_agree(every: np.ndarray) -> None:
-    """Raise unless every row (failed, number of batches, params checksum) agrees."""
-    failed = np.flatnonzero(every[:, 0]).tolist()
-    if failed:
-        msg = (
-            f"building the sharded operator failed on process(es) {failed} (see their errors); "
-            "every process needs at least one batch of data"
-        )
-        raise RuntimeError(msg)
-    counts = every[:, 1].tolist()
-    if len(set(counts)) > 1:
-        msg = (
-            f"every process must pass the same number of batches (global batch b joins every "
-            f"process's batch b), got {counts} on processes 0 to {len(counts) - 1}"
-        )
-        raise ValueError(msg)
-    if len(set(every[:, 2].tolist())) > 1:
-        msg = (
-            "params differ between processes: every process must pass the same parameters "
-            "(initialise them from the same seed)"
-        )
-        raise ValueError(msg)
-
-
-def _make_global(batches: _Batches, sharding: _Sharding) -> None:
-    """Check that every process's batch b has one layout; count every process's examples."""
-    rows = [
-        [size, zlib.crc32(layout.encode()) & 0x7FFFFFFF]
-        for size, layout in zip(batches.sizes, batches.layouts, strict=True)
-    ]
-    every = sharding.gather(np.array(rows, np.int32))  # (processes, batches, 2)
-    differ = np.flatnonzero((every[:, :, 1] != every[0, :, 1]).any(axis=0))
-    if differ.size:
-        b = int(differ[0])
-        msg = (
-            f"batch {b} differs in shapes or dtypes between processes (here: "
-            f"{batches.layouts[b]}): every process's batch {b} must have the same ones, as "
-            f"each is one equal part of global batch {b}"
-        )
-        raise ValueError(msg)
-    batches.make_global(every[:, :, 0].sum(axis=0).tolist())
-
-
 def jax_hessian(
     loss_fn: Callable[[Any, Any], Any],
     params: Any,
@@ -526,7 +317,7 @@ def jax_hessian(
     chunk_size: int | None = None,
     cache_data: bool | None = None,
     shard: bool = False,
-) -> JaxHessian:
+) -> JaxCurvatureOperator:
     r"""Return the Hessian of a JAX loss over a dataset as a `slq.LinearOperator`.
 
     H = ∇²L(θ) with L(θ) = Σ_b (N_b / N) loss_fn(θ, batch_b): each batch's mean
@@ -583,7 +374,7 @@ def jax_hessian(
 
     Returns
     -------
-    JaxHessian
+    JaxCurvatureOperator
         An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``, ``device``,
         ``flatten``, ``unflatten``, ``num_examples``, ``num_batches``, ``traces``,
         ``process_index``, ``process_count`` and ``writes_files``.
@@ -630,18 +421,18 @@ def jax_hessian(
     loss_fn, params = _nnx_loss(loss_fn, params)
     _check_params(params)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    sharding = _Sharding() if shard else None
+    sharding = Sharding() if shard else None
 
     def size_of(batch: Any, index: int) -> int:
-        return int(batch_size(batch)) if batch_size is not None else _leading_size(batch, index)
+        return int(batch_size(batch)) if batch_size is not None else leading_size(batch, index)
 
     def place(batch: Any, index: int) -> Any:
         return sharding.place(batch, index) if sharding else jax.device_put(batch)
 
-    batches = _build_together(lambda: _Batches(data, place, size_of, cache_data), params, sharding)
+    batches = build_together(lambda: Batches(data, place, size_of, cache_data), params, sharding)
     params = sharding.replicate(params) if sharding else params
     _check_loss(loss_fn, params, next(iter(batches))[1])
-    op = JaxHessian(
+    op = JaxCurvatureOperator(
         loss_fn, params, batches, chunk_size=chunk, reuse_primal=reuse_primal, sharding=sharding
     )
     logger.info("jax_hessian: n=%d, %d examples; %s", op.shape[0], op.num_examples, op.hvp)

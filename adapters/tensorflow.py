@@ -11,24 +11,32 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
-from slq.adapters._common import DataCounts, check_vector, is_single_batch, names_of
+from slq.adapters._operator import CurvatureOperator
+from slq.adapters._tensorflow_data import Batches
+from slq.adapters._tensorflow_model import (
+    PRODUCTS,
+    Model,
+    callable_model,
+    check_variables,
+    is_keras,
+    keras_model,
+)
 
 from slq._validate import check_choice, check_positive_int
 
-__all__ = ["TfHessian", "tf_hessian"]
+__all__ = ["TensorFlowCurvatureOperator", "TfHessian", "tf_hessian"]
+
+# The products by `hvp` method, looked up at trace time (a test replaces one).
+_PRODUCTS = PRODUCTS
 
 logger = logging.getLogger("slq")
 
 HVP_METHODS = ("auto", "forward-over-reverse", "double-backward")
-
-DEFAULT_CACHE_BYTES = 1 << 30
-"""Batches are kept as tensors when all of them take at most this much (1 GiB)."""
 
 DEFAULT_CHUNK_SIZE = 8
 """Vectors per traced product in `matmat`, unless `chunk_size` says otherwise.
@@ -42,214 +50,6 @@ for 8, 2.4-3.3 s for 16): 8 bounds the trace and the memory of the columns'
 activations. ``tf.vectorized_map`` over the columns
 measured 2.0x a gradient per vector, a ``tf.while_loop`` over them 1.6x.
 """
-
-
-_ZERO = tf.UnconnectedGradients.ZERO
-
-Tensors = list[Any]
-
-
-# ----------------------------------------------------------------------------- the model
-
-
-class _KerasModel:
-    """A Keras model run through `stateless_call`: none of its variables is ever assigned.
-
-    Train-mode BatchNorm statistics and dropout seeds advance only in the state
-    that `stateless_call` returns, which is discarded.
-    """
-
-    kind = "a Keras model"
-
-    def __init__(
-        self,
-        model: Any,
-        selected: Sequence[int],
-        names: Sequence[str],
-        loss_fn: Callable[..., Any],
-        training: bool,
-    ) -> None:
-        self._model, self._selected = model, list(selected)
-        self._loss_fn, self._training = loss_fn, training
-        self.variables = [model.trainable_variables[i] for i in self._selected]
-        self.names = list(names)
-
-    def read(self) -> tuple[Tensors, Any]:
-        """Read every variable once: the selected values (θ) and what the loss needs."""
-        values = [tf.convert_to_tensor(v) for v in self._model.trainable_variables]
-        state = [tf.convert_to_tensor(v) for v in self._model.non_trainable_variables]
-        return [values[i] for i in self._selected], (values, state)
-
-    def loss(self, context: Any, x: Any, y: Any) -> Any:
-        values, state = context
-        outputs, _ = self._model.stateless_call(values, state, x, training=self._training)
-        return self._loss_fn(y, outputs)
-
-
-class _CallableModel:
-    """Any callable ``model(x)`` that reads its own trainable ``tf.Variable`` objects."""
-
-    kind = "a callable"
-
-    def __init__(self, model: Any, variables: Sequence[Any], loss_fn: Callable[..., Any]) -> None:
-        self._model, self._loss_fn = model, loss_fn
-        self.variables = list(variables)
-        self.names = _unique_names([v.name for v in self.variables])
-
-    def read(self) -> tuple[Tensors, Any]:
-        return list(self.variables), None
-
-    def loss(self, context: Any, x: Any, y: Any) -> Any:
-        return self._loss_fn(y, self._model(x))
-
-
-Model = _KerasModel | _CallableModel
-
-
-def _unique_names(names: Sequence[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        unique.append(name if count == 0 else f"{name}#{count}")
-    return unique
-
-
-# ----------------------------------------------------------------------------- products
-
-
-def _dense(tensors: Sequence[Any]) -> Tensors:
-    """Gradients as dense tensors (an embedding's gradient arrives as IndexedSlices)."""
-    return [tf.convert_to_tensor(t) for t in tensors]
-
-
-def _forward_over_reverse(model: Model, x: Any, y: Any, columns: list[Tensors]) -> list[Tensors]:
-    """H t = the directional derivative of the gradient along t (Pearlmutter 1994).
-
-    One accumulator per column; the columns' primal computations are identical,
-    and Grappler computes them once.
-    """
-    primals, context = model.read()
-    products = []
-    for tangents in columns:
-        with tf.autodiff.ForwardAccumulator(primals, tangents) as accumulator:
-            with tf.GradientTape() as tape:
-                tape.watch(primals)
-                loss = model.loss(context, x, y)
-            gradient = _dense(tape.gradient(loss, primals, unconnected_gradients=_ZERO))
-        products.append(accumulator.jvp(gradient, unconnected_gradients=_ZERO))
-    return products
-
-
-def _double_backward(model: Model, x: Any, y: Any, columns: list[Tensors]) -> list[Tensors]:
-    """H t = the gradient of ⟨∇L, t⟩: reverse mode through the recorded gradient, per column."""
-    primals, context = model.read()
-    with tf.GradientTape(persistent=len(columns) > 1) as outer:
-        outer.watch(primals)
-        with tf.GradientTape() as inner:
-            inner.watch(primals)
-            loss = model.loss(context, x, y)
-        gradient = _dense(inner.gradient(loss, primals, unconnected_gradients=_ZERO))
-    return [
-        outer.gradient(gradient, primals, output_gradients=t, unconnected_gradients=_ZERO)
-        for t in columns
-    ]
-
-
-_PRODUCTS = {
-    "forward-over-reverse": _forward_over_reverse,
-    "double-backward": _double_backward,
-}
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def _as_batch(batch: Any, index: int) -> tuple[Any, Any]:
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        msg = f"batch {index} is a {type(batch).__name__}; every batch must be an (x, y) pair"
-        raise TypeError(msg)
-    x, y = tf.nest.map_structure(tf.convert_to_tensor, tuple(batch))
-    return x, y
-
-
-def _batch_size(batch: tuple[Any, Any], index: int) -> int:
-    tensors = tf.nest.flatten(batch)
-    if any(t.shape.rank == 0 for t in tensors):
-        msg = f"batch {index} holds a scalar; x and y need the batch axis first"
-        raise ValueError(msg)
-    sizes = sorted({int(t.shape[0]) for t in tensors})
-    if len(sizes) > 1:
-        msg = (
-            f"batch {index}: its tensors have leading axes of sizes {sizes}; x and y need the "
-            "same batch axis first"
-        )
-        raise ValueError(msg)
-    return sizes[0]
-
-
-def _spec(batch: tuple[Any, Any]) -> Any:
-    """Return the batch's TensorSpecs with the batch axis open: one trace for every size."""
-    return tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), batch)
-
-
-def _nbytes(batch: Any) -> int:
-    return sum(t.shape.num_elements() * t.dtype.size for t in tf.nest.flatten(batch))
-
-
-class _Batches:
-    """The (x, y) batches of `data` with their sizes: kept as tensors, or re-read every pass."""
-
-    def __init__(self, data: Any, cache: bool | None) -> None:
-        one = is_single_batch(data) or (
-            isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Mapping)
-        )
-        self._source: Iterable[Any] = [data] if one else data
-        self.spec: Any = None  # batch 0's TensorSpecs, the batch axis open
-        self.sizes: list[int] = []
-        cached: list[tuple[Any, Any]] | None = []
-        total = 0
-        for index, raw in enumerate(self._source):
-            batch = self._read(raw, index)
-            self.sizes.append(_batch_size(batch, index))
-            total += _nbytes(batch)
-            if cached is not None and (cache or (cache is None and total <= DEFAULT_CACHE_BYTES)):
-                cached.append(batch)
-            else:
-                cached = None
-        if not self.sizes:
-            msg = "data is empty: pass one (x, y) batch or a tf.data.Dataset of (x, y) batches"
-            raise ValueError(msg)
-        self._cached = cached
-        self.num_examples = sum(self.sizes)
-
-    def _read(self, raw: Any, index: int) -> tuple[Any, Any]:
-        batch = _as_batch(raw, index)
-        if index == 0:
-            self.spec = _spec(batch)
-        elif not all(
-            s.is_compatible_with(t)
-            for s, t in zip(tf.nest.flatten(self.spec), tf.nest.flatten(batch), strict=True)
-        ):
-            msg = (
-                f"batch {index} does not match batch 0: got {_spec(batch)}, expected "
-                f"{self.spec}; batches may differ only in their leading (batch) axis"
-            )
-            raise ValueError(msg)
-        return batch
-
-    def __iter__(self) -> Any:
-        source = (
-            self._cached
-            if self._cached is not None
-            else (_as_batch(b, i) for i, b in enumerate(self._source))
-        )
-        for index, batch in enumerate(source):
-            yield index, batch, self.sizes[index] / self.num_examples
-
-    def first(self) -> tuple[Any, Any]:
-        return next(iter(self))[1]
 
 
 # ----------------------------------------------------------------------------- the operator
@@ -268,11 +68,12 @@ def _first_columns(matrix: Any, k: int) -> Any:
     return matrix if matrix.shape[1] == k else matrix[:, :k]
 
 
-class TfHessian(DataCounts):
+class TensorFlowCurvatureOperator(CurvatureOperator):
     """The Hessian of a TensorFlow model's mean loss over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat tensors of the variables' dtype, laid out as the chosen
-    variables in order (see `flatten`, `unflatten`). Made by `tf_hessian`.
+    variables in order (see `flatten`, `unflatten`). Made by `tf_hessian`. Also
+    importable by its former name, ``TfHessian``.
 
     Examples
     --------
@@ -291,10 +92,13 @@ class TfHessian(DataCounts):
     TensorShape([8])
     """
 
+    _array_type = tf.Tensor
+    _array_name = "a tf.Tensor"
+
     def __init__(
         self,
         model: Model,
-        batches: _Batches,
+        batches: Batches,
         *,
         hvp: str,
         chunk_size: int,
@@ -319,13 +123,6 @@ class TfHessian(DataCounts):
         ]
         self._loss = tf.function(_own(self._batch_loss), input_signature=list(batches.spec))
 
-    def __repr__(self) -> str:
-        return (
-            f"<slq Hessian of {self._model.kind} with {len(self.names)} variables, "
-            f"n={self.shape[0]}, {self.dtype.name}, {self.device}, {self.num_examples} "
-            f"examples in {self.num_batches} batches>"
-        )
-
     def unflatten(self, v: Any) -> list[Any]:
         """Return the flat vector `v` (shape (n,)) as tensors shaped like the variables.
 
@@ -342,10 +139,9 @@ class TfHessian(DataCounts):
         >>> op.flatten(op.unflatten(tf.range(3.0))).numpy().tolist()
         [0.0, 1.0, 2.0]
         """
-        self._check(v, 1)
-        return self._split(v)
+        return super().unflatten(v)
 
-    def flatten(self, tensors: Sequence[Any]) -> Any:
+    def flatten(self, parts: Sequence[Any]) -> Any:
         """Return the flat vector of tensors shaped like the variables (inverse of `unflatten`).
 
         Examples
@@ -362,13 +158,17 @@ class TfHessian(DataCounts):
         >>> v.numpy().tolist(), float(tf.tensordot(v, op.matvec(v), 1))
         ([1.0, 1.0, 0.0], 8.0)
         """
-        shapes = tuple(tuple(tf.convert_to_tensor(t).shape) for t in tensors)
+        return super().flatten(parts)
+
+    def _unflatten(self, v: Any) -> list[Any]:
+        return self._split(v)
+
+    def _flatten(self, parts: Sequence[Any]) -> Any:
+        shapes = tuple(tuple(tf.convert_to_tensor(t).shape) for t in parts)
         if shapes != self.shapes:
             msg = f"flatten needs tensors of shapes {list(self.shapes)}, got {list(shapes)}"
             raise ValueError(msg)
-        flat = self._join(tensors)
-        self._check(flat, 1)
-        return flat
+        return self._join(parts)
 
     def _split(self, v: Any) -> list[Any]:
         parts = tf.split(v, self._sizes)
@@ -377,18 +177,6 @@ class TfHessian(DataCounts):
     @staticmethod
     def _join(tensors: Sequence[Any]) -> Any:
         return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
-
-    def matvec(self, v: Any, /) -> Any:
-        """Return the product with the flat vector `v` of shape (n,)."""
-        self._check(v, 1)
-        return self._products(v)
-
-    def matmat(self, vectors: Any, /) -> Any:
-        """Return the products with the k columns of `vectors` (shape (n, k)) in one data pass."""
-        self._check(vectors, 2)
-        if vectors.shape[1] == 0:
-            return tf.zeros_like(vectors)
-        return self._products(vectors)
 
     # The traced body: Python here runs only while tracing, so `traces` counts traces.
     def _traced_products(self, x: Any, y: Any, weight: Any, tangents: Any) -> Any:
@@ -431,22 +219,51 @@ class TfHessian(DataCounts):
             vectors = tf.pad(vectors, [[0, 0], [0, count * width - k]])
         return tf.split(vectors, count, axis=1) if count > 1 else [vectors]
 
+    # The framework's parts of `CurvatureOperator`'s data pass.
+
     def _products(self, vectors: Any) -> Any:
+        if vectors.shape.rank == 2 and vectors.shape[1] == 0:
+            return tf.zeros_like(vectors)
+        return super()._products(vectors)
+
+    def _tangents(self, vectors: Any) -> tuple[list[Any], Any]:
+        """Return the chunks of columns and the traced product that takes one chunk."""
         chunks = self._chunks(vectors)
-        product = self._function(None if vectors.shape.rank == 1 else int(chunks[0].shape[1]))
-        totals: list[Any] = [None] * len(chunks)
-        flags = []
-        for index, (x, y), _ in self._batches:
-            for j, chunk in enumerate(chunks):
-                out, ok = product(x, y, self._weights[index], chunk)
-                totals[j] = out if totals[j] is None else totals[j] + out
-                flags.append(ok)
-        # One transfer of a few booleans, after every batch is queued.
-        finite = np.atleast_1d((flags[0] if len(flags) == 1 else tf.stack(flags)).numpy())
-        if not finite.all():
-            self._raise_non_finite(int(finite.argmin()) // len(chunks))
+        return chunks, self._function(None if vectors.shape.rank == 1 else int(chunks[0].shape[1]))
+
+    def _batch_product(
+        self, index: int, batch: Any, weight: float, tangents: tuple[list[Any], Any]
+    ) -> tuple[list[Any], list[Any]]:
+        """Return the batch's weighted products and finite flags, one per chunk."""
+        (x, y), (chunks, product) = batch, tangents
+        outs, flags = [], []
+        for chunk in chunks:
+            out, ok = product(x, y, self._weights[index], chunk)
+            outs.append(out)
+            flags.append(ok)
+        return outs, flags
+
+    def _add(self, total: list[Any], share: list[Any]) -> list[Any]:
+        return [t + s for t, s in zip(total, share, strict=True)]
+
+    def _flags(self, finite: list[list[Any]]) -> np.ndarray:
+        flags = [ok for chunk_flags in finite for ok in chunk_flags]
+        read = np.atleast_1d((flags[0] if len(flags) == 1 else tf.stack(flags)).numpy())
+        return np.asarray(read.reshape(len(finite), -1).all(axis=1))
+
+    def _finish(self, totals: list[Any], vectors: Any) -> Any:
         total = totals[0] if len(totals) == 1 else tf.concat(totals, axis=1)
         return total if vectors.shape.rank == 1 else _first_columns(total, vectors.shape[1])
+
+    def _loss_value(self, batch: Any) -> float:
+        x, y = batch
+        return float(self._loss(x, y))
+
+    def _description(self) -> str:
+        return f"Hessian of {self._model.kind} with {len(self.names)} variables"
+
+    def _dtype_name(self) -> str:
+        return str(self.dtype.name)
 
     def _batch_loss(self, x: Any, y: Any) -> Any:
         return self._model.loss(self._model.read()[1], x, y)
@@ -473,16 +290,6 @@ class TfHessian(DataCounts):
                     self.dtype.name,
                 )
 
-    def _raise_non_finite(self, index: int) -> None:
-        x, y = next(b for i, b, _ in self._batches if i == index)
-        loss = float(self._loss(x, y))
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "the loss is finite"
-        msg = f"the Hessian product is not finite on batch {index} ({what}): check that batch"
-        raise FloatingPointError(msg)
-
-    def _check(self, v: Any, ndim: int) -> None:
-        check_vector(v, ndim, self.shape[0], self.dtype, tf.Tensor, "a tf.Tensor")
-
     def _try_forward_mode(self) -> None:
         """Trace the forward-over-reverse matvec; fall back to double backward if that fails."""
         try:
@@ -499,78 +306,11 @@ class TfHessian(DataCounts):
             self._traced.clear()
 
 
+TfHessian = TensorFlowCurvatureOperator
+"""The former name of `TensorFlowCurvatureOperator`, kept for existing code."""
+
+
 # ----------------------------------------------------------------------------- building
-
-
-def _is_keras(model: Any) -> bool:
-    if not isinstance(model, keras.Layer):
-        return False
-    if keras.backend.backend() != "tensorflow":
-        msg = (
-            f"tf_hessian needs Keras with the TensorFlow backend, but Keras runs on "
-            f"{keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before importing keras"
-        )
-        raise TypeError(msg)
-    return True
-
-
-def _keras_model(
-    model: Any, variables: Sequence[Any] | None, loss_fn: Callable[..., Any], training: bool
-) -> _KerasModel:
-    if not model.built:
-        msg = (
-            f"the {type(model).__name__} is not built (it has no variables yet): call it once "
-            "on a batch, model(x[:1]), or give it a keras.Input, before tf_hessian"
-        )
-        raise ValueError(msg)
-    trainable = list(model.trainable_variables)
-    available = dict(zip(_unique_names([v.path for v in trainable]), trainable, strict=True))
-    if variables is None:
-        names = list(available)
-    else:
-        # A Keras variable's tf.Variable stands for it.
-        unwrap = {id(v.value): v for v in trainable}
-        names = names_of(
-            [unwrap.get(id(v), v) for v in variables], available, "trainable variable", "variables"
-        )
-    positions = {name: i for i, name in enumerate(available)}
-    return _KerasModel(model, [positions[name] for name in names], names, loss_fn, training)
-
-
-def _callable_model(
-    model: Any, variables: Sequence[Any] | None, loss_fn: Callable[..., Any], first: Any
-) -> _CallableModel:
-    if variables is None:
-        found = getattr(model, "trainable_variables", None)
-        if found is None:  # a plain function: the variables it reads
-            with tf.GradientTape() as tape:
-                loss_fn(first[1], model(first[0]))
-            found = [v for v in tape.watched_variables() if v.trainable]
-        chosen = list(found)
-    else:
-        chosen = list(variables)
-        for v in chosen:
-            if not isinstance(v, tf.Variable):
-                msg = f"variables contains a {type(v).__name__}, not a tf.Variable"
-                raise TypeError(msg)
-    return _CallableModel(model, chosen, loss_fn)
-
-
-def _check_variables(model: Model) -> None:
-    if not model.variables:
-        msg = (
-            "the model has no trainable variables (or variables= is empty): nothing to "
-            "differentiate"
-        )
-        raise ValueError(msg)
-    dtypes = {tf.as_dtype(v.dtype) for v in model.variables}
-    if len(dtypes) > 1:
-        msg = f"the chosen variables must share one dtype, got {sorted(d.name for d in dtypes)}"
-        raise TypeError(msg)
-    dtype = dtypes.pop()
-    if not dtype.is_floating:
-        msg = f"variables must be floating point, got {dtype.name}"
-        raise TypeError(msg)
 
 
 def tf_hessian(
@@ -584,7 +324,7 @@ def tf_hessian(
     chunk_size: int | None = None,
     cache_data: bool | None = None,
     jit_compile: bool = False,
-) -> TfHessian:
+) -> TensorFlowCurvatureOperator:
     r"""Return the Hessian of a model's mean loss over a dataset as a `slq.LinearOperator`.
 
     H = ∇²L(θ) with L(θ) = Σ_b (N_b / N) loss_fn(y_b, model(x_b)): each batch's
@@ -643,7 +383,7 @@ def tf_hessian(
 
     Returns
     -------
-    TfHessian
+    TensorFlowCurvatureOperator
         An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``,
         ``device``, ``flatten``, ``unflatten``, ``names``, ``num_examples``,
         ``hvp``, ``traces``.
@@ -676,22 +416,22 @@ def tf_hessian(
     if not callable(model):
         msg = f"model must be a Keras model or a callable, got {type(model).__name__}"
         raise TypeError(msg)
-    keras_model = _is_keras(model)
-    if training and not keras_model:
+    of_keras = is_keras(model)
+    if training and not of_keras:
         msg = (
             "training=True selects the mode of Keras layers; a callable is called as model(x): "
             "build the mode into it"
         )
         raise TypeError(msg)
     # A Keras model is checked before the data is read: an unbuilt model is the likelier mistake.
-    wrapped: Model | None = (
-        _keras_model(model, variables, loss_fn, training) if keras_model else None
-    )
-    batches = _Batches(data, cache_data)
-    chosen = wrapped or _callable_model(model, variables, loss_fn, batches.first())
-    _check_variables(chosen)
+    wrapped: Model | None = keras_model(model, variables, loss_fn, training) if of_keras else None
+    batches = Batches(data, cache_data)
+    chosen = wrapped or callable_model(model, variables, loss_fn, batches.first())
+    check_variables(chosen)
     method = "forward-over-reverse" if hvp == "auto" else hvp
-    op = TfHessian(chosen, batches, hvp=method, chunk_size=chunk, jit_compile=jit_compile)
+    op = TensorFlowCurvatureOperator(
+        chosen, batches, hvp=method, chunk_size=chunk, jit_compile=jit_compile
+    )
     op._check_losses()
     if hvp == "auto":
         op._try_forward_mode()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
-from slq.adapters._common import DataCounts, check_vector, names_of
+from slq.adapters._operator import CurvatureOperator
 from slq.adapters._torch_data import Batches
 from slq.adapters._torch_distributed import (
     Shard,
@@ -25,7 +26,6 @@ from slq.adapters._torch_distributed import (
     reduce_sum,
 )
 from slq.adapters._torch_func import (
-    BATCHNORM,
     FunctionalModel,
     Tangents,
     double_backward,
@@ -35,12 +35,19 @@ from slq.adapters._torch_func import (
     vjp_of_gradient,
 )
 from slq.adapters._torch_plan import CHOICES, Choice, Plan, follow_plan, plan_products
+from slq.adapters._torch_prepare import prepare_model
 from slq.adapters._torch_verify import disagreement
 from torch import nn
 
 from slq._validate import check_choice, check_positive_int
 
-__all__ = ["TorchCurvature", "torch_ggn", "torch_hessian", "torch_layer_hessians"]
+__all__ = [
+    "TorchCurvature",
+    "TorchCurvatureOperator",
+    "torch_ggn",
+    "torch_hessian",
+    "torch_layer_hessians",
+]
 
 logger = logging.getLogger("slq")
 
@@ -50,15 +57,16 @@ Product = Callable[[int, Any, Tangents], Tangents]
 Prepared = tuple[FunctionalModel, Batches]
 
 
-class TorchCurvature(DataCounts):
+class TorchCurvatureOperator(CurvatureOperator):
     """A curvature matrix of a torch model over a dataset, as a `slq.LinearOperator`.
 
     Vectors are flat tensors of the parameters' dtype and device, laid out as the
     chosen parameters in ``named_parameters()`` order (see `flatten`, `unflatten`).
-    Made by `torch_hessian`, `torch_ggn` and `torch_layer_hessians`. A Hessian's
-    ``hvp`` says in words how products are computed and ``hvp_choice`` what was
-    measured to decide it (None for a GGN): the fresh method, the kind of
-    per-batch state kept, and whether linearized products are vmapped.
+    Made by `torch_hessian`, `torch_ggn` and `torch_layer_hessians`; ``kind`` is
+    "Hessian" or "GGN". A Hessian's ``hvp`` says in words how products are
+    computed and ``hvp_choice`` what was measured to decide it (None for a GGN):
+    the fresh method, the kind of per-batch state kept, and whether linearized
+    products are vmapped. Also importable by its former name, ``TorchCurvature``.
 
     Examples
     --------
@@ -67,9 +75,13 @@ class TorchCurvature(DataCounts):
     >>> model = torch.nn.Linear(3, 2)
     >>> data = (torch.randn(8, 3), torch.tensor([0, 1] * 4))
     >>> op = adapters.torch_hessian(model, data)
-    >>> isinstance(op, adapters.TorchCurvature), op.shape
-    (True, (8, 8))
+    >>> isinstance(op, adapters.TorchCurvatureOperator), op.kind, op.shape
+    (True, 'Hessian', (8, 8))
     """
+
+    _array_type = torch.Tensor
+    _array_name = "a torch.Tensor"
+    _advice = "check that batch and the model"
 
     def __init__(
         self, fm: FunctionalModel, batches: Batches, product: Product, *, kind: str
@@ -116,13 +128,6 @@ class TorchCurvature(DataCounts):
         """Make products sum over every rank's shard (see `_torch_distributed`)."""
         self._shard = shard
 
-    def __repr__(self) -> str:
-        return (
-            f"<slq {self.kind} of {len(self.names)} parameter tensors, n={self.shape[0]}, "
-            f"{self.dtype}, {self.device}, {self.num_examples} examples in "
-            f"{self.num_batches} batches{describe(self._shard)}>"
-        )
-
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the flat vector `v` (shape (n,)) as {parameter name: tensor} views.
 
@@ -137,11 +142,9 @@ class TorchCurvature(DataCounts):
         >>> op.flatten(op.unflatten(torch.arange(3.0))).tolist()
         [0.0, 1.0, 2.0]
         """
-        self._check(v, 1)
-        parts = torch.split(v, self._sizes)
-        return {name: p.view(self.shapes[name]) for name, p in zip(self.names, parts, strict=True)}
+        return super().unflatten(v)
 
-    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    def flatten(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Return the flat vector of {parameter name: tensor}, the inverse of `unflatten`.
 
         Examples
@@ -156,254 +159,96 @@ class TorchCurvature(DataCounts):
         >>> v.tolist(), float(v @ op.matvec(v))
         ([1.0, 1.0, 0.0], 8.0)
         """
-        if set(tensors) != set(self.names):
-            missing, extra = set(self.names) - set(tensors), set(tensors) - set(self.names)
+        return super().flatten(parts)
+
+    # The framework's parts of `CurvatureOperator`'s data pass.
+
+    def _unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(v, self._sizes)
+        return {name: p.view(self.shapes[name]) for name, p in zip(self.names, parts, strict=True)}
+
+    def _flatten(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        if set(parts) != set(self.names):
+            missing, extra = set(self.names) - set(parts), set(parts) - set(self.names)
             msg = (
                 f"flatten needs exactly the operator's parameters; missing {sorted(missing)}, "
                 f"extra {sorted(extra)}"
             )
             raise ValueError(msg)
-        return torch.cat([tensors[name].reshape(-1) for name in self.names])
+        return torch.cat([parts[name].reshape(-1) for name in self.names])
 
-    def matvec(self, v: torch.Tensor, /) -> torch.Tensor:
-        """Return the product with the flat vector `v` of shape (n,)."""
-        self._check(v, 1)
-        return self.matmat(v[:, None])[:, 0]
-
-    def matmat(self, vectors: torch.Tensor, /) -> torch.Tensor:
-        """Return the products with the k columns of `vectors` (shape (n, k)) in one data pass."""
-        self._check(vectors, 2)
+    def _tangents(self, vectors: torch.Tensor) -> Tangents:
+        """Return the k columns as {name: tensor of shape (k, *parameter shape)}."""
+        if vectors.ndim == 1:
+            vectors = vectors[:, None]
         k = vectors.shape[1]
-        rows = vectors.T.contiguous()
-        parts = torch.split(rows, self._sizes, dim=1)
-        tangents = {
+        parts = torch.split(vectors.T.contiguous(), self._sizes, dim=1)
+        return {
             name: p.reshape(k, *self.shapes[name])
             for name, p in zip(self.names, parts, strict=True)
         }
-        total, bad = self._accumulate(tangents)
-        flat = torch.cat([total[name].reshape(k, -1) for name in self.names], dim=1)
+
+    def _batch_product(
+        self, index: int, batch: Any, weight: float, tangents: Tangents
+    ) -> tuple[Tangents, torch.Tensor]:
+        """(N_b / N) · product on batch b, and whether it is finite.
+
+        Distributed: N_b · product, divided by the global N once the ranks' sums are added.
+        """
         if self._shard is not None:
-            # Every rank reaches this one collective, even with a non-finite batch.
+            weight = float(self._batches.sizes[index])
+        out = self._product(index, batch, tangents)
+        finite = torch.stack([torch.isfinite(t).all() for t in out.values()]).all()
+        return {name: weight * t for name, t in out.items()}, finite
+
+    def _add(self, total: Tangents, share: Tangents) -> Tangents:
+        for name, t in share.items():
+            total[name] = t if name not in total else total[name] + t
+        return total
+
+    def _reduce(self, total: Tangents) -> torch.Tensor:
+        """Return the products as rows, (k, n); distributed, summed over the ranks."""
+        flat = torch.cat(
+            [total[name].detach().reshape(total[name].shape[0], -1) for name in self.names], dim=1
+        )
+        if self._shard is not None:
             flat = reduce_sum(flat) / self._shard.num_examples
-        if bad is not None:
-            self._raise_non_finite(bad)
+        return flat
+
+    def _flags(self, finite: list[torch.Tensor]) -> np.ndarray:
+        return torch.stack(finite).cpu().numpy()
+
+    def _finish(self, flat: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         if self._shard is not None and not bool(torch.isfinite(flat).all()):
             msg = f"the {self.kind} product is not finite on another rank: see its error"
             raise FloatingPointError(msg)
-        return flat.T
+        return flat.T if vectors.ndim == 2 else flat.T[:, 0]
 
-    def _accumulate(self, tangents: Tangents) -> tuple[Tangents, int | None]:
-        """Σ_b (N_b / N) · product on batch b, and the first non-finite batch (or None).
-
-        Distributed: the unnormalised Σ_b N_b · product over this rank's batches,
-        divided by the global N after the ranks' sums are added.
-        """
-        total: Tangents = {}
-        finite = []
-        for index, batch, weight in self._batches:
-            if self._shard is not None:
-                weight = float(self._batches.sizes[index])
-            out = self._product(index, batch, tangents)
-            finite.append(torch.stack([torch.isfinite(t).all() for t in out.values()]).all())
-            for name, t in out.items():
-                total[name] = weight * t if name not in total else total[name] + weight * t
-        flags = torch.stack(finite)
-        bad = None if bool(flags.all()) else int((~flags).nonzero()[0, 0])
-        return {name: t.detach() for name, t in total.items()}, bad
-
-    def _raise_non_finite(self, index: int) -> None:
-        batch = next(b for i, b, _ in self._batches if i == index)
+    def _loss_value(self, batch: Any) -> float:
         with torch.no_grad():
-            loss = self._fm.loss(self._fm.primal, batch)
-        what = f"the loss is {loss.item()}" if not torch.isfinite(loss) else "the loss is finite"
-        shard = "" if self._shard is None else f" of rank {self.rank}'s shard"
-        msg = (
-            f"the {self.kind} product is not finite on batch {index}{shard} ({what}): check "
-            "that batch and the model"
-        )
-        raise FloatingPointError(msg)
+            return float(self._fm.loss(self._fm.primal, batch).item())
+
+    def _shard_label(self) -> str:
+        return "" if self._shard is None else f" of rank {self.rank}'s shard"
+
+    def _place(self) -> str:
+        return describe(self._shard)
+
+    def _description(self) -> str:
+        return f"{self.kind} of {len(self.names)} parameter tensors"
 
     def _check(self, v: Any, ndim: int) -> None:
-        check_vector(v, ndim, self.shape[0], self.dtype, torch.Tensor, "a torch.Tensor")
+        super()._check(v, ndim)
         if v.device != self.device:
             msg = f"expected a vector on {self.device} (the parameters'), got one on {v.device}"
             raise ValueError(msg)
 
 
+TorchCurvature = TorchCurvatureOperator
+"""The former name of `TorchCurvatureOperator`, kept for existing code."""
+
+
 # ----------------------------------------------------------------------------- building
-
-
-def _default_batch_loss(
-    loss_fn: Callable[..., torch.Tensor] | None,
-) -> Callable[[nn.Module, Any], Any]:
-    def batch_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, int]:
-        if isinstance(batch, Mapping):
-            return _mapping_loss(model, batch, loss_fn)
-        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            msg = (
-                f"a batch must be an (inputs, targets) pair or a dict with 'labels', got "
-                f"{type(batch).__name__}; for other batches pass "
-                "batch_loss=callable(model, batch) -> (mean_loss, batch_size)"
-            )
-            raise TypeError(msg)
-        inputs, targets = batch
-        if loss_fn is None:
-            return nn.functional.cross_entropy(_logits(model(inputs)), targets), len(inputs)
-        return loss_fn(model(inputs), targets), int(inputs.shape[0])
-
-    return batch_loss
-
-
-def _logits(outputs: Any) -> Any:
-    """Return the ``logits`` of a Hugging Face ``ModelOutput``; any other output as it is."""
-    return outputs if isinstance(outputs, torch.Tensor) else getattr(outputs, "logits", outputs)
-
-
-def _mapping_loss(
-    model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable[..., torch.Tensor] | None
-) -> tuple[torch.Tensor, int]:
-    """Return the loss and size of a dict of keyword inputs with ``labels`` (Hugging Face).
-
-    Without `loss_fn` the model computes its own loss (``model(**batch).loss``);
-    with it, ``loss_fn(model(**inputs), labels)``. The batch size is the leading
-    axis of ``labels``.
-    """
-    if "labels" not in batch:
-        msg = (
-            f"a dict batch needs a 'labels' entry for the default loss, got keys {sorted(batch)}; "
-            "or pass batch_loss=callable(model, batch) -> (mean_loss, batch_size)"
-        )
-        raise TypeError(msg)
-    labels = batch["labels"]
-    size = int(labels.shape[0])
-    if loss_fn is not None:
-        inputs = {key: value for key, value in batch.items() if key != "labels"}
-        return loss_fn(model(**inputs), labels), size
-    loss = getattr(model(**batch), "loss", None)
-    if loss is None:
-        msg = (
-            "the model returned no .loss for a dict batch with 'labels': pass "
-            "loss_fn=callable(outputs, labels) or batch_loss=callable(model, batch)"
-        )
-        raise TypeError(msg)
-    return loss, size
-
-
-def _select(model: nn.Module, params: Sequence[Any] | None) -> list[str]:
-    if not isinstance(model, nn.Module):
-        msg = f"model must be a torch.nn.Module, got {type(model).__name__}"
-        raise TypeError(msg)
-    available = dict(model.named_parameters())
-    if params is None:
-        names = [name for name, p in available.items() if p.requires_grad]
-    else:
-        names = names_of(list(params), available, "parameter")
-    if not names:
-        msg = "the model has no trainable parameters (none with requires_grad, or params is empty)"
-        raise ValueError(msg)
-    chosen = [available[name] for name in names]
-    if len({p.dtype for p in chosen}) > 1 or len({p.device for p in chosen}) > 1:
-        msg = "the chosen parameters must share one dtype and one device"
-        raise TypeError(msg)
-    if not chosen[0].dtype.is_floating_point:
-        msg = f"parameters must be floating point, got {chosen[0].dtype}"
-        raise TypeError(msg)
-    return names
-
-
-class _SeesAttention(torch.overrides.TorchFunctionMode):
-    """Notes whether the model calls ``scaled_dot_product_attention``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen = False
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.seen = self.seen or func is nn.functional.scaled_dot_product_attention
-        return func(*args, **(kwargs or {}))
-
-
-def _check_first_loss(fm: FunctionalModel, batches: Batches) -> None:
-    batch = batches.first()
-    with torch.no_grad(), _SeesAttention() as attention:
-        loss = fm.loss(fm.primal, batch)
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        msg = (
-            f"the loss must be a scalar tensor (the batch mean), got {shape}; use reduction='mean'"
-        )
-        raise ValueError(msg)
-    if not torch.isfinite(loss):
-        msg = f"the loss is {loss.item()} on batch 0: check the data and the model"
-        raise FloatingPointError(msg)
-    dtype = fm.primal[fm.names[0]].dtype
-    if loss.dtype.itemsize < dtype.itemsize:
-        logger.warning(
-            "torch_hessian: the loss is %s but the parameters are %s: the Hessian is only as "
-            "precise as the loss (Hugging Face's labels= loss casts the logits to float32: "
-            "pass loss_fn=callable(outputs, labels) to compute it in %s)",
-            loss.dtype,
-            dtype,
-            dtype,
-        )
-    if attention.seen:
-        _attention_kernel(fm, batch)
-
-
-def _attention_kernel(fm: FunctionalModel, batch: Any) -> None:
-    """Run attention by the math kernel in slq's products if the chosen one has no 2nd derivative.
-
-    The fused ``scaled_dot_product_attention`` kernels (flash, memory-efficient,
-    cuDNN, and the CPU flash kernel) have neither a double backward nor forward
-    AD (torch 2.13); the math kernel is plain differentiable operations. Only
-    slq's own evaluations change kernel; the user's setting is restored after each.
-    """
-    tangent = {name: torch.ones_like(t).unsqueeze(0) for name, t in fm.primal.items()}
-    try:
-        double_backward(fm, batch, tangent, None)
-    except (RuntimeError, NotImplementedError) as err:
-        fm.math_attention = True
-        logger.info(
-            "torch_hessian: scaled_dot_product_attention's kernel cannot be differentiated "
-            "twice (%s); slq's products run it by the math kernel "
-            "(sdpa_kernel(SDPBackend.MATH)), your setting is left as it is",
-            str(err).splitlines()[0],
-        )
-
-
-def _prepare(
-    model: nn.Module,
-    data: Any,
-    loss_fn: Callable[..., torch.Tensor] | None,
-    params: Sequence[Any] | None,
-    batch_loss: Callable[[nn.Module, Any], Any] | None,
-    options: dict[str, Any],
-    batches: Batches | None = None,
-) -> tuple[FunctionalModel, Batches]:
-    check_choice("batchnorm", options["batchnorm"], BATCHNORM)
-    names = _select(model, params)
-    if batch_loss is not None and loss_fn is not None:
-        msg = "pass loss_fn or batch_loss, not both"
-        raise TypeError(msg)
-    loss = batch_loss or _default_batch_loss(loss_fn)
-    fm = FunctionalModel(
-        model,
-        names,
-        loss,
-        batchnorm=options["batchnorm"],
-        dropout=options["dropout"],
-        seed=options["seed"],
-    )
-    if batches is None:
-        device = fm.primal[names[0]].device
-
-        def size_of(batch: Any) -> int:
-            with torch.no_grad():
-                return int(fm.loss_and_size(fm.primal, batch)[1])
-
-        batches = Batches(data, device, size_of, options["cache_data"])
-    _check_first_loss(fm, batches)
-    return fm, batches
 
 
 def torch_hessian(
@@ -422,7 +267,7 @@ def torch_hessian(
     dropout: bool = False,
     seed: int = 0,
     distributed: bool = False,
-) -> TorchCurvature:
+) -> TorchCurvatureOperator:
     r"""Return the Hessian of a model's mean loss over a dataset as a `slq.LinearOperator`.
 
     H(θ) = ∇²L(θ) with L(θ) = (1/N) Σ_i ℓ(θ; x_i, y_i) over all N examples of
@@ -501,7 +346,7 @@ def torch_hessian(
 
     Returns
     -------
-    TorchCurvature
+    TorchCurvatureOperator
         An operator with ``matvec``, ``matmat``, ``shape``, ``dtype``, ``device``,
         ``flatten``, ``unflatten``, ``names``, ``num_examples``, ``hvp`` (how
         products are computed, in words) and ``hvp_choice`` (the measured
@@ -527,7 +372,7 @@ def torch_hessian(
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
 
-    prepare = functools.partial(_prepare, model, data, loss_fn, params, batch_loss, options)
+    prepare = functools.partial(prepare_model, model, data, loss_fn, params, batch_loss, options)
     return _build_hessian(prepare, hvp, chunk, reuse_primal, compile, distributed)
 
 
@@ -540,7 +385,9 @@ def _check_distributed(distributed: bool) -> None:
         process_group()
 
 
-def _build(build: Callable[[], TorchCurvature], distributed: bool) -> TorchCurvature:
+def _build(
+    build: Callable[[], TorchCurvatureOperator], distributed: bool
+) -> TorchCurvatureOperator:
     """Build the operator, on this rank's shard and summing over every rank's if `distributed`."""
     _check_distributed(distributed)
     if not distributed:
@@ -557,7 +404,7 @@ def _build_hessian(
     reuse_primal: bool | None,
     compile: bool,
     distributed: bool,
-) -> TorchCurvature:
+) -> TorchCurvatureOperator:
     """Prepare, plan and build a Hessian; distributed, every rank follows rank 0's plan.
 
     Distributed, this takes two collectives on every rank, whatever fails where:
@@ -578,7 +425,7 @@ def _build_hessian(
 
     ((fm, batches), measured), index = from_rank0(plan_on_rank_0, _choice_index)
 
-    def build() -> TorchCurvature:
+    def build() -> TorchCurvatureOperator:
         own = (
             measured
             if measured is not None
@@ -600,7 +447,7 @@ def _choice_index(planned: tuple[Prepared, Plan | None]) -> int:
 
 def _hessian(
     fm: FunctionalModel, batches: Batches, plan: Plan, chunk: int | None, compile: bool
-) -> TorchCurvature:
+) -> TorchCurvatureOperator:
     fresh_fn = forward_over_reverse if plan.method == "forward-over-reverse" else double_backward
     if compile and plan.method == "forward-over-reverse":
         fresh_fn = _compiled(fm, plan, chunk)
@@ -614,7 +461,7 @@ def _hessian(
             return vjp_of_gradient(state, fm.names, tangents, retain=True)
         return linearized_products(state, tangents, kept.batched, chunk)
 
-    op = TorchCurvature(fm, batches, product, kind="Hessian")
+    op = TorchCurvatureOperator(fm, batches, product, kind="Hessian")
     op.hvp, op.hvp_choice = plan.describe(batches.num_batches), plan.choice
     ratios = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in plan.ratios.items())
     logger.info(
@@ -652,7 +499,7 @@ def torch_ggn(
     dropout: bool = False,
     seed: int = 0,
     distributed: bool = False,
-) -> TorchCurvature:
+) -> TorchCurvatureOperator:
     r"""Return the generalised Gauss–Newton matrix G = (1/N) Σ_i J_iᵀ H_ℓ J_i as an operator.
 
     J_i is the Jacobian of the model's outputs for example i with respect to θ
@@ -678,13 +525,13 @@ def torch_ggn(
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
     loss = loss_fn or nn.functional.cross_entropy
 
-    def build() -> TorchCurvature:
-        fm, batches = _prepare(model, data, loss, params, None, options)
+    def build() -> TorchCurvatureOperator:
+        fm, batches = prepare_model(model, data, loss, params, None, options)
 
         def product(index: int, batch: Any, tangents: Tangents) -> Tangents:
             return ggn(fm, batch, tangents, chunk, loss)
 
-        return TorchCurvature(fm, batches, product, kind="GGN")
+        return TorchCurvatureOperator(fm, batches, product, kind="GGN")
 
     return _build(build, distributed)
 
@@ -697,7 +544,7 @@ def torch_layer_hessians(
     by: str = "module",
     distributed: bool = False,
     **options: Any,
-) -> dict[str, TorchCurvature]:
+) -> dict[str, TorchCurvatureOperator]:
     """Return the diagonal blocks of the Hessian: one operator per module or per parameter.
 
     Each block is the Hessian with respect to one module's own parameters
@@ -729,7 +576,7 @@ def torch_layer_hessians(
 
     Returns
     -------
-    dict of str to TorchCurvature
+    dict of str to TorchCurvatureOperator
         The blocks by module name (``""`` for the model's own parameters) or
         parameter name, in ``named_modules()`` / ``named_parameters()`` order.
 
@@ -775,11 +622,11 @@ def torch_layer_hessians(
         msg = f"unknown options for torch_layer_hessians: {sorted(options)}"
         raise TypeError(msg)
     _check_distributed(distributed)
-    result: dict[str, TorchCurvature] = {}
+    result: dict[str, TorchCurvatureOperator] = {}
     batches = None
     for name, names in groups.items():
         prepare = functools.partial(
-            _prepare, model, data, loss_fn, names, batch_loss, settings, batches
+            prepare_model, model, data, loss_fn, names, batch_loss, settings, batches
         )
         op = _build_hessian(prepare, hvp, chunk, reuse_primal, compile_, distributed)
         result[name], batches = op, op._batches

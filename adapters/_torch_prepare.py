@@ -1,0 +1,197 @@
+"""How a torch model, its loss and its data become the pieces a curvature operator needs.
+
+`prepare_model` checks the model and the chosen parameters, builds the loss of one
+batch (``(inputs, targets)`` pairs, Hugging Face dict batches, or the user's
+`batch_loss`), reads the data once (`Batches`) and checks the first batch's loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from slq.adapters._common import names_of
+from slq.adapters._torch_data import Batches
+from slq.adapters._torch_func import BATCHNORM, FunctionalModel, double_backward
+from torch import nn
+
+from slq._validate import check_choice
+
+__all__ = ["prepare_model"]
+
+logger = logging.getLogger("slq")
+
+
+def _default_batch_loss(
+    loss_fn: Callable[..., torch.Tensor] | None,
+) -> Callable[[nn.Module, Any], Any]:
+    def batch_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, int]:
+        if isinstance(batch, Mapping):
+            return _mapping_loss(model, batch, loss_fn)
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            msg = (
+                f"a batch must be an (inputs, targets) pair or a dict with 'labels', got "
+                f"{type(batch).__name__}; for other batches pass "
+                "batch_loss=callable(model, batch) -> (mean_loss, batch_size)"
+            )
+            raise TypeError(msg)
+        inputs, targets = batch
+        if loss_fn is None:
+            return nn.functional.cross_entropy(_logits(model(inputs)), targets), len(inputs)
+        return loss_fn(model(inputs), targets), int(inputs.shape[0])
+
+    return batch_loss
+
+
+def _logits(outputs: Any) -> Any:
+    """Return the ``logits`` of a Hugging Face ``ModelOutput``; any other output as it is."""
+    return outputs if isinstance(outputs, torch.Tensor) else getattr(outputs, "logits", outputs)
+
+
+def _mapping_loss(
+    model: nn.Module, batch: Mapping[str, Any], loss_fn: Callable[..., torch.Tensor] | None
+) -> tuple[torch.Tensor, int]:
+    """Return the loss and size of a dict of keyword inputs with ``labels`` (Hugging Face).
+
+    Without `loss_fn` the model computes its own loss (``model(**batch).loss``);
+    with it, ``loss_fn(model(**inputs), labels)``. The batch size is the leading
+    axis of ``labels``.
+    """
+    if "labels" not in batch:
+        msg = (
+            f"a dict batch needs a 'labels' entry for the default loss, got keys {sorted(batch)}; "
+            "or pass batch_loss=callable(model, batch) -> (mean_loss, batch_size)"
+        )
+        raise TypeError(msg)
+    labels = batch["labels"]
+    size = int(labels.shape[0])
+    if loss_fn is not None:
+        inputs = {key: value for key, value in batch.items() if key != "labels"}
+        return loss_fn(model(**inputs), labels), size
+    loss = getattr(model(**batch), "loss", None)
+    if loss is None:
+        msg = (
+            "the model returned no .loss for a dict batch with 'labels': pass "
+            "loss_fn=callable(outputs, labels) or batch_loss=callable(model, batch)"
+        )
+        raise TypeError(msg)
+    return loss, size
+
+
+def _select(model: nn.Module, params: Sequence[Any] | None) -> list[str]:
+    if not isinstance(model, nn.Module):
+        msg = f"model must be a torch.nn.Module, got {type(model).__name__}"
+        raise TypeError(msg)
+    available = dict(model.named_parameters())
+    if params is None:
+        names = [name for name, p in available.items() if p.requires_grad]
+    else:
+        names = names_of(list(params), available, "parameter")
+    if not names:
+        msg = "the model has no trainable parameters (none with requires_grad, or params is empty)"
+        raise ValueError(msg)
+    chosen = [available[name] for name in names]
+    if len({p.dtype for p in chosen}) > 1 or len({p.device for p in chosen}) > 1:
+        msg = "the chosen parameters must share one dtype and one device"
+        raise TypeError(msg)
+    if not chosen[0].dtype.is_floating_point:
+        msg = f"parameters must be floating point, got {chosen[0].dtype}"
+        raise TypeError(msg)
+    return names
+
+
+class _SeesAttention(torch.overrides.TorchFunctionMode):
+    """Notes whether the model calls ``scaled_dot_product_attention``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.seen = self.seen or func is nn.functional.scaled_dot_product_attention
+        return func(*args, **(kwargs or {}))
+
+
+def _check_first_loss(fm: FunctionalModel, batches: Batches) -> None:
+    batch = batches.first()
+    with torch.no_grad(), _SeesAttention() as attention:
+        loss = fm.loss(fm.primal, batch)
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        msg = (
+            f"the loss must be a scalar tensor (the batch mean), got {shape}; use reduction='mean'"
+        )
+        raise ValueError(msg)
+    if not torch.isfinite(loss):
+        msg = f"the loss is {loss.item()} on batch 0: check the data and the model"
+        raise FloatingPointError(msg)
+    dtype = fm.primal[fm.names[0]].dtype
+    if loss.dtype.itemsize < dtype.itemsize:
+        logger.warning(
+            "torch_hessian: the loss is %s but the parameters are %s: the Hessian is only as "
+            "precise as the loss (Hugging Face's labels= loss casts the logits to float32: "
+            "pass loss_fn=callable(outputs, labels) to compute it in %s)",
+            loss.dtype,
+            dtype,
+            dtype,
+        )
+    if attention.seen:
+        _attention_kernel(fm, batch)
+
+
+def _attention_kernel(fm: FunctionalModel, batch: Any) -> None:
+    """Run attention by the math kernel in slq's products if the chosen one has no 2nd derivative.
+
+    The fused ``scaled_dot_product_attention`` kernels (flash, memory-efficient,
+    cuDNN, and the CPU flash kernel) have neither a double backward nor forward
+    AD (torch 2.13); the math kernel is plain differentiable operations. Only
+    slq's own evaluations change kernel; the user's setting is restored after each.
+    """
+    tangent = {name: torch.ones_like(t).unsqueeze(0) for name, t in fm.primal.items()}
+    try:
+        double_backward(fm, batch, tangent, None)
+    except (RuntimeError, NotImplementedError) as err:
+        fm.math_attention = True
+        logger.info(
+            "torch_hessian: scaled_dot_product_attention's kernel cannot be differentiated "
+            "twice (%s); slq's products run it by the math kernel "
+            "(sdpa_kernel(SDPBackend.MATH)), your setting is left as it is",
+            str(err).splitlines()[0],
+        )
+
+
+def prepare_model(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[..., torch.Tensor] | None,
+    params: Sequence[Any] | None,
+    batch_loss: Callable[[nn.Module, Any], Any] | None,
+    options: dict[str, Any],
+    batches: Batches | None = None,
+) -> tuple[FunctionalModel, Batches]:
+    check_choice("batchnorm", options["batchnorm"], BATCHNORM)
+    names = _select(model, params)
+    if batch_loss is not None and loss_fn is not None:
+        msg = "pass loss_fn or batch_loss, not both"
+        raise TypeError(msg)
+    loss = batch_loss or _default_batch_loss(loss_fn)
+    fm = FunctionalModel(
+        model,
+        names,
+        loss,
+        batchnorm=options["batchnorm"],
+        dropout=options["dropout"],
+        seed=options["seed"],
+    )
+    if batches is None:
+        device = fm.primal[names[0]].device
+
+        def size_of(batch: Any) -> int:
+            with torch.no_grad():
+                return int(fm.loss_and_size(fm.primal, batch)[1])
+
+        batches = Batches(data, device, size_of, options["cache_data"])
+    _check_first_loss(fm, batches)
+    return fm, batches
