@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from slq._backend import accumulation_dtype, eps, to_host
+from slq._backends import accumulation_dtype, eps, to_host
 from slq._checkpoint import Checkpoint
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook

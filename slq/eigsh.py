@@ -8,19 +8,15 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import array_api_compat
 import numpy as np
 
-from slq._backend import (
+from slq._backends import (
     accumulation_dtype,
     array_namespace,
     check_real_floating,
     contiguous_rows,
     eps,
     library_name,
-    new_basis,
-    store_row,
-    stored_rows,
     to_host,
 )
 from slq._probes import draw_probes, root_seed
@@ -95,24 +91,24 @@ class _Basis:
 
     def __init__(self, op: _Operator, size: int) -> None:
         self.xp, self.n, self.count = op.xp, op.shape[0], 0
-        self._store = new_basis(op.xp, (1, size, self.n), op.dtype, op.device)
+        self.backend = op.backend
+        self._store = op.backend.new_basis((1, size, self.n), op.dtype, op.device)
 
     def append(self, q: Any) -> None:
-        self._store = store_row(self._store, self.count, self.xp.expand_dims(q, axis=0))
+        q = self.xp.expand_dims(q, axis=0)
+        self._store = self.backend.store_row(self._store, self.count, q)
         self.count += 1
 
     def rows(self) -> Any:
         """Return the stored rows as one (count, n) array."""
-        return self.xp.reshape(stored_rows(self._store, self.count), (self.count, self.n))
+        return self._flat(self.backend.stored_rows(self._store, self.count))
 
     def padded_rows(self) -> Any:
-        """Return the stored rows; for JAX, all `size` of them, those not yet stored zero.
+        """Return the rows a projection reads: those stored, or (JAX) all, zero-padded."""
+        return self._flat(self.backend.padded_rows(self._store, self.count))
 
-        Zero rows add nothing to a projection, and one shape means one compilation.
-        """
-        if not array_api_compat.is_jax_array(self._store):
-            return self.rows()
-        return self.xp.reshape(self._store, tuple(self._store.shape[1:]))
+    def _flat(self, rows: Any) -> Any:
+        return self.xp.reshape(rows, tuple(rows.shape[1:]))
 
 
 @dataclass
@@ -250,13 +246,9 @@ def _project(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
     return w, total, xp.stack(norms)
 
 
-def _projected(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
-    """`_project`, compiled for JAX arrays: eager JAX dispatches a dozen ops a step."""
-    if not array_api_compat.is_jax_array(rows):
-        return _project(w, rows, acc)
-    from slq import _jax
-
-    return _jax.compiled(_project, static_argnums=(2,))(w, rows, acc)  # type: ignore[no-any-return]
+def _projected(op: _Operator, w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
+    """`_project`, as the backend runs kernels (compiled for JAX: a dozen eager ops a step)."""
+    return op.backend.compiled(_project, static_argnums=(2,))(w, rows, acc)  # type: ignore[no-any-return]
 
 
 def _check_finite(column: np.ndarray, norm: float, product: int) -> None:
@@ -274,7 +266,7 @@ def _step(run: _Run) -> bool:
     run.basis.append(run.q)
     w = _apply(run.op, run.q, first=run.num_matvecs == 0)
     run.num_matvecs += 1
-    w, blocks, norms = _projected(w, run.basis.padded_rows(), run.acc)
+    w, blocks, norms = _projected(run.op, w, run.basis.padded_rows(), run.acc)
     column = np.concatenate([to_host(c).reshape(-1) for c in blocks])[: j + 1].astype(np.float64)
     image, first, second = to_host(norms)
     _check_finite(column, second, run.num_matvecs)
@@ -297,7 +289,7 @@ def _fresh(run: _Run) -> Any:
             "gaussian", op.shape[0], range(run.num_fresh, run.num_fresh + 1), run.entropy
         )
         v = op.xp.asarray(drawn[:, 0], dtype=op.dtype, device=op.device)
-        v, _, norms = _projected(v, rows, run.acc)
+        v, _, norms = _projected(op, v, rows, run.acc)
         _, first, second = to_host(norms)
         if second > _DGKS * first:
             return v / float(second)

@@ -6,10 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import array_api_compat
 import numpy as np
 
-from slq._backend import (
+from slq._backends import (
     accumulation_dtype,
     array_namespace,
     check_real_floating,
@@ -18,8 +17,7 @@ from slq._backend import (
     library_name,
     to_host,
 )
-from slq._basis import DeviceBasis, HostBasis, rows_used
-from slq._gram_schmidt import project_out
+from slq._basis import DeviceBasis, HostBasis
 from slq._orthogonality import OrthogonalityMonitor
 from slq._validate import check_bool, check_choice, check_positive_int
 from slq.operator import as_operator, check_same_library
@@ -144,14 +142,10 @@ def _fused_step(op: Any, state: _State, basis: DeviceBasis, j: int) -> tuple[Any
     q, q_prev, beta_prev = state
     w = _apply(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
-    if not array_api_compat.is_jax_array(w):
-        return _residual(q, q_prev, beta_prev, w, basis.rows, j + 1, acc, project_out)
-    from slq import _jax
-
-    # One compiled call instead of a dozen eager dispatches a step.
-    residual = _jax.compiled(_residual, static_argnums=(5, 6, 7))
-    rows = rows_used(basis.rows, j)
-    return residual(q, q_prev, beta_prev, w, basis.rows, rows, acc, _jax.project_rows)
+    backend = op.backend
+    residual = backend.compiled(_residual, static_argnums=(5, 6, 7))
+    rows = backend.rows_to_project(basis.rows, j + 1)
+    return residual(q, q_prev, beta_prev, w, basis.rows, rows, acc, backend.project)
 
 
 def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, Any]:
@@ -163,11 +157,7 @@ def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, 
     q, q_prev, beta_prev = state
     w = _apply(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
-    if not array_api_compat.is_jax_array(w):
-        return _residual(q, q_prev, beta_prev, w, None, None, acc, None, local)
-    from slq import _jax
-
-    residual = _jax.compiled(_residual, static_argnums=(5, 6, 7, 8))
+    residual = op.backend.compiled(_residual, static_argnums=(5, 6, 7, 8))
     return residual(q, q_prev, beta_prev, w, None, None, acc, None, local)
 
 
@@ -391,7 +381,7 @@ class _BasisKeeper:
         self.op, self.reorthogonalize = op, reorthogonalize
         kind = HostBasis if offload_basis else DeviceBasis
         stores = reorthogonalize != "none" or return_basis
-        self.basis = kind(op.xp, shape, op.dtype, op.device) if stores else None
+        self.basis = kind(op.backend, shape, op.dtype, op.device) if stores else None
         # Full reorthogonalisation on the device subsumes the recurrence in one projection.
         self.fused = reorthogonalize == "full" and isinstance(self.basis, DeviceBasis)
         self.monitor = (

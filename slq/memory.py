@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slq._backend import accumulation_dtype
+from slq._backends import accumulation_dtype
 from slq._validate import check_bool, check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE
 from slq.operator import as_operator

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from slq._backend import (
+from slq._backends import (
     array_namespace,
+    backend_for,
     check_real_floating,
     dtype_name,
     is_array,
@@ -72,7 +73,7 @@ class LinearOperator(Protocol):
 class _Operator:
     """An operator with every optional member filled in: what the core works with."""
 
-    __slots__ = ("_matmat", "_matvec", "device", "dtype", "shape", "source", "xp")
+    __slots__ = ("_matmat", "_matvec", "backend", "device", "dtype", "shape", "source", "xp")
 
     def __init__(
         self,
@@ -86,6 +87,8 @@ class _Operator:
         self.shape = shape
         self.dtype = dtype
         self.xp, self.device = namespace_and_device(like)
+        # The library's seam, chosen once here: the core never asks which library it is.
+        self.backend = backend_for(self.xp)
         self._matvec = matvec
         self._matmat = matmat
         self.source = source

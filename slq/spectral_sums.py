@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from slq._backend import accumulation_dtype, eps, to_host
+from slq._backends import accumulation_dtype, eps, to_host
 from slq._functions import resolve_function
 from slq._probes import PROBES, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
