@@ -24,7 +24,7 @@ from slq._kernels import KERNELS
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
 from slq.estimate import check_spread, probe_stderr
-from slq.lanczos import _apply, _prepare_start, lanczos
+from slq.lanczos import apply_rows, lanczos, prepare_start
 from slq.operator import as_operator
 from slq.quadrature import tridiagonal
 
@@ -435,7 +435,7 @@ def _chebyshev_moments(
     moments[:, 0] = to_host(xp.vecdot(unit, unit, axis=-1))
     t_prev, t = xp.zeros_like(rows), rows
     for j in range(steps):
-        w = _apply(op, t, j)
+        w = apply_rows(op, t, j)
         scale = (1.0 if j == 0 else 2.0) / half_width  # t_1 = Ã t_0 starts the recurrence
         t_next, products = advance(w, t, t_prev, center, scale, acc)
         inner = to_host(products)
@@ -526,7 +526,7 @@ def kpm_density(
     blocks = []
     for start in range(0, k, b):
         probes = draw_probes(probe, n, range(start, min(start + b, k)), entropy)
-        rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
+        rows = prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
         blocks.append(_chebyshev_moments(op, rows, degree, interval, estimated, start))
     spent += k * -(-degree // 2)
     logger.info("kpm_density: n=%d, %d probes, degree %d, seed=%d", n, k, degree, entropy)

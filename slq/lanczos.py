@@ -80,7 +80,12 @@ class _State(NamedTuple):
 _BREAKDOWN_ROUNDOFFS = 10.0
 
 
-def _prepare_start(v0: Any, op: Any) -> Any:
+# The engine's API inside the package: density, kpm, spectral_sums and eigsh call
+# prepare_start, apply_rows, run_batch, row_norms and norms_in by these names;
+# `slq` re-exports only `lanczos` and `LanczosResult`.
+
+
+def prepare_start(v0: Any, op: Any) -> Any:
     """Return the start vectors as (k, n) unit rows in the operator's dtype."""
     xp, n = op.xp, op.shape[0]
     v0_xp = array_namespace(v0)
@@ -97,7 +102,7 @@ def _prepare_start(v0: Any, op: Any) -> Any:
     check_real_floating(v0.dtype, xp, what="v0")
     rows = xp.astype(v0[None, :] if ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
-    norms = _norms(rows, xp, op)
+    norms = row_norms(rows, xp, op)
     norms_host = to_host(norms)
     bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
     if bad.size:
@@ -109,17 +114,19 @@ def _prepare_start(v0: Any, op: Any) -> Any:
     return rows / xp.astype(norms, op.dtype)[:, None]
 
 
-def _norms(rows: Any, xp: Any, op: Any) -> Any:
-    return _norms_in(rows, xp, accumulation_dtype(xp, op.device, op.dtype))
+def row_norms(rows: Any, xp: Any, op: Any) -> Any:
+    """Return the norm of each row of `rows` (k, n), accumulated as `op`'s products are."""
+    return norms_in(rows, xp, accumulation_dtype(xp, op.device, op.dtype))
 
 
-def _norms_in(rows: Any, xp: Any, acc: Any) -> Any:
+def norms_in(rows: Any, xp: Any, acc: Any) -> Any:
+    """Return the norms along the last axis of `rows`, accumulated in the dtype `acc`."""
     # sqrt of a vecdot, not vector_norm: no n-sized temporary (numpy squares first).
     rows = xp.astype(rows, acc, copy=False)
     return xp.sqrt(xp.vecdot(rows, rows, axis=-1))
 
 
-def _apply(op: Any, rows: Any, step: int) -> Any:
+def apply_rows(op: Any, rows: Any, step: int) -> Any:
     """Return A q for each row q of `rows` (shape (k, n)), as rows."""
     xp = op.xp
     out = op.matmat(xp.permute_dims(rows, (1, 0)))
@@ -140,7 +147,7 @@ def _fused_step(op: Any, state: _State, basis: DeviceBasis, j: int) -> tuple[Any
     """
     xp = op.xp
     q, q_prev, beta_prev = state
-    w = _apply(op, q, j)
+    w = apply_rows(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     backend = op.backend
     residual = backend.compiled(_residual, static_argnums=(5, 6, 7))
@@ -155,7 +162,7 @@ def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, 
     """
     xp = op.xp
     q, q_prev, beta_prev = state
-    w = _apply(op, q, j)
+    w = apply_rows(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     residual = op.backend.compiled(_residual, static_argnums=(5, 6, 7, 8))
     return residual(q, q_prev, beta_prev, w, None, None, acc, None, local)
@@ -181,7 +188,7 @@ def _residual(
     products), which keeps neighbouring vectors orthogonal to working precision.
     """
     xp = array_namespace(q, w)
-    image_norm = _norms_in(w, xp, acc)
+    image_norm = norms_in(w, xp, acc)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
     if rows is not None and project is not None:
         w = project(w, basis, rows)
@@ -190,7 +197,7 @@ def _residual(
         if local:
             w = w - xp.vecdot(q, w, axis=-1)[:, None] * q
             w = w - xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
-    return w, xp.stack([alpha, _norms_in(w, xp, acc), image_norm])
+    return w, xp.stack([alpha, norms_in(w, xp, acc), image_norm])
 
 
 def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
@@ -299,8 +306,8 @@ def lanczos(
     num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     check_bool("offload_basis", offload_basis)
-    rows = _prepare_start(v0, op)
-    return _run(
+    rows = prepare_start(v0, op)
+    return run_batch(
         op,
         rows,
         num_steps,
@@ -311,7 +318,7 @@ def lanczos(
     )
 
 
-def _run(
+def run_batch(
     op: Any,
     rows: Any,
     m: int,
@@ -412,7 +419,7 @@ class _BasisKeeper:
         if rows and not self.fused:
             assert self.basis is not None
             w = self.basis.project(w, rows)
-            b = to_host(_norms(w, op.xp, op))
+            b = to_host(row_norms(w, op.xp, op))
         if rows:
             self.reorthogonalizations += 1
             self.projected += rows
