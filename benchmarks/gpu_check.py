@@ -7,7 +7,7 @@ Smoke test of the script itself on a CPU:  python benchmarks/gpu_check.py --devi
    data, no download) runs under the CUDA profiler; the trace's device-to-host copies
    must all be far smaller than one parameter vector: only scalars (the Lanczos
    coefficients, a loss) may cross. Every core transfer also goes through
-   `slq._backend.to_host`, which is wrapped to record its largest array.
+   `slq._backends.to_host`, which is wrapped to record its largest array.
 2. Product cost: one Hessian-vector product (and a matmat of 4) as multiples of one
    gradient, each timed with CUDA synchronisation.
 3. Lanczos overhead: the share of a density's wall time spent outside the operator.
@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 import slq
-from slq import _backend, adapters
+from slq import _backends as _backend
+from slq import adapters
 
 
 class Block(nn.Module):

@@ -9,12 +9,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from slq._backend import accumulation_dtype, eps, to_host
+from slq._backends import accumulation_dtype, eps, to_host
 from slq._checkpoint import Checkpoint
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
 from slq._validate import check_bool, check_choice, check_positive_int
-from slq.lanczos import REORTHOGONALIZE, LanczosResult, _apply, _prepare_start, _run
+from slq.lanczos import REORTHOGONALIZE, LanczosResult, apply_rows, prepare_start, run_batch
 from slq.memory import check_max_memory
 from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity
@@ -36,8 +36,8 @@ def _check_symmetric(op: Any, entropy: int) -> None:
     xp, n = op.xp, op.shape[0]
     rng = np.random.default_rng(seed_sequence(entropy, 0, 0))
     pair = rng.standard_normal((n, 2))
-    rows = _prepare_start(xp.asarray(pair, dtype=op.dtype, device=op.device), op)
-    images = _apply(op, rows, 0)
+    rows = prepare_start(xp.asarray(pair, dtype=op.dtype, device=op.device), op)
+    images = apply_rows(op, rows, 0)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     rows, images = xp.astype(rows, acc), xp.astype(images, acc)
     u_av = float(to_host(xp.vecdot(rows[0, :], images[1, :]))[()])
@@ -221,9 +221,9 @@ def density(
                 break
             batch = range(start, min(start + plan.batch, plan.num_probes))
             probes = draw_probes(probe, n, batch, entropy)
-            rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
+            rows = prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
             hook = step_hook(bar, callback, batch)
-            result = _run(
+            result = run_batch(
                 op,
                 rows,
                 m,

@@ -8,25 +8,21 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import array_api_compat
 import numpy as np
 
-from slq._backend import (
+from slq._backends import (
     accumulation_dtype,
     array_namespace,
     check_real_floating,
     contiguous_rows,
     eps,
     library_name,
-    new_basis,
-    store_row,
-    stored_rows,
     to_host,
 )
 from slq._probes import draw_probes, root_seed
 from slq._validate import check_choice, check_positive_int
-from slq.lanczos import _norms_in
-from slq.operator import _Operator, as_operator, check_same_library
+from slq.lanczos import norms_in
+from slq.operator import CoreOperator, as_operator, check_same_library
 
 __all__ = ["WHICH", "EigshResult", "eigsh"]
 
@@ -93,33 +89,33 @@ class _Ritz(NamedTuple):
 class _Basis:
     """Orthonormal rows q_0, q_1, ... in the operator's namespace, at most `size` of them."""
 
-    def __init__(self, op: _Operator, size: int) -> None:
+    def __init__(self, op: CoreOperator, size: int) -> None:
         self.xp, self.n, self.count = op.xp, op.shape[0], 0
-        self._store = new_basis(op.xp, (1, size, self.n), op.dtype, op.device)
+        self.backend = op.backend
+        self._store = op.backend.new_basis((1, size, self.n), op.dtype, op.device)
 
     def append(self, q: Any) -> None:
-        self._store = store_row(self._store, self.count, self.xp.expand_dims(q, axis=0))
+        q = self.xp.expand_dims(q, axis=0)
+        self._store = self.backend.store_row(self._store, self.count, q)
         self.count += 1
 
     def rows(self) -> Any:
         """Return the stored rows as one (count, n) array."""
-        return self.xp.reshape(stored_rows(self._store, self.count), (self.count, self.n))
+        return self._flat(self.backend.stored_rows(self._store, self.count))
 
     def padded_rows(self) -> Any:
-        """Return the stored rows; for JAX, all `size` of them, those not yet stored zero.
+        """Return the rows a projection reads: those stored, or (JAX) all, zero-padded."""
+        return self._flat(self.backend.padded_rows(self._store, self.count))
 
-        Zero rows add nothing to a projection, and one shape means one compilation.
-        """
-        if not array_api_compat.is_jax_array(self._store):
-            return self.rows()
-        return self.xp.reshape(self._store, tuple(self._store.shape[1:]))
+    def _flat(self, rows: Any) -> Any:
+        return self.xp.reshape(rows, tuple(rows.shape[1:]))
 
 
 @dataclass
 class _Run:
     """The state of a thick-restart Lanczos run: A Q = Q H + β q eᵀ (Stewart 2001)."""
 
-    op: _Operator
+    op: CoreOperator
     acc: Any  # dtype of the inner products
     basis: _Basis  # Q, as rows
     h: np.ndarray  # (p, p) float64: upper triangle of H = QᵀAQ, filled column by column
@@ -174,7 +170,7 @@ def _check_max_restarts(max_restarts: Any) -> int:
     return int(max_restarts)
 
 
-def _start_vector(v0: Any, op: _Operator, entropy: int) -> Any:
+def _start_vector(v0: Any, op: CoreOperator, entropy: int) -> Any:
     """Return the first basis vector: `v0` checked and normalised, or a seeded Gaussian one."""
     xp, n = op.xp, op.shape[0]
     if v0 is None:
@@ -196,19 +192,19 @@ def _start_vector(v0: Any, op: _Operator, entropy: int) -> Any:
         raise ValueError(msg)
     check_real_floating(v0.dtype, xp, what="v0")
     v0 = xp.astype(v0, op.dtype)
-    norm = float(to_host(_norms_in(v0, xp, _accumulation(op))))
+    norm = float(to_host(norms_in(v0, xp, _accumulation(op))))
     if not (math.isfinite(norm) and norm > 0.0):
         msg = f"v0 must be finite and nonzero, got a vector of norm {norm}"
         raise ValueError(msg)
     return v0 / norm
 
 
-def _accumulation(op: _Operator) -> Any:
+def _accumulation(op: CoreOperator) -> Any:
     """Return the dtype in which `op`'s inner products are accumulated (float64 if it can)."""
     return accumulation_dtype(op.xp, op.device, op.dtype)
 
 
-def _apply(op: _Operator, q: Any, first: bool) -> Any:
+def _apply(op: CoreOperator, q: Any, first: bool) -> Any:
     """Return A q in the operator's dtype, checking the first output's library and shape."""
     xp = op.xp
     w = op.matvec(q)
@@ -236,7 +232,7 @@ def _project(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
     """
     xp = array_namespace(w, rows)
     blocks = _blocks(rows, acc)
-    total, norms = [0.0] * len(blocks), [_norms_in(w, xp, acc)]
+    total, norms = [0.0] * len(blocks), [norms_in(w, xp, acc)]
     for _ in range(2):
         w_acc, update = xp.astype(w, acc, copy=False), 0.0
         for i, block in enumerate(blocks):
@@ -246,17 +242,13 @@ def _project(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
             update = update + xp.matmul(xp.astype(c, w.dtype), stored)
             total[i] = total[i] + c
         w = w - xp.reshape(update, (-1,))
-        norms.append(_norms_in(w, xp, acc))
+        norms.append(norms_in(w, xp, acc))
     return w, total, xp.stack(norms)
 
 
-def _projected(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
-    """`_project`, compiled for JAX arrays: eager JAX dispatches a dozen ops a step."""
-    if not array_api_compat.is_jax_array(rows):
-        return _project(w, rows, acc)
-    from slq import _jax
-
-    return _jax.compiled(_project, static_argnums=(2,))(w, rows, acc)  # type: ignore[no-any-return]
+def _projected(op: CoreOperator, w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
+    """`_project`, as the backend runs kernels (compiled for JAX: a dozen eager ops a step)."""
+    return op.backend.compiled(_project, static_argnums=(2,))(w, rows, acc)  # type: ignore[no-any-return]
 
 
 def _check_finite(column: np.ndarray, norm: float, product: int) -> None:
@@ -274,7 +266,7 @@ def _step(run: _Run) -> bool:
     run.basis.append(run.q)
     w = _apply(run.op, run.q, first=run.num_matvecs == 0)
     run.num_matvecs += 1
-    w, blocks, norms = _projected(w, run.basis.padded_rows(), run.acc)
+    w, blocks, norms = _projected(run.op, w, run.basis.padded_rows(), run.acc)
     column = np.concatenate([to_host(c).reshape(-1) for c in blocks])[: j + 1].astype(np.float64)
     image, first, second = to_host(norms)
     _check_finite(column, second, run.num_matvecs)
@@ -297,7 +289,7 @@ def _fresh(run: _Run) -> Any:
             "gaussian", op.shape[0], range(run.num_fresh, run.num_fresh + 1), run.entropy
         )
         v = op.xp.asarray(drawn[:, 0], dtype=op.dtype, device=op.device)
-        v, _, norms = _projected(v, rows, run.acc)
+        v, _, norms = _projected(op, v, rows, run.acc)
         _, first, second = to_host(norms)
         if second > _DGKS * first:
             return v / float(second)
@@ -392,7 +384,7 @@ def _finish(run: _Run, ritz: _Ritz, k: int, tol: float, vectors: bool) -> EigshR
     check_same_library(image, xp)
     run.num_matvecs += k
     residual = image - x * xp.asarray(theta[None, :], dtype=op.dtype, device=op.device)
-    norms = to_host(_norms_in(xp.permute_dims(residual, (1, 0)), xp, run.acc))
+    norms = to_host(norms_in(xp.permute_dims(residual, (1, 0)), xp, run.acc))
     return EigshResult(
         eigenvalues=theta.copy(),
         eigenvectors=x if vectors else None,

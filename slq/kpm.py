@@ -17,15 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
-from slq._backend import accumulation_dtype, array_namespace, to_host
+from slq._backends import accumulation_dtype, array_namespace, to_host
 from slq._kernels import KERNELS
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
 from slq.estimate import check_spread, probe_stderr
-from slq.lanczos import _apply, _prepare_start, lanczos
+from slq.lanczos import apply_rows, lanczos, prepare_start
 from slq.operator import as_operator
 from slq.quadrature import tridiagonal
 
@@ -388,14 +387,6 @@ def _advance(w: Any, t: Any, t_prev: Any, shift: Any, scale: Any, acc: Any) -> t
     return t_next, xp.stack([xp.vecdot(new, old, axis=-1), xp.vecdot(new, new, axis=-1)])
 
 
-def _advance_for(w: Any) -> Any:
-    if not array_api_compat.is_jax_array(w):
-        return _advance
-    from slq import _jax
-
-    return _jax.compiled(_advance, static_argnums=(5,))  # one compiled call a step
-
-
 def _check_moments(
     moments: np.ndarray,
     first: int,
@@ -438,14 +429,15 @@ def _chebyshev_moments(
     acc = accumulation_dtype(xp, op.device, op.dtype)
     center, half_width = _center_half_width(bounds)
     steps = -(-degree // 2)
+    advance = op.backend.compiled(_advance, static_argnums=(5,))  # one compiled call a step
     moments = np.zeros((rows.shape[0], 2 * steps + 1))
     unit = xp.astype(rows, acc, copy=False)
     moments[:, 0] = to_host(xp.vecdot(unit, unit, axis=-1))
     t_prev, t = xp.zeros_like(rows), rows
     for j in range(steps):
-        w = _apply(op, t, j)
+        w = apply_rows(op, t, j)
         scale = (1.0 if j == 0 else 2.0) / half_width  # t_1 = Ã t_0 starts the recurrence
-        t_next, products = _advance_for(w)(w, t, t_prev, center, scale, acc)
+        t_next, products = advance(w, t, t_prev, center, scale, acc)
         inner = to_host(products)
         moments[:, 2 * j + 1] = inner[0] if j == 0 else 2.0 * inner[0] - moments[:, 1]
         moments[:, 2 * j + 2] = 2.0 * inner[1] - moments[:, 0]
@@ -534,7 +526,7 @@ def kpm_density(
     blocks = []
     for start in range(0, k, b):
         probes = draw_probes(probe, n, range(start, min(start + b, k)), entropy)
-        rows = _prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
+        rows = prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
         blocks.append(_chebyshev_moments(op, rows, degree, interval, estimated, start))
     spent += k * -(-degree // 2)
     logger.info("kpm_density: n=%d, %d probes, degree %d, seed=%d", n, k, degree, entropy)

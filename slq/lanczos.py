@@ -6,10 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import array_api_compat
 import numpy as np
 
-from slq._backend import (
+from slq._backends import (
     accumulation_dtype,
     array_namespace,
     check_real_floating,
@@ -18,8 +17,7 @@ from slq._backend import (
     library_name,
     to_host,
 )
-from slq._basis import DeviceBasis, HostBasis, rows_used
-from slq._gram_schmidt import project_out
+from slq._basis import DeviceBasis, HostBasis
 from slq._orthogonality import OrthogonalityMonitor
 from slq._validate import check_bool, check_choice, check_positive_int
 from slq.operator import as_operator, check_same_library
@@ -82,7 +80,12 @@ class _State(NamedTuple):
 _BREAKDOWN_ROUNDOFFS = 10.0
 
 
-def _prepare_start(v0: Any, op: Any) -> Any:
+# The engine's API inside the package: density, kpm, spectral_sums and eigsh call
+# prepare_start, apply_rows, run_batch, row_norms and norms_in by these names;
+# `slq` re-exports only `lanczos` and `LanczosResult`.
+
+
+def prepare_start(v0: Any, op: Any) -> Any:
     """Return the start vectors as (k, n) unit rows in the operator's dtype."""
     xp, n = op.xp, op.shape[0]
     v0_xp = array_namespace(v0)
@@ -99,7 +102,7 @@ def _prepare_start(v0: Any, op: Any) -> Any:
     check_real_floating(v0.dtype, xp, what="v0")
     rows = xp.astype(v0[None, :] if ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
-    norms = _norms(rows, xp, op)
+    norms = row_norms(rows, xp, op)
     norms_host = to_host(norms)
     bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
     if bad.size:
@@ -111,17 +114,19 @@ def _prepare_start(v0: Any, op: Any) -> Any:
     return rows / xp.astype(norms, op.dtype)[:, None]
 
 
-def _norms(rows: Any, xp: Any, op: Any) -> Any:
-    return _norms_in(rows, xp, accumulation_dtype(xp, op.device, op.dtype))
+def row_norms(rows: Any, xp: Any, op: Any) -> Any:
+    """Return the norm of each row of `rows` (k, n), accumulated as `op`'s products are."""
+    return norms_in(rows, xp, accumulation_dtype(xp, op.device, op.dtype))
 
 
-def _norms_in(rows: Any, xp: Any, acc: Any) -> Any:
+def norms_in(rows: Any, xp: Any, acc: Any) -> Any:
+    """Return the norms along the last axis of `rows`, accumulated in the dtype `acc`."""
     # sqrt of a vecdot, not vector_norm: no n-sized temporary (numpy squares first).
     rows = xp.astype(rows, acc, copy=False)
     return xp.sqrt(xp.vecdot(rows, rows, axis=-1))
 
 
-def _apply(op: Any, rows: Any, step: int) -> Any:
+def apply_rows(op: Any, rows: Any, step: int) -> Any:
     """Return A q for each row q of `rows` (shape (k, n)), as rows."""
     xp = op.xp
     out = op.matmat(xp.permute_dims(rows, (1, 0)))
@@ -142,16 +147,12 @@ def _fused_step(op: Any, state: _State, basis: DeviceBasis, j: int) -> tuple[Any
     """
     xp = op.xp
     q, q_prev, beta_prev = state
-    w = _apply(op, q, j)
+    w = apply_rows(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
-    if not array_api_compat.is_jax_array(w):
-        return _residual(q, q_prev, beta_prev, w, basis.rows, j + 1, acc, project_out)
-    from slq import _jax
-
-    # One compiled call instead of a dozen eager dispatches a step.
-    residual = _jax.compiled(_residual, static_argnums=(5, 6, 7))
-    rows = rows_used(basis.rows, j)
-    return residual(q, q_prev, beta_prev, w, basis.rows, rows, acc, _jax.project_rows)
+    backend = op.backend
+    residual = backend.compiled(_residual, static_argnums=(5, 6, 7))
+    rows = backend.rows_to_project(basis.rows, j + 1)
+    return residual(q, q_prev, beta_prev, w, basis.rows, rows, acc, backend.project)
 
 
 def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, Any]:
@@ -161,13 +162,9 @@ def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, 
     """
     xp = op.xp
     q, q_prev, beta_prev = state
-    w = _apply(op, q, j)
+    w = apply_rows(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
-    if not array_api_compat.is_jax_array(w):
-        return _residual(q, q_prev, beta_prev, w, None, None, acc, None, local)
-    from slq import _jax
-
-    residual = _jax.compiled(_residual, static_argnums=(5, 6, 7, 8))
+    residual = op.backend.compiled(_residual, static_argnums=(5, 6, 7, 8))
     return residual(q, q_prev, beta_prev, w, None, None, acc, None, local)
 
 
@@ -191,7 +188,7 @@ def _residual(
     products), which keeps neighbouring vectors orthogonal to working precision.
     """
     xp = array_namespace(q, w)
-    image_norm = _norms_in(w, xp, acc)
+    image_norm = norms_in(w, xp, acc)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
     if rows is not None and project is not None:
         w = project(w, basis, rows)
@@ -200,7 +197,7 @@ def _residual(
         if local:
             w = w - xp.vecdot(q, w, axis=-1)[:, None] * q
             w = w - xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
-    return w, xp.stack([alpha, _norms_in(w, xp, acc), image_norm])
+    return w, xp.stack([alpha, norms_in(w, xp, acc), image_norm])
 
 
 def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
@@ -309,8 +306,8 @@ def lanczos(
     num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     check_bool("offload_basis", offload_basis)
-    rows = _prepare_start(v0, op)
-    return _run(
+    rows = prepare_start(v0, op)
+    return run_batch(
         op,
         rows,
         num_steps,
@@ -321,7 +318,7 @@ def lanczos(
     )
 
 
-def _run(
+def run_batch(
     op: Any,
     rows: Any,
     m: int,
@@ -391,7 +388,7 @@ class _BasisKeeper:
         self.op, self.reorthogonalize = op, reorthogonalize
         kind = HostBasis if offload_basis else DeviceBasis
         stores = reorthogonalize != "none" or return_basis
-        self.basis = kind(op.xp, shape, op.dtype, op.device) if stores else None
+        self.basis = kind(op.backend, shape, op.dtype, op.device) if stores else None
         # Full reorthogonalisation on the device subsumes the recurrence in one projection.
         self.fused = reorthogonalize == "full" and isinstance(self.basis, DeviceBasis)
         self.monitor = (
@@ -422,7 +419,7 @@ class _BasisKeeper:
         if rows and not self.fused:
             assert self.basis is not None
             w = self.basis.project(w, rows)
-            b = to_host(_norms(w, op.xp, op))
+            b = to_host(row_norms(w, op.xp, op))
         if rows:
             self.reorthogonalizations += 1
             self.projected += rows

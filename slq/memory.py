@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slq._backend import accumulation_dtype
+from slq._backends import accumulation_dtype
 from slq._validate import check_bool, check_choice, check_positive_int
 from slq.lanczos import REORTHOGONALIZE
 from slq.operator import as_operator
@@ -17,7 +17,7 @@ __all__ = ["MemoryEstimate", "check_max_memory", "memory_estimate"]
 _DEFAULT_NUM_STEPS = 90
 _DEFAULT_NUM_PROBES = 10
 
-# Working (b, n) arrays alive at a step's peak, counted from `slq.lanczos._run` and
+# Working (b, n) arrays alive at a step's peak, counted from `slq.lanczos.run_batch` and
 # `_residual`: the batch's start vectors (held by the caller), q_j, q_{j-1}, the
 # previous step's residual (still bound in the loop) and the new product A q_j ...
 _LIVE_VECTORS = 5

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from slq._backend import (
+from slq._backends import (
     array_namespace,
+    backend_for,
     check_real_floating,
     dtype_name,
     is_array,
@@ -69,10 +70,10 @@ class LinearOperator(Protocol):
         ...
 
 
-class _Operator:
+class CoreOperator:
     """An operator with every optional member filled in: what the core works with."""
 
-    __slots__ = ("_matmat", "_matvec", "device", "dtype", "shape", "source", "xp")
+    __slots__ = ("_matmat", "_matvec", "backend", "device", "dtype", "shape", "source", "xp")
 
     def __init__(
         self,
@@ -86,6 +87,8 @@ class _Operator:
         self.shape = shape
         self.dtype = dtype
         self.xp, self.device = namespace_and_device(like)
+        # The library's seam, chosen once here: the core never asks which library it is.
+        self.backend = backend_for(self.xp)
         self._matvec = matvec
         self._matmat = matmat
         self.source = source
@@ -147,31 +150,31 @@ def _is_scipy_sparse(obj: Any) -> bool:
     return sparse is not None and sparse.issparse(obj)
 
 
-def _from_array(a: Any) -> _Operator:
+def _from_array(a: Any) -> CoreOperator:
     xp, _ = namespace_and_device(a)
     shape = _check_shape(a.shape)
     # xp.matmul, not `a @`: TensorFlow's `@` refuses a 1-D operand.
     product = functools.partial(xp.matmul, a)
-    return _Operator(shape, a.dtype, a, product, product, f"a {library_name(xp)} array")
+    return CoreOperator(shape, a.dtype, a, product, product, f"a {library_name(xp)} array")
 
 
-def _from_scipy_sparse(a: Any) -> _Operator:
+def _from_scipy_sparse(a: Any) -> CoreOperator:
     import numpy as np
 
     shape = _check_shape(a.shape)
     like = np.zeros(0, dtype=a.dtype)
-    return _Operator(shape, a.dtype, like, a.__matmul__, a.__matmul__, type(a).__name__)
+    return CoreOperator(shape, a.dtype, like, a.__matmul__, a.__matmul__, type(a).__name__)
 
 
-def _from_protocol(obj: Any, like: Any) -> _Operator:
+def _from_protocol(obj: Any, like: Any) -> CoreOperator:
     shape = _check_shape(obj.shape)
     if like is None:
         like = like_from_dtype(obj.dtype, getattr(obj, "device", None))
     matmat = getattr(obj, "matmat", None)
-    return _Operator(shape, obj.dtype, like, obj.matvec, matmat, type(obj).__name__)
+    return CoreOperator(shape, obj.dtype, like, obj.matvec, matmat, type(obj).__name__)
 
 
-def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -> _Operator:
+def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -> CoreOperator:
     if shape is None:
         msg = "a callable needs shape=(n, n) (and dtype= or like=) to be an operator"
         raise TypeError(msg)
@@ -185,14 +188,14 @@ def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -
     if dtype is None:
         dtype = like.dtype
     name = getattr(f, "__name__", type(f).__name__)
-    return _Operator(_check_shape(shape), dtype, like, f, None, f"callable {name}")
+    return CoreOperator(_check_shape(shape), dtype, like, f, None, f"callable {name}")
 
 
 def as_operator(
     obj: Any, /, *, shape: Any = None, dtype: Any = None, like: Any = None
-) -> _Operator:
+) -> CoreOperator:
     """`aslinearoperator`, typed as what it returns: the core's operator class."""
-    if isinstance(obj, _Operator) and shape is None and dtype is None and like is None:
+    if isinstance(obj, CoreOperator) and shape is None and dtype is None and like is None:
         return obj
     array_like = is_array(obj) or _is_scipy_sparse(obj)
     is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from slq._backend import accumulation_dtype, eps, to_host
+from slq._backends import accumulation_dtype, eps, to_host
 from slq._functions import resolve_function
 from slq._probes import PROBES, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
 from slq.density import density
 from slq.estimate import Estimate
-from slq.lanczos import _apply
+from slq.lanczos import apply_rows
 from slq.operator import as_operator
 
 __all__ = [
@@ -76,7 +76,7 @@ def _check_finite(values: np.ndarray, what: str) -> np.ndarray:
 def _quadratic_forms(op: Any, rows: Any, what: str) -> np.ndarray:
     """Return zᵀAz for each row z of `rows` (k, n), accumulated in float64 where possible."""
     xp = op.xp
-    images = _apply(op, rows, 0)
+    images = apply_rows(op, rows, 0)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     forms = xp.vecdot(xp.astype(rows, acc), xp.astype(images, acc), axis=-1)
     return _check_finite(np.asarray(to_host(forms), dtype=np.float64), what)
@@ -151,7 +151,7 @@ def _hutchpp(op: Any, budget: int, entropy: int, kind: str, batch: int) -> Estim
         )
         raise ValueError(msg)
     sketch_size = min(budget // 3, op.shape[0])  # beyond n columns, the sketch spans all
-    sketch = _apply(op, _probe_rows(op, kind, _SKETCH, range(sketch_size), entropy), 0)
+    sketch = apply_rows(op, _probe_rows(op, kind, _SKETCH, range(sketch_size), entropy), 0)
     basis = _orthonormal_rows(sketch, op)
     rank = 0 if basis is None else int(basis.shape[0])
     exact = 0.0 if basis is None else float(np.sum(_quadratic_forms(op, basis, "A Q")))

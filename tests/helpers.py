@@ -65,10 +65,10 @@ def _tensorflow_tensor(x: Any) -> bool:
 def namespace(x: Any) -> Any:
     """The namespace of `x`: array-api-compat's, or slq's own for a TensorFlow tensor.
 
-    array-api-compat does not cover TensorFlow; slq brings `slq._tensorflow`.
+    array-api-compat does not cover TensorFlow; slq brings `slq._backends.tensorflow`.
     """
     if _tensorflow_tensor(x):
-        return importlib.import_module("slq._tensorflow")
+        return importlib.import_module("slq._backends.tensorflow")
     return array_api_compat.array_namespace(x)
 
 

@@ -227,11 +227,17 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
 
 
-# The results layer (issue 15). The engine's modules still import private names of
-# slq.lanczos and slq.operator; they join this list once their part of issue 15 lands.
+# The results layer and the engine (issue 15): they use each other's named API only.
 NO_PRIVATE_IMPORTS = (
     "slq.bounds",
+    "slq.density",
+    "slq.eigsh",
     "slq.estimate",
+    "slq.kpm",
+    "slq.lanczos",
+    "slq.memory",
+    "slq.operator",
+    "slq.spectral_sums",
     "slq.functionals",
     "slq.lanczos_kpm",
     "slq.persistence",
@@ -249,4 +255,36 @@ def test_no_private_name_is_imported_from_another_module() -> None:
     graph, private = _import_graph()
     assert set(NO_PRIVATE_IMPORTS) <= set(graph)
     offending = [entry for entry in private if entry[0] in NO_PRIVATE_IMPORTS]
+    assert offending == []
+
+
+# The backend seam (issue 15): only slq/_backends/ knows array libraries by name.
+FRAMEWORKS = ("jax", "torch", "tensorflow", "cupy")
+LIBRARY_TESTS = ("is_jax_array", "is_torch_array", "isinstance(basis, list)", "xp.__name__")
+
+
+def _core_files() -> list[Path]:
+    folder = Path(slq.__file__).parent
+    return [p for p in folder.glob("*.py") if p.name != "__main__.py"]
+
+
+def test_no_core_module_outside_the_backends_names_an_array_library() -> None:
+    files = _core_files()
+    assert {"lanczos.py", "eigsh.py", "kpm.py", "density.py"} <= {p.name for p in files}
+    offending = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for node in _imports(ast.parse(text)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [
+                f"{node.module}.{a.name}" for a in node.names if isinstance(node, ast.ImportFrom)
+            ]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] in FRAMEWORKS or (
+                    parts[:2] == ["slq", "_backends"] and len(parts) > 2 and parts[2] in FRAMEWORKS
+                ):
+                    offending.append((path.name, name))
+        offending += [(path.name, test) for test in LIBRARY_TESTS if test in text]
     assert offending == []

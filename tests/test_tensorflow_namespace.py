@@ -7,10 +7,11 @@ import pytest
 from helpers import Backend, need
 
 import slq
-from slq import _backend
+from slq import _backends
 
 tf = need(Backend.TENSORFLOW)
-xp = _backend.array_namespace(tf.zeros(1))  # what the core resolves for a tensor
+xp = _backends.array_namespace(tf.zeros(1))  # what the core resolves for a tensor
+backend = _backends.backend_for(xp)
 
 KINDS = ("bool", "signed integer", "unsigned integer", "integral", "real floating")
 KINDS += ("complex floating", "numeric")
@@ -18,16 +19,16 @@ KINDS += ("complex floating", "numeric")
 
 def test_the_core_finds_the_namespace_from_tensors_dtypes_and_devices() -> None:
     t = tf.constant([1.0, 2.0], dtype=tf.float32)
-    assert xp.__name__ == "slq._tensorflow" and _backend.library_name(xp) == "tensorflow"
-    assert _backend.namespace_and_device(t) == (xp, t.device)
-    assert _backend.namespace_and_device(tf.Variable(t)) == (xp, t.device)
-    like = _backend.like_from_dtype(tf.float32)
+    assert xp.__name__ == "slq._backends.tensorflow" and _backends.library_name(xp) == "tensorflow"
+    assert _backends.namespace_and_device(t) == (xp, t.device)
+    assert _backends.namespace_and_device(tf.Variable(t)) == (xp, t.device)
+    like = _backends.like_from_dtype(tf.float32)
     assert isinstance(like, tf.Tensor) and like.dtype == tf.float32
-    assert _backend.like_from_dtype(tf.float64, t.device).device == t.device
-    assert _backend.accumulation_dtype(xp, t.device, tf.float32) == tf.float64
-    np.testing.assert_array_equal(_backend.to_host(t), [1.0, 2.0])
+    assert _backends.like_from_dtype(tf.float64, t.device).device == t.device
+    assert _backends.accumulation_dtype(xp, t.device, tf.float32) == tf.float64
+    np.testing.assert_array_equal(_backends.to_host(t), [1.0, 2.0])
     with pytest.raises(TypeError):
-        _backend.array_namespace(t, np.ones(2))
+        _backends.array_namespace(t, np.ones(2))
 
 
 def test_namespace_functions_agree_with_numpy() -> None:
@@ -57,27 +58,27 @@ def test_namespace_functions_agree_with_numpy() -> None:
 
 def test_the_basis_stores_each_row_into_blocks_that_are_never_copied_again() -> None:
     rows = np.random.default_rng(0).standard_normal((40, 2, 7))
-    blocks = _backend.new_basis(xp, (2, 40, 7), tf.float64, None)
+    blocks = backend.new_basis((2, 40, 7), tf.float64, None)
     for j, row in enumerate(rows):
-        blocks = _backend.store_row(blocks, j, tf.constant(row))
+        blocks = backend.store_row(blocks, j, tf.constant(row))
         if j == xp.BLOCK_ROWS:
             first = blocks[0]
     assert [int(b.shape[1]) for b in blocks] == [16, 16, 8]
     assert blocks[0] is first  # a full block is kept as it is
     stored = np.transpose(rows, (1, 0, 2))  # (k, m, n)
-    np.testing.assert_array_equal(_backend.stored_rows(blocks, 40), stored)
-    np.testing.assert_array_equal(_backend.stored_rows(blocks, 20), stored[:, :20])
+    np.testing.assert_array_equal(backend.stored_rows(blocks, 40), stored)
+    np.testing.assert_array_equal(backend.stored_rows(blocks, 20), stored[:, :20])
     with pytest.raises(AssertionError, match="a bug in slq"):
-        _backend.store_row(blocks, 3, tf.constant(rows[0]))
+        backend.store_row(blocks, 3, tf.constant(rows[0]))
 
 
 def test_projection_is_classical_gram_schmidt_twice() -> None:
     rng = np.random.default_rng(1)
     basis = np.stack([np.linalg.qr(rng.standard_normal((50, 20)))[0].T for _ in range(3)])
     w = rng.standard_normal((3, 50))
-    blocks = _backend.new_basis(xp, (3, 20, 50), tf.float64, None)
+    blocks = backend.new_basis((3, 20, 50), tf.float64, None)
     for j in range(20):
-        blocks = _backend.store_row(blocks, j, tf.constant(basis[:, j]))
+        blocks = backend.store_row(blocks, j, tf.constant(basis[:, j]))
     expected = w
     for _ in range(2):
         expected = expected - np.einsum(

@@ -2,11 +2,12 @@
 
 array-api-compat does not cover TensorFlow, so this module is that namespace: the
 functions the core calls, with array-API signatures, and nothing more. It imports
-TensorFlow, so `slq._backend` imports it only once it is handed a TensorFlow
-tensor or dtype, when TensorFlow is already loaded.
+TensorFlow, so `slq._backends` imports it only once it is handed a TensorFlow
+tensor or dtype, when TensorFlow is already loaded. `TensorFlowBackend` keeps
+the Lanczos basis as a list of row blocks.
 
 >>> import tensorflow as tf
->>> from slq import _tensorflow as xp
+>>> from slq._backends import tensorflow as xp
 >>> x = xp.asarray([[3.0, 4.0]], dtype=tf.float64)
 >>> xp.sqrt(xp.vecdot(x, x)).numpy()
 array([5.])
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from slq._backends.array_api import ArrayAPIBackend
 
 __array_api_version__ = "2023.12"
 
@@ -238,3 +241,34 @@ def _einsum(equation: str, a: Any, b: Any) -> Any:
     # einsum, not matmul or matvec: 1.5-3x faster for these batched matrix-vector
     # products on the CPU. The raw op: tf.einsum's own parsing took 70 us a call.
     return tf.raw_ops.Einsum(inputs=[a, b], equation=equation)
+
+
+class TensorFlowBackend(ArrayAPIBackend):
+    """TensorFlow tensors: the basis as a list of row blocks, projected in one graph call.
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> from slq._backends import backend_for
+    >>> from slq._backends import tensorflow as xp
+    >>> backend = backend_for(xp)
+    >>> basis = backend.new_basis((1, 2, 3), tf.float64, None)
+    >>> basis = backend.store_row(basis, 0, tf.constant([[1.0, 0.0, 0.0]], tf.float64))
+    >>> backend.orthogonalize(tf.constant([[2.0, 5.0, 0.0]], tf.float64), basis, 1).numpy()
+    array([[0., 5., 0.]])
+    """
+
+    name = "tensorflow"
+    project = staticmethod(project_rows)
+
+    def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> list[Any]:
+        """Return an empty list of row blocks: a tensor cannot be written in place."""
+        return []
+
+    def store_row(self, basis: Any, j: int, rows: Any) -> list[Any]:
+        """Append `rows` as row j (see `store_row`)."""
+        return store_row(basis, j, rows)
+
+    def stored_rows(self, basis: Any, rows: int) -> Any:
+        """Return the first `rows` stored rows as one (k, rows, n) tensor."""
+        return stack_rows(basis, rows)

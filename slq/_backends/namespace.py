@@ -27,9 +27,6 @@ __all__ = [
     "library_name",
     "like_from_dtype",
     "namespace_and_device",
-    "new_basis",
-    "store_row",
-    "stored_rows",
     "to_host",
     "vectors_to_host",
 ]
@@ -44,10 +41,10 @@ _ARRAY_MODULES = {
     "array_api_strict": "array_api_strict",
     "dask": "dask.array",
     # array-api-compat does not cover TensorFlow: slq brings its own namespace.
-    "tensorflow": "slq._tensorflow",
+    "tensorflow": "slq._backends.tensorflow",
 }
 
-_TENSORFLOW = "slq._tensorflow"
+_TENSORFLOW = "slq._backends.tensorflow"
 
 
 def _root_module(obj: Any) -> str:
@@ -222,35 +219,3 @@ def contiguous_rows(x: Any, xp: Any) -> Any:
     if xp.__name__ == _TENSORFLOW:  # TensorFlow tensors are always dense in C order
         return x
     return xp.reshape(xp.reshape(x, (-1,)), x.shape)
-
-
-def new_basis(xp: Any, shape: tuple[int, int, int], dtype: Any, device: Any) -> Any:
-    """Return an empty Lanczos basis of `shape` (k, m, n), to be filled by `store_row`.
-
-    An array of zeros; for TensorFlow, whose tensors cannot be written in place, a
-    list of row blocks (see `slq._tensorflow`).
-    """
-    if xp.__name__ == _TENSORFLOW:
-        return []
-    return xp.zeros(shape, dtype=dtype, device=device)
-
-
-def stored_rows(basis: Any, rows: int) -> Any:
-    """Return the first `rows` stored rows of `basis` as one (k, rows, n) array."""
-    if isinstance(basis, list):
-        return _tensorflow().stack_rows(basis, rows)
-    return basis[:, :rows, :]
-
-
-def store_row(basis: Any, j: int, rows: Any) -> Any:
-    """Return `basis` (k, m, n) with ``basis[:, j, :] = rows``, in place where possible."""
-    if isinstance(basis, list):  # TensorFlow's row blocks
-        return _tensorflow().store_row(basis, j, rows)
-    if array_api_compat.is_writeable_array(basis):
-        basis[:, j, :] = rows
-        return basis
-    if array_api_compat.is_jax_array(basis):
-        from slq import _jax
-
-        return _jax.store_row(basis, j, rows)
-    return basis.at[:, j, :].set(rows)

@@ -1,0 +1,93 @@
+"""The JAX backend: compiled Lanczos kernels.
+
+Eager JAX copies an immutable array on every indexed update and dispatches each
+operation on its own; these kernels keep the basis in one donated buffer and
+reorthogonalise in one compiled call per step. Imported only when the vectors
+already are JAX arrays, so JAX is already loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from slq._backends.array_api import ArrayAPIBackend
+
+__all__ = ["JaxBackend", "compiled", "project_rows", "store_row"]
+
+# Row-count granularity of the basis slices: JAX compiles once per shape, so per
+# block of rows rather than once per step. Rows not yet filled are zero and add nothing.
+SHAPE_BLOCK = 16
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def store_row(basis: Any, j: Any, rows: Any) -> Any:
+    """Return `basis` (k, m, n) with ``basis[:, j, :] = rows``, written into its own buffer.
+
+    An eager ``.at[].set`` copied the whole basis: 0.46 s a step at k=10, m=91,
+    n=1.1e5, against 0.8 ms for this.
+    """
+    return basis.at[:, j, :].set(rows)
+
+
+def project_rows(w: Any, basis: Any, rows: int) -> Any:
+    """Classical Gram–Schmidt twice against the first `rows` stored vectors, probe by probe.
+
+    A loop over probes of (rows, n) matrix-vector products: XLA's CPU batched
+    products ran 2.2x slower for k=10 (and 8x for k=1 in the transposed form)
+    at n=1.1e5.
+    """
+
+    def one(probe: tuple[Any, Any]) -> Any:
+        x, stored = probe
+        stored = stored[:rows]
+        for _ in range(2):
+            x = x - (stored @ x) @ stored
+        return x
+
+    return jax.lax.map(one, (w, basis))
+
+
+@functools.cache
+def compiled(function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+    """Return ``jax.jit(function)``, made once per function."""
+    return jax.jit(function, static_argnums=static_argnums)
+
+
+class JaxBackend(ArrayAPIBackend):
+    """JAX arrays: a donated basis buffer, projections and steps compiled with `jax.jit`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from slq._backends import backend_for
+    >>> backend = backend_for(jnp)
+    >>> basis = backend.new_basis((1, 20, 3), jnp.float32, None)
+    >>> basis = backend.store_row(basis, 0, jnp.asarray([[1.0, 0.0, 0.0]], dtype=jnp.float32))
+    >>> backend.rows_to_project(basis, 1)
+    16
+    >>> backend.orthogonalize(jnp.ones((1, 3), dtype=jnp.float32), basis, 1).tolist()
+    [[0.0, 1.0, 1.0]]
+    """
+
+    name = "jax"
+    project = staticmethod(project_rows)
+
+    def store_row(self, basis: Any, j: int, rows: Any) -> Any:
+        """Return `basis` with row j written into its own (donated) buffer."""
+        return store_row(basis, j, rows)
+
+    def rows_to_project(self, basis: Any, rows: int) -> int:
+        """Round up to a block of rows: one compilation per block, not per step."""
+        return min(basis.shape[1], -(-rows // SHAPE_BLOCK) * SHAPE_BLOCK)
+
+    def padded_rows(self, basis: Any, rows: int) -> Any:
+        """Return every row, those not yet stored zero: one shape means one compilation."""
+        return basis
+
+    def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+        """Return ``jax.jit(function)``: one compiled call instead of a dozen eager dispatches."""
+        return compiled(function, static_argnums)
