@@ -7,6 +7,7 @@ import doctest
 import importlib
 import importlib.util
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -288,3 +289,15 @@ def test_no_core_module_outside_the_backends_names_an_array_library() -> None:
                     offending.append((path.name, name))
         offending += [(path.name, test) for test in LIBRARY_TESTS if test in text]
     assert offending == []
+
+
+def test_every_package_of_the_tree_is_listed_for_the_wheel() -> None:
+    # An editable install finds any subpackage; a wheel only the listed ones.
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    listed = re.search(r"^packages = \[(.*)\]$", text, flags=re.M)
+    assert listed, "pyproject.toml lists no packages"
+    names = {name.strip().strip('"') for name in listed.group(1).split(",")}
+    folders = {p.parent for p in (root / "slq").rglob("__init__.py")}
+    tree = {".".join(p.relative_to(root).parts) for p in folders}
+    assert tree | {"slq.adapters"} == names
