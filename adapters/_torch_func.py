@@ -99,9 +99,9 @@ class FunctionalModel:
         self._fixed = fixed
         self._seed = seed
         self.stochastic = dropout  # a traced (linearized) product would redraw the masks
-        # Set when the fused scaled_dot_product_attention kernels cannot be differentiated
-        # twice (see `adapters.torch._attention_kernel`): slq's own evaluations then run
-        # the math kernel, and the user's setting is restored after each.
+        # Set when the model calls scaled_dot_product_attention, whose fused kernels
+        # cannot be differentiated twice (see `slq.adapters._torch_prepare`): slq's own
+        # evaluations then run the math kernel; the user's setting is restored after each.
         self.math_attention = False
         self.compiled = _is_compiled(model)
         device = next(iter(self.primal.values())).device

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from slq.adapters._common import names_of
 from slq.adapters._torch_data import Batches
-from slq.adapters._torch_func import BATCHNORM, FunctionalModel, double_backward
+from slq.adapters._torch_func import BATCHNORM, FunctionalModel
 from torch import nn
 
 from slq._validate import check_choice
@@ -138,28 +138,25 @@ def _check_first_loss(fm: FunctionalModel, batches: Batches) -> None:
             dtype,
         )
     if attention.seen:
-        _attention_kernel(fm, batch)
+        _use_math_attention(fm)
 
 
-def _attention_kernel(fm: FunctionalModel, batch: Any) -> None:
-    """Run attention by the math kernel in slq's products if the chosen one has no 2nd derivative.
+def _use_math_attention(fm: FunctionalModel) -> None:
+    """Run ``scaled_dot_product_attention`` by the math kernel in slq's own evaluations.
 
-    The fused ``scaled_dot_product_attention`` kernels (flash, memory-efficient,
-    cuDNN, and the CPU flash kernel) have neither a double backward nor forward
-    AD (torch 2.13); the math kernel is plain differentiable operations. Only
-    slq's own evaluations change kernel; the user's setting is restored after each.
+    The fused kernels (flash, memory-efficient, cuDNN, and the CPU flash kernel)
+    have neither a double backward nor forward AD (torch 2.13), and a product
+    needs one of the two; the math kernel is plain differentiable operations and
+    computes the same function. So no probe is run: the fused kernels are never
+    usable here. Only slq's evaluations change kernel; the user's setting is
+    restored after each.
     """
-    tangent = {name: torch.ones_like(t).unsqueeze(0) for name, t in fm.primal.items()}
-    try:
-        double_backward(fm, batch, tangent, None)
-    except (RuntimeError, NotImplementedError) as err:
-        fm.math_attention = True
-        logger.info(
-            "torch_hessian: scaled_dot_product_attention's kernel cannot be differentiated "
-            "twice (%s); slq's products run it by the math kernel "
-            "(sdpa_kernel(SDPBackend.MATH)), your setting is left as it is",
-            str(err).splitlines()[0],
-        )
+    fm.math_attention = True
+    logger.info(
+        "torch_hessian: the model calls scaled_dot_product_attention, whose fused kernels "
+        "cannot be differentiated twice; slq's products run it by the math kernel "
+        "(sdpa_kernel(SDPBackend.MATH)), your setting is left as it is"
+    )
 
 
 def prepare_model(
