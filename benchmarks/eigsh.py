@@ -40,7 +40,7 @@ from torch import nn
 from torch_hessian import dense_hessian, digits, mlp, trained
 
 from slq import adapters
-from slq.eigsh import eigsh
+from slq._eigsh import eigsh
 
 TOLS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 TARGETS = (1e-2, 1e-4, 1e-6)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from slq.lanczos import LanczosResult
+from slq._lanczos import LanczosResult
 from slq.persistence import read_archive, write_archive
 
 __all__ = ["Checkpoint"]

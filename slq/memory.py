@@ -7,7 +7,7 @@ from typing import Any
 
 from slq._backends import accumulation_dtype
 from slq._validate import check_bool, check_choice, check_positive_int
-from slq.lanczos import REORTHOGONALIZE
+from slq._lanczos import REORTHOGONALIZE
 from slq.operator import as_operator
 
 __all__ = ["MemoryEstimate", "check_max_memory", "memory_estimate"]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from slq.bounds import WassersteinBound
     from slq.estimate import Estimate
     from slq.kpm import KPMDensity
-    from slq.lanczos import LanczosResult
+    from slq._lanczos import LanczosResult
     from slq.summaries import ExtremeRatio, MassBelow, Outliers
 
 __all__ = ["SpectralDensity", "load"]

@@ -11,10 +11,9 @@ from helpers import Backend, CheckedOperator, namespace, need, symmetric_with_sp
 
 from slq import aslinearoperator
 from slq._probes import draw_probes, root_seed
-from slq.eigsh import EigshResult, eigsh
+from slq._eigsh import EigshResult, eigsh
 
-# The module, not the function `slq.eigsh` that the package exports under its name.
-eigsh_module = importlib.import_module("slq.eigsh")
+eigsh_module = importlib.import_module("slq._eigsh")
 
 WHICH = ("LA", "SA", "LM", "BE")
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import Backend, CheckedOperator
 
 import slq
-from slq.density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
+from slq._density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
 from slq.memory import MemoryEstimate, check_max_memory, format_bytes, memory_estimate
 
 

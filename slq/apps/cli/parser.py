@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from slq._version import __version__
-from slq.density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
-from slq.lanczos import REORTHOGONALIZE
+from slq._density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
+from slq._lanczos import REORTHOGONALIZE
 
 __all__ = ["build_parser"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from slq.apps.demo.config import NETWORKS, Config
 from slq.apps.demo.data import Data
-from slq.density import density
+from slq._density import density
 from slq.spectral_density import SpectralDensity
 
 __all__ = ["Point", "Study", "measure_into", "metrics", "prefix"]

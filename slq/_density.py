@@ -14,7 +14,7 @@ from slq._checkpoint import Checkpoint
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
 from slq._validate import check_bool, check_choice, check_positive_int
-from slq.lanczos import REORTHOGONALIZE, LanczosResult, apply_rows, prepare_start, run_batch
+from slq._lanczos import REORTHOGONALIZE, LanczosResult, apply_rows, prepare_start, run_batch
 from slq.memory import check_max_memory
 from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity

@@ -21,7 +21,7 @@ from slq._backends import (
 )
 from slq._probes import draw_probes, root_seed
 from slq._validate import check_choice, check_positive_int
-from slq.lanczos import norms_in
+from slq._lanczos import norms_in
 from slq.operator import CoreOperator, as_operator, check_same_library
 
 __all__ = ["WHICH", "EigshResult", "eigsh"]
@@ -55,8 +55,8 @@ class EigshResult(NamedTuple):
     Examples
     --------
     >>> import numpy as np
-    >>> from slq.eigsh import eigsh
-    >>> result = eigsh(np.diag(np.arange(10.0)), k=2, seed=0)
+    >>> import slq
+    >>> result = slq.eigsh(np.diag(np.arange(10.0)), k=2, seed=0)
     >>> result.eigenvalues.round(12), result.converged
     (array([8., 9.]), array([ True,  True]))
     """
@@ -486,9 +486,9 @@ def eigsh(
     Examples
     --------
     >>> import numpy as np
-    >>> from slq.eigsh import eigsh
+    >>> import slq
     >>> a = np.diag(np.linspace(-1.0, 1.0, 200)) + np.diag([0.0] * 199 + [5.0])
-    >>> result = eigsh(a, k=2, seed=0)
+    >>> result = slq.eigsh(a, k=2, seed=0)
     >>> result.eigenvalues.round(8), bool(result.converged.all())
     (array([0.98994975, 6.        ]), True)
     >>> bool((result.residual_norms < 1e-9).all())
@@ -496,7 +496,7 @@ def eigsh(
 
     The most negative eigenvalue, the other end:
 
-    >>> eigsh(a, k=1, which="SA", seed=0).eigenvalues.round(10)
+    >>> slq.eigsh(a, k=1, which="SA", seed=0).eigenvalues.round(10)
     array([-1.])
     """
     op = as_operator(op)
