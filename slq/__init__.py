@@ -12,14 +12,14 @@ matrix-vector products alone, with vectors that never leave their device.
 
 import logging
 
+from slq._density import density
+from slq._eigsh import EigshResult, eigsh
+from slq._lanczos import LanczosResult, lanczos
 from slq._progress import LanczosStep
 from slq._version import __version__
 from slq.budget import Budget, slq_budget
-from slq._density import density
-from slq._eigsh import EigshResult, eigsh
 from slq.estimate import Estimate
 from slq.kpm import KPMDensity, kpm_density
-from slq._lanczos import LanczosResult, lanczos
 from slq.memory import MemoryEstimate, memory_estimate
 from slq.operator import LinearOperator, aslinearoperator, matmat
 from slq.plotting import plot_densities

@@ -1,4 +1,8 @@
-"""Where the Lanczos vectors are kept: on the operator's device, or in host memory."""
+"""Where the Lanczos vectors are kept: on the operator's device, or in host memory.
+
+The two storages of a basis; which one a run uses is the caller's choice
+(`offload_basis`), independent of the reorthogonalisation policy that reads it.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ import numpy as np
 
 from slq._backends import ArrayAPIBackend, host_backend, vectors_to_host
 
-__all__ = ["DeviceBasis", "HostBasis"]
+__all__ = ["DeviceBasis", "HostBasis", "storage"]
 
 
 class DeviceBasis:
     """The Lanczos vectors of k probes, (k, m, n), on the operator's device.
 
-    The array type, how rows are written and the projection are the backend's.
+    The array type, how rows are written and the projection are the backend's;
+    the raw basis is `data`, for kernels that project against it themselves.
 
     Examples
     --------
@@ -31,19 +36,26 @@ class DeviceBasis:
         self, backend: ArrayAPIBackend, shape: tuple[int, int, int], dtype: Any, device: Any
     ) -> None:
         self.backend = backend
-        self.rows = backend.new_basis(shape, dtype, device)
+        self.data = backend.new_basis(shape, dtype, device)
+
+    # Kernels on the device project against `data` inside a step of their own.
+    on_device = True
 
     def store(self, j: int, q: Any) -> None:
         """Keep the rows of `q` (k, n) as the j-th Lanczos vectors."""
-        self.rows = self.backend.store_row(self.rows, j, q)
+        self.data = self.backend.store_row(self.data, j, q)
 
     def project(self, w: Any, rows: int) -> Any:
         """Return `w` (k, n) reorthogonalised against the first `rows` vectors (CGS twice)."""
-        return self.backend.orthogonalize(w, self.rows, rows)
+        return self.backend.orthogonalize(w, self.data, rows)
+
+    def stored(self, rows: int) -> Any:
+        """Return the first `rows` vectors as one (k, rows, n) array."""
+        return self.backend.stored_rows(self.data, rows)
 
     def vectors(self, m: int) -> Any:
         """Return the first m vectors as (k, n, m), in the operator's library."""
-        return self.backend.xp.permute_dims(self.backend.stored_rows(self.rows, m), (0, 2, 1))
+        return self.backend.xp.permute_dims(self.stored(m), (0, 2, 1))
 
 
 class HostBasis:
@@ -69,22 +81,36 @@ class HostBasis:
     ) -> None:
         self.xp, self.shape, self.dtype, self.device = backend.xp, shape, dtype, device
         self.host = host_backend()
-        self.rows: np.ndarray | None = None  # allocated at the first vector, in its dtype
+        self.data: np.ndarray | None = None  # allocated at the first vector, in its dtype
+
+    on_device = False
 
     def store(self, j: int, q: Any) -> None:
         """Copy the rows of `q` (k, n) to the host as the j-th Lanczos vectors."""
         host = vectors_to_host(q)
-        if self.rows is None:
-            self.rows = np.zeros(self.shape, dtype=host.dtype)
-        self.rows[:, j, :] = host
+        if self.data is None:
+            self.data = np.zeros(self.shape, dtype=host.dtype)
+        self.data[:, j, :] = host
 
     def project(self, w: Any, rows: int) -> Any:
         """Return `w` (k, n) reorthogonalised on the host against the first `rows` vectors."""
-        assert self.rows is not None, "store a vector before projecting"
-        host = self.host.orthogonalize(vectors_to_host(w), self.rows, rows)
+        assert self.data is not None, "store a vector before projecting"
+        host = self.host.orthogonalize(vectors_to_host(w), self.data, rows)
         return self.xp.asarray(host, dtype=self.dtype, device=self.device)
 
     def vectors(self, m: int) -> np.ndarray:
         """Return the first m vectors as a numpy (k, n, m) view."""
-        assert self.rows is not None, "no vector stored"
-        return np.transpose(self.rows[:, :m, :], (0, 2, 1))
+        assert self.data is not None, "no vector stored"
+        return np.transpose(self.data[:, :m, :], (0, 2, 1))
+
+
+def storage(offload_basis: bool) -> type[DeviceBasis] | type[HostBasis]:
+    """Return where a run keeps its basis: `HostBasis` when offloaded, else `DeviceBasis`.
+
+    Examples
+    --------
+    >>> from slq._basis import storage
+    >>> storage(True).__name__, storage(False).__name__
+    ('HostBasis', 'DeviceBasis')
+    """
+    return HostBasis if offload_basis else DeviceBasis

@@ -11,10 +11,11 @@ import numpy as np
 
 from slq._backends import accumulation_dtype, eps, to_host
 from slq._checkpoint import Checkpoint
+from slq._lanczos import LanczosResult, apply_rows, prepare_start, run_batch
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
+from slq._reorthogonalization import policy
 from slq._validate import check_bool, check_choice, check_positive_int
-from slq._lanczos import REORTHOGONALIZE, LanczosResult, apply_rows, prepare_start, run_batch
 from slq.memory import check_max_memory
 from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity
@@ -195,7 +196,7 @@ def density(
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
     check_choice("probe", probe, PROBES)
-    check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    policy(reorthogonalize)
     check_bool("offload_basis", offload_basis)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
     check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch, offload_basis)
@@ -227,7 +228,7 @@ def density(
                 op,
                 rows,
                 m,
-                reorthogonalize,
+                policy(reorthogonalize),
                 False,
                 probe_offset=start,
                 on_step=hook,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -19,9 +20,10 @@ from slq._backends import (
     library_name,
     to_host,
 )
+from slq._basis import DeviceBasis
+from slq._lanczos import apply_rows, norms_in
 from slq._probes import draw_probes, root_seed
 from slq._validate import check_choice, check_positive_int
-from slq._lanczos import norms_in
 from slq.operator import CoreOperator, as_operator, check_same_library
 
 __all__ = ["WHICH", "EigshResult", "eigsh"]
@@ -44,9 +46,6 @@ _DGKS = 1.0 / math.sqrt(2.0)
 _INVARIANT_ROUNDOFFS = 100.0
 
 _FRESH_ATTEMPTS = 5
-
-# Largest float64 copy of basis rows made to accumulate float32 inner products (32 MB).
-_ACCUMULATION_ELEMENTS = 1 << 22
 
 
 class EigshResult(NamedTuple):
@@ -86,42 +85,18 @@ class _Ritz(NamedTuple):
     order: np.ndarray  # indices of `values`, most wanted first
 
 
-class _Basis:
-    """Orthonormal rows q_0, q_1, ... in the operator's namespace, at most `size` of them."""
-
-    def __init__(self, op: CoreOperator, size: int) -> None:
-        self.xp, self.n, self.count = op.xp, op.shape[0], 0
-        self.backend = op.backend
-        self._store = op.backend.new_basis((1, size, self.n), op.dtype, op.device)
-
-    def append(self, q: Any) -> None:
-        q = self.xp.expand_dims(q, axis=0)
-        self._store = self.backend.store_row(self._store, self.count, q)
-        self.count += 1
-
-    def rows(self) -> Any:
-        """Return the stored rows as one (count, n) array."""
-        return self._flat(self.backend.stored_rows(self._store, self.count))
-
-    def padded_rows(self) -> Any:
-        """Return the rows a projection reads: those stored, or (JAX) all, zero-padded."""
-        return self._flat(self.backend.padded_rows(self._store, self.count))
-
-    def _flat(self, rows: Any) -> Any:
-        return self.xp.reshape(rows, tuple(rows.shape[1:]))
-
-
 @dataclass
 class _Run:
     """The state of a thick-restart Lanczos run: A Q = Q H + β q eᵀ (Stewart 2001)."""
 
     op: CoreOperator
     acc: Any  # dtype of the inner products
-    basis: _Basis  # Q, as rows
+    basis: DeviceBasis  # Q, as rows of one probe: (1, p, n)
     h: np.ndarray  # (p, p) float64: upper triangle of H = QᵀAQ, filled column by column
-    q: Any  # (n,) the next unit vector, orthogonal to the basis (None after a breakdown)
+    q: Any  # (1, n) the next unit vector, orthogonal to the basis (None after a breakdown)
     beta: float  # β, the norm of the residual of the last column
     entropy: int  # seed of the random vectors drawn after breakdowns
+    count: int = 0  # vectors in the basis
     num_matvecs: int = 0
     num_restarts: int = 0
     num_fresh: int = 0  # random vectors drawn so far (v0, if drawn, is number 0)
@@ -171,7 +146,7 @@ def _check_max_restarts(max_restarts: Any) -> int:
 
 
 def _start_vector(v0: Any, op: CoreOperator, entropy: int) -> Any:
-    """Return the first basis vector: `v0` checked and normalised, or a seeded Gaussian one."""
+    """Return the first basis vector, as a (1, n) row: `v0` checked and normalised, or drawn."""
     xp, n = op.xp, op.shape[0]
     if v0 is None:
         drawn = draw_probes("gaussian", n, range(1), entropy)[:, 0]
@@ -196,7 +171,7 @@ def _start_vector(v0: Any, op: CoreOperator, entropy: int) -> Any:
     if not (math.isfinite(norm) and norm > 0.0):
         msg = f"v0 must be finite and nonzero, got a vector of norm {norm}"
         raise ValueError(msg)
-    return v0 / norm
+    return xp.reshape(v0 / norm, (1, n))
 
 
 def _accumulation(op: CoreOperator) -> Any:
@@ -204,51 +179,45 @@ def _accumulation(op: CoreOperator) -> Any:
     return accumulation_dtype(op.xp, op.device, op.dtype)
 
 
-def _apply(op: CoreOperator, q: Any, first: bool) -> Any:
-    """Return A q in the operator's dtype, checking the first output's library and shape."""
-    xp = op.xp
-    w = op.matvec(q)
-    if first:
-        check_same_library(w, xp)
-        if tuple(w.shape) != (op.shape[0],):
-            msg = f"the operator returned shape {tuple(w.shape)}, expected {(op.shape[0],)}"
-            raise ValueError(msg)
-    return xp.astype(w, op.dtype, copy=False)
+def _new_basis(op: CoreOperator, size: int) -> DeviceBasis:
+    """Return an empty basis of `size` rows: the engine's, as one probe."""
+    return DeviceBasis(op.backend, (1, size, op.shape[0]), op.dtype, op.device)
 
 
-def _blocks(rows: Any, acc: Any) -> list[slice]:
-    """Row blocks for products in `acc`: all rows, or as many as fit a bounded copy."""
-    r, n = rows.shape
-    size = r if acc == rows.dtype else max(1, _ACCUMULATION_ELEMENTS // n)
-    return [slice(i, min(i + size, r)) for i in range(0, r, size)]
+def _append(run: _Run, q: Any) -> None:
+    run.basis.store(run.count, q)
+    run.count += 1
 
 
-def _project(w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
-    """Orthogonalise w against `rows` by classical Gram–Schmidt, twice.
+def _rows(run: _Run) -> Any:
+    """Return the basis as one (count, n) array."""
+    return run.basis.stored(run.count)[0, :, :]
 
-    "Twice is enough" (Giraud, Langou & Rozložník 2005). Returns w, the summed
-    coefficients Q w (the new column of H) in row blocks (see `_blocks`), and
-    ‖w‖ before and after each pass. Coefficients are accumulated in `acc`.
+
+def _project(
+    w: Any, basis: Any, rows: int, acc: Any, project_pass: Callable[..., tuple[Any, Any]]
+) -> tuple[Any, Any, Any]:
+    """Orthogonalise the row w (1, n) against the basis by classical Gram–Schmidt, twice.
+
+    "Twice is enough" (Giraud, Langou & Rozložník 2005), with the backend's pass.
+    Returns w, the summed coefficients Q w (1, rows) in `acc` (the new column of
+    H), and ‖w‖ before and after each pass, for the DGKS test.
     """
-    xp = array_namespace(w, rows)
-    blocks = _blocks(rows, acc)
-    total, norms = [0.0] * len(blocks), [norms_in(w, xp, acc)]
+    xp = array_namespace(w)
+    total, norms = None, [norms_in(w, xp, acc)]
     for _ in range(2):
-        w_acc, update = xp.astype(w, acc, copy=False), 0.0
-        for i, block in enumerate(blocks):
-            stored = rows[block, :]
-            # (1, n) @ (n, b), a row-vector product as in `slq.lanczos`: BLAS on C-ordered rows.
-            c = xp.matmul(xp.reshape(w_acc, (1, -1)), xp.matrix_transpose(xp.astype(stored, acc)))
-            update = update + xp.matmul(xp.astype(c, w.dtype), stored)
-            total[i] = total[i] + c
-        w = w - xp.reshape(update, (-1,))
+        w, c = project_pass(w, basis, rows, acc)
+        total = c if total is None else total + c
         norms.append(norms_in(w, xp, acc))
     return w, total, xp.stack(norms)
 
 
-def _projected(op: CoreOperator, w: Any, rows: Any, acc: Any) -> tuple[Any, list[Any], Any]:
-    """`_project`, as the backend runs kernels (compiled for JAX: a dozen eager ops a step)."""
-    return op.backend.compiled(_project, static_argnums=(2,))(w, rows, acc)  # type: ignore[no-any-return]
+def _projected(run: _Run, w: Any) -> tuple[Any, Any, Any]:
+    """`_project` against the whole basis, as the backend runs kernels (compiled for JAX)."""
+    backend = run.op.backend
+    kernel = backend.compiled(_project, static_argnums=(2, 3, 4))
+    rows = backend.rows_to_project(run.basis.data, run.count)
+    return kernel(w, run.basis.data, rows, run.acc, backend.project_pass)  # type: ignore[no-any-return]
 
 
 def _check_finite(column: np.ndarray, norm: float, product: int) -> None:
@@ -262,13 +231,13 @@ def _check_finite(column: np.ndarray, norm: float, product: int) -> None:
 
 def _step(run: _Run) -> bool:
     """Append q to the basis and fill the column of H it adds; return whether it broke down."""
-    j = run.basis.count
-    run.basis.append(run.q)
-    w = _apply(run.op, run.q, first=run.num_matvecs == 0)
+    j = run.count
+    _append(run, run.q)
+    w = apply_rows(run.op, run.q, run.num_matvecs)
     run.num_matvecs += 1
-    w, blocks, norms = _projected(run.op, w, run.basis.padded_rows(), run.acc)
-    column = np.concatenate([to_host(c).reshape(-1) for c in blocks])[: j + 1].astype(np.float64)
-    image, first, second = to_host(norms)
+    w, coefficients, norms = _projected(run, w)
+    column = to_host(coefficients)[0, : j + 1].astype(np.float64)
+    image, first, second = to_host(norms).reshape(-1)
     _check_finite(column, second, run.num_matvecs)
     run.h[: j + 1, j] = column
     run.norm_estimate = max(run.norm_estimate, float(image))
@@ -282,21 +251,18 @@ def _step(run: _Run) -> bool:
 
 def _fresh(run: _Run) -> Any:
     """Return a seeded random unit vector orthogonal to the basis: a breakdown's new direction."""
-    op, rows = run.op, run.basis.padded_rows()
+    op = run.op
     for _ in range(_FRESH_ATTEMPTS):
         run.num_fresh += 1
         drawn = draw_probes(
             "gaussian", op.shape[0], range(run.num_fresh, run.num_fresh + 1), run.entropy
         )
-        v = op.xp.asarray(drawn[:, 0], dtype=op.dtype, device=op.device)
-        v, _, norms = _projected(op, v, rows, run.acc)
-        _, first, second = to_host(norms)
+        v = op.xp.asarray(np.ascontiguousarray(drawn.T), dtype=op.dtype, device=op.device)
+        v, _, norms = _projected(run, v)
+        _, first, second = to_host(norms).reshape(-1)
         if second > _DGKS * first:
             return v / float(second)
-    msg = (
-        f"no direction orthogonal to {run.basis.count} basis vectors in R^{op.shape[0]} "
-        "(a bug in slq)"
-    )
+    msg = f"no direction orthogonal to {run.count} basis vectors in R^{op.shape[0]} (a bug in slq)"
     raise AssertionError(msg)
 
 
@@ -317,7 +283,7 @@ def _priority(values: np.ndarray, which: str) -> np.ndarray:
 
 def _ritz(run: _Run, which: str) -> _Ritz:
     """Return the Ritz pairs of H, the Rayleigh quotient of A on the basis."""
-    r = run.basis.count
+    r = run.count
     upper = np.triu(run.h[:r, :r])
     values, vectors = np.linalg.eigh(upper + np.triu(upper, 1).T)
     return _Ritz(values, vectors, run.beta * np.abs(vectors[-1]), _priority(values, which))
@@ -334,11 +300,11 @@ def _extend(run: _Run, k: int, which: str, tol: float) -> _Ritz:
     size = run.h.shape[0]
     while True:
         broke = _step(run)
-        full = run.basis.count == size
+        full = run.count == size
         if broke and not full:
             run.q = _fresh(run)  # an invariant subspace: carry on in a new direction
             continue
-        if run.basis.count >= k:
+        if run.count >= k:
             ritz = _ritz(run, which)
             # Past an invariant subspace, other copies of its eigenvalues may still be
             # missing (a Krylov space holds one of each): only a full basis is judged.
@@ -352,10 +318,10 @@ def _restart(run: _Run, ritz: _Ritz, keep: int) -> None:
     op, xp = run.op, run.op.xp
     kept = ritz.order[:keep]
     y = xp.asarray(ritz.vectors[:, kept].T, dtype=op.dtype, device=op.device)
-    vectors = xp.matmul(y, run.basis.rows())
-    run.basis = _Basis(op, run.h.shape[0])
+    vectors = xp.matmul(y, _rows(run))
+    run.basis, run.count = _new_basis(op, run.h.shape[0]), 0
     for i in range(keep):
-        run.basis.append(vectors[i, :])
+        _append(run, vectors[i : i + 1, :])
     # H restarts as diag(θ); the next column adds the arrow β y_last (filled by projection).
     run.h = np.zeros_like(run.h)
     run.h[np.arange(keep), np.arange(keep)] = ritz.values[kept]
@@ -379,7 +345,7 @@ def _finish(run: _Run, ritz: _Ritz, k: int, tol: float, vectors: bool) -> EigshR
     wanted = wanted[np.argsort(ritz.values[wanted], kind="stable")]
     theta = ritz.values[wanted]
     y = xp.asarray(ritz.vectors[:, wanted].T, dtype=op.dtype, device=op.device)
-    x = contiguous_rows(xp.permute_dims(xp.matmul(y, run.basis.rows()), (1, 0)), xp)
+    x = contiguous_rows(xp.permute_dims(xp.matmul(y, _rows(run)), (1, 0)), xp)
     image = xp.astype(op.matmat(x), op.dtype, copy=False)
     check_same_library(image, xp)
     run.num_matvecs += k
@@ -507,7 +473,7 @@ def eigsh(
     entropy = root_seed(seed)
     q = _start_vector(v0, op, entropy)
     h = np.zeros((size, size))
-    run = _Run(op, _accumulation(op), _Basis(op, size), h, q, 0.0, entropy)
+    run = _Run(op, _accumulation(op), _new_basis(op, size), h, q, 0.0, entropy)
     ritz = _iterate(run, k, which, tol, max_restarts)
     result = _finish(run, ritz, k, tol, return_eigenvectors)
     _log(result, op.shape[0], which, tol, max_restarts)

@@ -17,16 +17,23 @@ from slq._backends import (
     library_name,
     to_host,
 )
-from slq._basis import DeviceBasis, HostBasis
-from slq._orthogonality import OrthogonalityMonitor
-from slq._validate import check_bool, check_choice, check_positive_int
+from slq._backends.array_api import gram_schmidt_twice
+from slq._basis import DeviceBasis, HostBasis, storage
+from slq._reorthogonalization import Policy, policy
+from slq._validate import check_bool, check_positive_int
 from slq.operator import as_operator, check_same_library
 
-__all__ = ["REORTHOGONALIZE", "LanczosResult", "lanczos"]
+__all__ = [
+    "LanczosResult",
+    "apply_rows",
+    "lanczos",
+    "norms_in",
+    "prepare_start",
+    "row_norms",
+    "run_batch",
+]
 
 logger = logging.getLogger("slq")
-
-REORTHOGONALIZE = ("full", "partial", "none")
 
 
 class LanczosResult(NamedTuple):
@@ -151,8 +158,8 @@ def _fused_step(op: Any, state: _State, basis: DeviceBasis, j: int) -> tuple[Any
     acc = accumulation_dtype(xp, op.device, op.dtype)
     backend = op.backend
     residual = backend.compiled(_residual, static_argnums=(5, 6, 7))
-    rows = backend.rows_to_project(basis.rows, j + 1)
-    return residual(q, q_prev, beta_prev, w, basis.rows, rows, acc, backend.project)
+    rows = backend.rows_to_project(basis.data, j + 1)
+    return residual(q, q_prev, beta_prev, w, basis.data, rows, acc, backend.project_pass)
 
 
 def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, Any]:
@@ -176,22 +183,23 @@ def _residual(
     basis: Any,
     rows: int | None,
     acc: Any,
-    project: Callable[[Any, Any, int], Any] | None,
+    project_pass: Callable[..., tuple[Any, Any]] | None,
     local: bool = False,
 ) -> tuple[Any, Any]:
     """Return r_j = A q_j minus its projections, and (α_j, β_j, ‖A q_j‖) as a (3, k) array.
 
-    With `rows` (full reorthogonalisation) r_j is projected by `project` against
-    the first `rows` stored vectors, q_j and q_{j-1} among them, which subsumes the
-    three-term recurrence; without, it is the recurrence (Paige 1976), followed
-    with `local` by one more Gram–Schmidt pass against q_j and q_{j-1} (two inner
+    With `rows` (full reorthogonalisation) r_j is projected by Gram–Schmidt
+    twice, with the backend's `project_pass`, against the first `rows` stored
+    vectors, q_j and q_{j-1} among them, which subsumes the three-term
+    recurrence; without, it is the recurrence (Paige 1976), followed with
+    `local` by one more Gram–Schmidt pass against q_j and q_{j-1} (two inner
     products), which keeps neighbouring vectors orthogonal to working precision.
     """
     xp = array_namespace(q, w)
     image_norm = norms_in(w, xp, acc)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
-    if rows is not None and project is not None:
-        w = project(w, basis, rows)
+    if rows is not None and project_pass is not None:
+        w, _ = gram_schmidt_twice(project_pass, w, basis, rows, w.dtype)
     else:
         w = w - xp.expand_dims(xp.astype(alpha, w.dtype), axis=1) * q - beta_prev * q_prev
         if local:
@@ -304,14 +312,15 @@ def lanczos(
     """
     op = as_operator(op)
     num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
-    check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    chosen = policy(reorthogonalize)
     check_bool("offload_basis", offload_basis)
+    check_bool("return_basis", return_basis)
     rows = prepare_start(v0, op)
     return run_batch(
         op,
         rows,
         num_steps,
-        reorthogonalize,
+        chosen,
         return_basis,
         probe_offset=0,
         offload_basis=offload_basis,
@@ -322,16 +331,18 @@ def run_batch(
     op: Any,
     rows: Any,
     m: int,
-    reorthogonalize: str,
+    reorthogonalize: Policy,
     return_basis: bool,
     *,
     probe_offset: int,
     on_step: Callable[[int, np.ndarray, np.ndarray, int], None] | None = None,
     offload_basis: bool = False,
 ) -> LanczosResult:
-    """Run the recurrence from unit start vectors `rows` (shape (k, n)).
+    """Run the recurrence from unit start vectors `rows` (k, n): the engine of every estimator.
 
-    `on_step(j, alpha_j, beta_j, products)` is called after every step.
+    `reorthogonalize` is a policy of `slq._reorthogonalization`; the basis is kept
+    on the host with `offload_basis`. `on_step(j, alpha_j, beta_j, products)` is
+    called after every step.
     """
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
@@ -365,7 +376,7 @@ def run_batch(
         k,
         steps_run,
         n,
-        reorthogonalize,
+        reorthogonalize.name,
         keeper.reorthogonalizations,
         keeper.work_share(steps_run),
         int((~active).sum()),
@@ -375,27 +386,23 @@ def run_batch(
 
 
 class _BasisKeeper:
-    """The stored basis of one batch, and the residuals kept orthogonal to it as asked."""
+    """The stored basis of one batch, and the residuals kept orthogonal to it by a policy."""
 
     def __init__(
         self,
         op: Any,
         shape: tuple[int, int, int],
-        reorthogonalize: str,
+        reorthogonalize: Policy,
         offload_basis: bool,
         return_basis: bool,
     ) -> None:
-        self.op, self.reorthogonalize = op, reorthogonalize
-        kind = HostBasis if offload_basis else DeviceBasis
-        stores = reorthogonalize != "none" or return_basis
-        self.basis = kind(op.backend, shape, op.dtype, op.device) if stores else None
-        # Full reorthogonalisation on the device subsumes the recurrence in one projection.
-        self.fused = reorthogonalize == "full" and isinstance(self.basis, DeviceBasis)
-        self.monitor = (
-            OrthogonalityMonitor(shape[0], shape[1], eps=eps(op.dtype, op.xp))
-            if reorthogonalize == "partial"
-            else None
-        )
+        self.op, self.policy = op, reorthogonalize
+        stores = reorthogonalize.stores_basis or return_basis
+        basis = storage(offload_basis)(op.backend, shape, op.dtype, op.device) if stores else None
+        self.basis: DeviceBasis | HostBasis | None = basis
+        # Projecting against the whole basis on the device subsumes the recurrence.
+        self.fused = reorthogonalize.projects_every_step and basis is not None and basis.on_device
+        self.schedule = reorthogonalize.schedule(shape[0], shape[1], eps(op.dtype, op.xp))
         self.reorthogonalizations = 0  # steps that projected against the basis
         self.projected = 0  # vectors projected against, over all steps
 
@@ -410,12 +417,12 @@ class _BasisKeeper:
             assert isinstance(self.basis, DeviceBasis)
             w, coefficients = _fused_step(op, state, self.basis, j)
         else:
-            w, coefficients = _recurrence_step(op, state, j, self.reorthogonalize == "partial")
+            w, coefficients = _recurrence_step(op, state, j, self.policy.local)
         a, b, image_norm = to_host(coefficients)
         _check_finite(np.stack([a, b]), j, probe_offset)
-        # Probes that stopped or are stopping need no next vector: β = 0 for the monitor.
+        # Probes that stopped or are stopping need no next vector: β = 0 for the schedule.
         live = np.where(active & (b > tolerance * image_norm), b, 0.0)
-        rows = self._rows_to_project(j, a, live, image_norm)
+        rows = self.schedule.rows_to_project(j, a, live, image_norm)
         if rows and not self.fused:
             assert self.basis is not None
             w = self.basis.project(w, rows)
@@ -424,14 +431,6 @@ class _BasisKeeper:
             self.reorthogonalizations += 1
             self.projected += rows
         return w, a, b, image_norm
-
-    def _rows_to_project(self, j: int, a: np.ndarray, b: np.ndarray, image_norm: np.ndarray) -> int:
-        """How many stored vectors the new residuals are to be orthogonalised against."""
-        if self.reorthogonalize == "full":
-            return j + 1
-        if self.monitor is not None:
-            return self.monitor.advance(j, a, b, image_norm)
-        return 0
 
     def work_share(self, steps: int) -> float:
         """Gram–Schmidt work against full reorthogonalisation's (j+1 vectors at step j)."""

@@ -40,7 +40,7 @@ class OrthogonalityMonitor:
     >>> import numpy as np
     >>> from slq._orthogonality import OrthogonalityMonitor
     >>> monitor = OrthogonalityMonitor(1, 4, eps=2.0**-52)
-    >>> monitor.advance(0, np.array([1.0]), np.array([0.5]), np.array([1.2]))
+    >>> monitor.rows_to_project(0, np.array([1.0]), np.array([0.5]), np.array([1.2]))
     0
     """
 
@@ -57,7 +57,9 @@ class OrthogonalityMonitor:
         self._again = False
         self._rows = 0  # the prefix of the basis projected against at the last step
 
-    def advance(self, j: int, alpha: np.ndarray, beta: np.ndarray, image_norm: np.ndarray) -> int:
+    def rows_to_project(
+        self, j: int, alpha: np.ndarray, beta: np.ndarray, image_norm: np.ndarray
+    ) -> int:
         """Take step j's α_j, β_j, ‖A q_j‖; return how many vectors to reorthogonalise against.
 
         0 means none: the basis stays semi-orthogonal without. Otherwise r > 0:
@@ -73,7 +75,7 @@ class OrthogonalityMonitor:
         >>> from slq._orthogonality import OrthogonalityMonitor
         >>> monitor = OrthogonalityMonitor(1, 4, eps=2.0**-52)
         >>> steps = [(0.0, 1.0), (1.0, 1.0), (5.0, 1e-12), (1.0, 1.0)]
-        >>> [monitor.advance(j, np.array([a]), np.array([b]), np.array([5.0]))
+        >>> [monitor.rows_to_project(j, np.array([a]), np.array([b]), np.array([5.0]))
         ...  for j, (a, b) in enumerate(steps)]
         [0, 0, 1, 1]
         """

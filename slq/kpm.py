@@ -21,10 +21,10 @@ import numpy as np
 
 from slq._backends import accumulation_dtype, array_namespace, to_host
 from slq._kernels import KERNELS
+from slq._lanczos import apply_rows, lanczos, prepare_start
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
 from slq.estimate import check_spread, probe_stderr
-from slq._lanczos import apply_rows, lanczos, prepare_start
 from slq.operator import as_operator
 from slq.quadrature import tridiagonal
 

@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any
 
 from slq._backends import accumulation_dtype
-from slq._validate import check_bool, check_choice, check_positive_int
-from slq._lanczos import REORTHOGONALIZE
+from slq._reorthogonalization import Policy, policy
+from slq._validate import check_bool, check_positive_int
 from slq.operator import as_operator
 
 __all__ = ["MemoryEstimate", "check_max_memory", "memory_estimate"]
@@ -17,20 +17,15 @@ __all__ = ["MemoryEstimate", "check_max_memory", "memory_estimate"]
 _DEFAULT_NUM_STEPS = 90
 _DEFAULT_NUM_PROBES = 10
 
-# Working (b, n) arrays alive at a step's peak, counted from `slq.lanczos.run_batch` and
+# Working (b, n) arrays alive at a step's peak, counted from `slq._lanczos.run_batch` and
 # `_residual`: the batch's start vectors (held by the caller), q_j, q_{j-1}, the
 # previous step's residual (still bound in the loop) and the new product A q_j ...
 _LIVE_VECTORS = 5
-# ... plus the temporaries of the update of A q_j: Gram–Schmidt twice keeps A q_j,
-# two successive projections and one product of coefficients and basis alive;
-# the three-term recurrence two (numpy reuses a temporary's buffer for the third);
-# partial reorthogonalisation three, in its local pass and when it projects.
-_UPDATE_TEMPORARIES = {"full": 3, "partial": 3, "none": 2}
+# ... plus the temporaries of the update of A q_j, which the policy counts
+# (`Policy.update_temporaries`).
 # With the basis offloaded, the host holds a copy of the new vector and the three
 # Gram–Schmidt temporaries, and the device only runs the three-term recurrence.
 _OFFLOAD_HOST_VECTORS = 4
-# Partial reorthogonalisation's ω estimates: two rows and a copy of α and β per probe.
-_MONITOR_ROWS = 4
 # Inner products are taken on copies of q_j and A q_j cast to the accumulation dtype
 # (float64) when the vectors are narrower.
 _ACCUMULATION_COPIES = 2
@@ -241,12 +236,12 @@ def memory_estimate(
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
     k = check_positive_int("num_probes", num_probes)
-    check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
+    chosen = policy(reorthogonalize)
     check_bool("offload_basis", offload_basis)
     b = k if probe_batch_size is None else check_positive_int("probe_batch_size", probe_batch_size)
     itemsize = _itemsize(op.xp, op.dtype)
     acc = _itemsize(op.xp, accumulation_dtype(op.xp, op.device, op.dtype))
-    return _estimate(n, m, k, min(b, k), itemsize, acc, reorthogonalize, offload_basis)
+    return _estimate(n, m, k, min(b, k), itemsize, acc, chosen, offload_basis)
 
 
 def _itemsize(xp: Any, dtype: Any) -> int:
@@ -261,22 +256,23 @@ def _estimate(
     b: int,
     itemsize: int,
     acc: int,
-    reorthogonalize: str,
+    reorthogonalize: Policy,
     offload_basis: bool,
 ) -> MemoryEstimate:
     """Return the estimate for b of k probes, m steps, dimension n (see `memory_estimate`)."""
-    stores = reorthogonalize != "none"
+    stores = reorthogonalize.stores_basis
     offload = offload_basis and stores
     basis = b * m * n * itemsize if stores else 0
-    update = _UPDATE_TEMPORARIES["none" if offload else reorthogonalize] * itemsize
+    # With the basis offloaded the device runs only the three-term recurrence.
+    temporaries = policy("none" if offload else reorthogonalize.name).update_temporaries
     casts = _ACCUMULATION_COPIES * acc if acc != itemsize else 0
-    vectors = b * n * (_LIVE_VECTORS * itemsize + max(update, casts))
+    vectors = b * n * (_LIVE_VECTORS * itemsize + max(temporaries * itemsize, casts))
     host = b * n * _FLOAT64_BYTES + _HOST_COEFFICIENTS * k * m * _FLOAT64_BYTES
-    if reorthogonalize == "partial":
-        host += _MONITOR_ROWS * b * m * _FLOAT64_BYTES
+    host += reorthogonalize.host_numbers_per_step * b * m * _FLOAT64_BYTES
     if offload:
         host += _OFFLOAD_HOST_VECTORS * b * n * itemsize
-    return MemoryEstimate(n, m, k, b, itemsize, acc, reorthogonalize, basis, vectors, host, offload)
+    name = reorthogonalize.name
+    return MemoryEstimate(n, m, k, b, itemsize, acc, name, basis, vectors, host, offload)
 
 
 def check_max_memory(
@@ -339,4 +335,4 @@ def _what_fits(op: Any, estimate: MemoryEstimate, budget: int) -> str:
 def _again(e: MemoryEstimate, batch: int, reorthogonalize: str) -> MemoryEstimate:
     """Return the estimate `e` redone for another batch size or reorthogonalisation."""
     n, m, k, s, acc = e.n, e.num_steps, e.num_probes, e.itemsize, e.accumulation_itemsize
-    return _estimate(n, m, k, batch, s, acc, reorthogonalize, e.offload_basis)
+    return _estimate(n, m, k, batch, s, acc, policy(reorthogonalize), e.offload_basis)

@@ -26,10 +26,10 @@ from slq.lanczos_kpm import lanczos_kpm
 from slq.quadrature import check_coefficients, ritz_rules
 
 if TYPE_CHECKING:
+    from slq._lanczos import LanczosResult
     from slq.bounds import WassersteinBound
     from slq.estimate import Estimate
     from slq.kpm import KPMDensity
-    from slq._lanczos import LanczosResult
     from slq.summaries import ExtremeRatio, MassBelow, Outliers
 
 __all__ = ["SpectralDensity", "load"]

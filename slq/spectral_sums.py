@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from slq._backends import accumulation_dtype, eps, to_host
+from slq._density import density
 from slq._functions import resolve_function
+from slq._lanczos import apply_rows
 from slq._probes import PROBES, root_seed, seed_sequence
 from slq._validate import check_choice, check_positive_int
-from slq._density import density
 from slq.estimate import Estimate
-from slq._lanczos import apply_rows
 from slq.operator import as_operator
 
 __all__ = [

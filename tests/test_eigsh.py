@@ -10,10 +10,11 @@ import pytest
 from helpers import Backend, CheckedOperator, namespace, need, symmetric_with_spectrum, to_numpy
 
 from slq import aslinearoperator
-from slq._probes import draw_probes, root_seed
 from slq._eigsh import EigshResult, eigsh
+from slq._probes import draw_probes, root_seed
 
 eigsh_module = importlib.import_module("slq._eigsh")
+array_api_backend = importlib.import_module("slq._backends.array_api")
 
 WHICH = ("LA", "SA", "LM", "BE")
 
@@ -124,7 +125,7 @@ def test_top_eigenvalues_of_a_network_hessian() -> None:
 def test_float32_on_torch(block_rows: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     torch = need(Backend.TORCH)
     if block_rows is not None:  # float64 copies of 3 basis rows at a time
-        monkeypatch.setattr(eigsh_module, "_ACCUMULATION_ELEMENTS", block_rows * N)
+        monkeypatch.setattr(array_api_backend, "ACCUMULATION_ELEMENTS", block_rows * N)
     a = symmetric_with_spectrum(SPECTRUM, seed=0)
     result = eigsh(torch.asarray(a, dtype=torch.float32), k=3, seed=0)
     assert result.eigenvectors.dtype == torch.float32 and result.converged.all()

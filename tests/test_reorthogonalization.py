@@ -178,7 +178,7 @@ def test_monitor_asks_twice_in_a_row_for_the_vectors_that_lost_orthogonality() -
     monitor = OrthogonalityMonitor(1, 6, eps=2.0**-52)
     steps = [(0.0, 1.0), (1.0, 1.0), (5.0, 1e-12), (1.0, 1.0), (1.0, 1.0), (1.0, 1.0)]
     asked = [
-        monitor.advance(j, np.array([a]), np.array([b]), np.array([5.0]))
+        monitor.rows_to_project(j, np.array([a]), np.array([b]), np.array([5.0]))
         for j, (a, b) in enumerate(steps)
     ]
     assert asked == [0, 0, 1, 1, 0, 0]

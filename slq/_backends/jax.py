@@ -16,7 +16,7 @@ import jax
 
 from slq._backends.array_api import ArrayAPIBackend
 
-__all__ = ["JaxBackend", "compiled", "project_rows", "store_row"]
+__all__ = ["JaxBackend", "compiled", "project_pass", "store_row"]
 
 # Row-count granularity of the basis slices: JAX compiles once per shape, so per
 # block of rows rather than once per step. Rows not yet filled are zero and add nothing.
@@ -33,22 +33,22 @@ def store_row(basis: Any, j: Any, rows: Any) -> Any:
     return basis.at[:, j, :].set(rows)
 
 
-def project_rows(w: Any, basis: Any, rows: int) -> Any:
-    """Classical Gram–Schmidt twice against the first `rows` stored vectors, probe by probe.
+def project_pass(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
+    """One classical Gram–Schmidt pass against the first `rows` stored vectors, probe by probe.
 
-    A loop over probes of (rows, n) matrix-vector products: XLA's CPU batched
-    products ran 2.2x slower for k=10 (and 8x for k=1 in the transposed form)
-    at n=1.1e5.
+    Returns the projected `w` (k, n) and the coefficients (k, rows) in `acc`, as
+    `slq._backends.array_api.gram_schmidt_pass` does. A loop over probes of
+    (rows, n) matrix-vector products: XLA's CPU batched products ran 2.2x slower
+    for k=10 (and 8x for k=1 in the transposed form) at n=1.1e5.
     """
 
-    def one(probe: tuple[Any, Any]) -> Any:
+    def one(probe: tuple[Any, Any]) -> tuple[Any, Any]:
         x, stored = probe
         stored = stored[:rows]
-        for _ in range(2):
-            x = x - (stored @ x) @ stored
-        return x
+        c = stored.astype(acc) @ x.astype(acc)
+        return x - c.astype(x.dtype) @ stored, c
 
-    return jax.lax.map(one, (w, basis))
+    return jax.lax.map(one, (w, basis))  # type: ignore[no-any-return]
 
 
 @functools.cache
@@ -74,7 +74,7 @@ class JaxBackend(ArrayAPIBackend):
     """
 
     name = "jax"
-    project = staticmethod(project_rows)
+    project_pass = staticmethod(project_pass)
 
     def store_row(self, basis: Any, j: int, rows: Any) -> Any:
         """Return `basis` with row j written into its own (donated) buffer."""
@@ -83,10 +83,6 @@ class JaxBackend(ArrayAPIBackend):
     def rows_to_project(self, basis: Any, rows: int) -> int:
         """Round up to a block of rows: one compilation per block, not per step."""
         return min(basis.shape[1], -(-rows // SHAPE_BLOCK) * SHAPE_BLOCK)
-
-    def padded_rows(self, basis: Any, rows: int) -> Any:
-        """Return every row, those not yet stored zero: one shape means one compilation."""
-        return basis
 
     def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
         """Return ``jax.jit(function)``: one compiled call instead of a dozen eager dispatches."""

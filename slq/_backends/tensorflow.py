@@ -217,24 +217,29 @@ def stack_rows(blocks: list[Any], rows: int) -> Any:
     return tf.concat(first_rows(blocks, rows), axis=1)
 
 
-def project_rows(w: Any, blocks: list[Any], rows: int) -> Any:
-    """Classical Gram–Schmidt twice against the first `rows` stored rows, in one graph call.
+def project_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]:
+    """One classical Gram–Schmidt pass against the first `rows` stored rows, in one graph call.
 
-    Eager dispatch of the four products per block cost as much as the products
-    themselves at n=1e4 (3.5 against 2.1 ms a step at k=1).
+    Returns the projected `w` (k, n) and the coefficients (k, rows) in `acc`, as
+    `slq._backends.array_api.gram_schmidt_pass` does; a block is cast to `acc`
+    one at a time. Eager dispatch of the products per block cost as much as the
+    products themselves at n=1e4 (3.5 against 2.1 ms a step at k=1).
     """
-    return _project(w, first_rows(blocks, rows))
+    return _project_pass(w, first_rows(blocks, rows), tf.as_dtype(acc))  # type: ignore[no-any-return]
 
 
-# Traced once per number of blocks and, with reduce_retracing, then for any shape.
+# Traced once per number of blocks and dtype and, with reduce_retracing, then for any shape.
 @tf.function(reduce_retracing=True, autograph=False)
-def _project(w: Any, blocks: list[Any]) -> Any:
-    for _ in range(2):
-        coefficients = [_einsum("kjn,kn->kj", block, w) for block in blocks]
-        w = w - tf.add_n(
-            [_einsum("kj,kjn->kn", c, b) for c, b in zip(coefficients, blocks, strict=True)]
-        )
-    return w
+def _project_pass(w: Any, blocks: list[Any], acc: Any) -> tuple[Any, Any]:
+    w_acc = tf.cast(w, acc)
+    coefficients = [_einsum("kjn,kn->kj", tf.cast(block, acc), w_acc) for block in blocks]
+    update = tf.add_n(
+        [
+            _einsum("kj,kjn->kn", tf.cast(c, w.dtype), block)
+            for c, block in zip(coefficients, blocks, strict=True)
+        ]
+    )
+    return w - update, tf.concat(coefficients, axis=1)
 
 
 def _einsum(equation: str, a: Any, b: Any) -> Any:
@@ -259,7 +264,7 @@ class TensorFlowBackend(ArrayAPIBackend):
     """
 
     name = "tensorflow"
-    project = staticmethod(project_rows)
+    project_pass = staticmethod(project_pass)
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> list[Any]:
         """Return an empty list of row blocks: a tensor cannot be written in place."""

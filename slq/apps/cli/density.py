@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from slq._density import density
 from slq.apps.cli.errors import UsageError, check_seed
 from slq.apps.cli.matrix_files import load_matrix
 from slq.apps.cli.report import density_report
-from slq._density import density
 from slq.persistence import json_ready
 
 __all__ = ["run_density"]

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from slq._version import __version__
 from slq._density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
-from slq._lanczos import REORTHOGONALIZE
+from slq._reorthogonalization import REORTHOGONALIZE
+from slq._version import __version__
 
 __all__ = ["build_parser"]
 

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from slq._density import density
 from slq.apps.demo.config import NETWORKS, Config
 from slq.apps.demo.data import Data
-from slq._density import density
 from slq.spectral_density import SpectralDensity
 
 __all__ = ["Point", "Study", "measure_into", "metrics", "prefix"]

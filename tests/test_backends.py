@@ -1,0 +1,79 @@
+"""`slq._backends`: every backend's basis and its one Gram–Schmidt pass, against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import Backend, assert_close, namespace, to_numpy
+
+from slq._backends import backend_for
+from slq._backends.array_api import gram_schmidt_pass, gram_schmidt_twice
+
+
+def _stored(backend: Backend, rows: np.ndarray, dtype: str) -> tuple[object, object]:
+    """The backend of `backend` and its basis holding `rows` (k, r, n)."""
+    k, r, n = rows.shape
+    chosen = backend_for(backend.xp)
+    basis = chosen.new_basis((k, r + 3, n), backend.dtype(dtype), None)
+    for j in range(r):
+        basis = chosen.store_row(basis, j, backend.asarray(rows[:, j, :], dtype))
+    return chosen, basis
+
+
+def _orthonormal_rows(k: int, r: int, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([np.linalg.qr(rng.standard_normal((n, r)))[0].T for _ in range(k)])
+
+
+@pytest.mark.parametrize(("dtype", "acc"), [("float64", "float64"), ("float32", "float64")])
+def test_every_backends_pass_is_one_classical_gram_schmidt_pass(
+    backend: Backend, dtype: str, acc: str
+) -> None:
+    rows = _orthonormal_rows(3, 5, 40, seed=1)
+    w = np.random.default_rng(2).standard_normal((3, 40))
+    chosen, basis = _stored(backend, rows, dtype)
+    # The 5 stored rows, or (JAX: one compilation per block of rows) zero-padded to more.
+    used = chosen.rows_to_project(basis, 5)
+    projected, coefficients = chosen.project_pass(
+        backend.asarray(w, dtype), basis, used, backend.dtype(acc)
+    )
+    expected_c = np.einsum("kjn,kn->kj", rows[:, :5], w)
+    expected = w - np.einsum("kj,kjn->kn", expected_c, rows[:, :5])
+    assert namespace(projected) is backend.xp
+    # The coefficients are accumulated in `acc`: float64 agreement even for float32 rows.
+    c = to_numpy(coefficients)
+    assert c.dtype == np.dtype(acc) and c.shape == (3, used)
+    stored = np.asarray(rows[:, :5], dtype=dtype).astype(np.float64)
+    exact_c = np.einsum("kjn,kn->kj", stored, np.asarray(w, dtype=dtype).astype(np.float64))
+    assert_close(c[:, :5], exact_c, dtype=np.float64, scale=np.abs(w).sum())
+    assert np.all(c[:, 5:] == 0.0)
+    assert_close(to_numpy(projected), expected, dtype=np.dtype(dtype), scale=np.abs(w).sum())
+
+
+def test_every_backend_orthogonalises_to_working_precision(backend: Backend) -> None:
+    rows = _orthonormal_rows(2, 6, 30, seed=3)
+    chosen, basis = _stored(backend, rows, "float64")
+    w = np.random.default_rng(4).standard_normal((2, 30))
+    projected = to_numpy(chosen.orthogonalize(backend.asarray(w), basis, 6))
+    assert np.abs(np.einsum("kjn,kn->kj", rows, projected)).max() < 1e-14 * np.abs(w).sum()
+
+
+def test_twice_sums_the_coefficients_of_both_passes() -> None:
+    rows = _orthonormal_rows(1, 4, 20, seed=5)
+    w = np.random.default_rng(6).standard_normal((1, 20))
+    projected, c = gram_schmidt_twice(gram_schmidt_pass, w, rows, 4, np.float64)
+    np.testing.assert_allclose(w - c @ rows[0], projected, atol=1e-14)
+
+
+def test_a_wider_accumulation_reads_the_basis_in_bounded_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import slq._backends.array_api as generic
+
+    rows = _orthonormal_rows(2, 9, 16, seed=7).astype(np.float32)
+    w = np.random.default_rng(8).standard_normal((2, 16)).astype(np.float32)
+    whole = gram_schmidt_pass(w, rows, 9, np.float64)
+    monkeypatch.setattr(generic, "ACCUMULATION_ELEMENTS", 2 * 2 * 16)  # two rows a block
+    blocked = gram_schmidt_pass(w, rows, 9, np.float64)
+    assert_close(blocked[1], whole[1], dtype=np.float64)
+    assert_close(blocked[0], whole[0], dtype=np.float32)
