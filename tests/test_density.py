@@ -1,4 +1,4 @@
-"""`slq.density` and `SpectralDensity` against exact smoothed densities."""
+"""`slq.density`: runs against exact smoothed densities, seeds, batches, stopping rules, errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from helpers import Backend, CheckedOperator, need, symmetric_with_spectrum
+from helpers import Backend, CheckedOperator, assert_close, need, symmetric_with_spectrum
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import Case, cases
@@ -119,48 +119,6 @@ def test_breakdown_gives_exact_nodes_without_nan() -> None:
     assert np.isfinite(dos.evaluate(t)).all()
 
 
-def test_evaluate_integrates_to_one_for_both_kernels() -> None:
-    _, a = spiked(60)
-    dos = slq.density(a, num_steps=20, num_probes=2, seed=0)
-    t = dos.grid(4000)
-    assert np.trapezoid(dos.evaluate(t), t) == pytest.approx(1.0, abs=1e-6)
-    wide = np.linspace(-2000.0, 2000.0, 400_001)
-    assert np.trapezoid(dos.evaluate(wide, sigma=0.5, kernel="lorentzian"), wide) == pytest.approx(
-        1.0, abs=1e-3
-    )
-
-
-def test_per_probe_and_stderr_shapes() -> None:
-    _, a = spiked(60)
-    dos = slq.density(a, num_steps=20, num_probes=4, seed=0)
-    t = dos.grid(50)
-    curves = dos.per_probe(t)
-    assert curves.shape == (4, 50)
-    np.testing.assert_allclose(dos.evaluate(t), curves.mean(axis=0))
-    np.testing.assert_allclose(dos.stderr(t), curves.std(axis=0, ddof=1) / 2.0)
-
-
-def test_identity_has_a_width_to_smooth_with() -> None:
-    dos = slq.density(np.eye(4), num_probes=2, seed=0)
-    assert dos.default_sigma() == 1.0 and dos.lambda_min == dos.lambda_max == 1.0
-
-
-def test_from_lanczos_builds_the_same_density() -> None:
-    _, a = spiked(40)
-    result = slq.lanczos(a, np.ones((40, 1)), 10)
-    dos = slq.SpectralDensity.from_lanczos(result, dim=40, probe="ones")
-    np.testing.assert_array_equal(dos.alpha, result.alpha)
-    assert dos.probe == "ones" and dos.num_matvecs == 10
-
-
-def test_density_is_immutable() -> None:
-    dos = slq.density(np.eye(3), num_probes=2, seed=0)
-    with pytest.raises(AttributeError):
-        dos.dim = 4  # type: ignore[misc]
-    with pytest.raises(ValueError, match="read-only"):
-        dos.nodes[0, 0] = 1.0
-
-
 def test_check_symmetric_accepts_symmetric_operators(backend: Backend) -> None:
     _, a = spiked(50)
     dos = slq.density(backend.asarray(a, "float32"), num_probes=2, seed=0, check_symmetric=True)
@@ -238,44 +196,6 @@ def test_bad_operators() -> None:
         slq.density(np.eye(3, dtype=np.complex128))
 
 
-@pytest.mark.parametrize(
-    ("method", "kwargs", "message"),
-    [
-        ("evaluate", {"grid": np.zeros((2, 2))}, r"grid must be 1-D, got shape \(2, 2\)"),
-        ("evaluate", {"grid": [0.0], "sigma": 0.0}, "sigma must be a finite number > 0, got 0.0"),
-        (
-            "evaluate",
-            {"grid": [0.0], "sigma": np.nan},
-            "sigma must be a finite number > 0, got nan",
-        ),
-        (
-            "evaluate",
-            {"grid": [0.0], "kernel": "box"},
-            "kernel must be one of 'gaussian', 'lorentzian', got 'box'",
-        ),
-        ("grid", {"num": 0}, "num must be >= 1, got 0"),
-        ("grid", {"pad": -1.0}, "pad must be a finite number >= 0, got -1.0"),
-    ],
-)
-def test_bad_evaluation_arguments(method: str, kwargs: dict, message: str) -> None:
-    dos = slq.density(np.eye(3) + np.diag([0.0, 1.0, 2.0]), num_probes=2, seed=0)
-    with pytest.raises(ValueError, match=message):
-        getattr(dos, method)(**kwargs)
-
-
-def test_stderr_needs_two_probes() -> None:
-    dos = slq.density(np.eye(3), num_probes=1, seed=0)
-    with pytest.raises(ValueError, match="stderr needs at least 2 probes, this density has 1"):
-        dos.stderr([0.0])
-
-
-def test_bad_spectral_density_construction() -> None:
-    with pytest.raises(ValueError, match="dim must be >= 1, got 0"):
-        slq.SpectralDensity(np.zeros((1, 2)), np.ones((1, 1)), dim=0)
-    with pytest.raises(ValueError, match=r"beta must have shape \(1, 1\)"):
-        slq.SpectralDensity(np.zeros((1, 2)), np.ones((1, 2)), dim=3)
-
-
 def test_vectors_never_leave_the_operators_device() -> None:
     # array-api-strict refuses to combine arrays of two devices: a probe, basis or
     # workspace made on the default device would make this run fail.
@@ -288,3 +208,29 @@ def test_vectors_never_leave_the_operators_device() -> None:
     np.testing.assert_allclose(dos.alpha, reference.alpha, rtol=1e-12)
     result = slq.lanczos(op, xps.ones((60, 2), device=device), 5, return_basis=True)
     assert result.basis.device == device
+
+
+def test_adaptive_run_stops_at_tolerance_and_matches_a_fixed_run() -> None:
+    a = symmetric_with_spectrum(np.random.default_rng(0).uniform(-1, 1, 200), seed=0)
+    loose = slq.density(a, num_steps=20, tol=0.08, seed=3)
+    tight = slq.density(a, num_steps=20, tol=0.04, seed=3)
+    assert loose.stop_reason == tight.stop_reason == "tol"
+    assert 4 <= loose.num_probes < tight.num_probes
+    # Batches of 4 probes against one batch of all: the same probes, equal to rounding.
+    fixed = slq.density(a, num_steps=20, num_probes=tight.num_probes, seed=3)
+    assert_close(fixed.alpha, tight.alpha, scale=1.0)  # ‖A‖ = 1
+    assert_close(fixed.beta, tight.beta, scale=1.0)
+    t = tight.grid()
+    assert np.trapezoid(tight.stderr(t), t) <= 0.04
+
+
+def test_adaptive_run_stops_at_the_budget_or_the_probe_cap() -> None:
+    a = symmetric_with_spectrum(np.random.default_rng(0).uniform(-1, 1, 200), seed=0)
+    budget = slq.density(a, num_steps=20, tol=1e-6, max_matvecs=250, seed=0)
+    assert budget.stop_reason == "max_matvecs" and budget.num_matvecs <= 250
+    capped = slq.density(a, num_steps=20, tol=1e-6, num_probes=6, probe_batch_size=3, seed=0)
+    assert capped.stop_reason == "num_probes" and capped.num_probes == 6
+    with pytest.raises(ValueError, match="cannot pay for one batch"):
+        slq.density(a, num_steps=20, max_matvecs=50)
+    with pytest.raises(ValueError, match="tol"):
+        slq.density(a, tol=-1.0)

@@ -288,3 +288,17 @@ def test_every_package_of_the_tree_is_listed_for_the_wheel() -> None:
     folders = {p.parent for p in (root / "slq").rglob("__init__.py")}
     tree = {".".join(p.relative_to(root).parts) for p in folders}
     assert tree | {"slq.adapters"} == names
+
+
+def test_modules_and_classes_fit_a_reader() -> None:
+    # A module over 700 lines or a class over 450 does more than one job (issue 15).
+    long = []
+    for name, path in _module_files().items():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 700:
+            long.append((name, text.count("\n")))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 450:
+                long.append((f"{name}.{node.name}", node.end_lineno - node.lineno + 1))
+    assert long == []
+

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import slq
 from slq import report
@@ -29,3 +30,11 @@ def test_summary_without_residuals_leaves_out_what_needs_them() -> None:
     assert "outliers" not in report.summary(bare) and "wasserstein_bound" not in report.summary(
         bare
     )
+
+
+def test_summary_is_json_ready() -> None:
+    dos = slq.density(np.diag(SPIKED), num_steps=40, num_probes=3, seed=0)
+    summary = json.loads(json.dumps(dos.summary()))
+    assert [o["position"] for o in summary["outliers"]] == pytest.approx([10.0, 30.0, 100.0])
+    assert summary["moments"]["1"]["value"] == pytest.approx(SPIKED.mean())
+    assert summary["wasserstein_bound"]["total"] > 0
