@@ -301,4 +301,3 @@ def test_modules_and_classes_fit_a_reader() -> None:
             if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 450:
                 long.append((f"{name}.{node.name}", node.end_lineno - node.lineno + 1))
     assert long == []
-
