@@ -21,10 +21,10 @@ from slq._backends import (
     to_host,
 )
 from slq._basis import DeviceBasis
-from slq._lanczos import apply_rows, norms_in
+from slq._lanczos import apply_rows, norms_in, power_of_two_scale
 from slq._probes import draw_probes, root_seed
 from slq._validate import check_choice, check_positive_int
-from slq.operator import CoreOperator, as_operator, check_same_library
+from slq.operator import CoreOperator, as_operator
 
 __all__ = ["WHICH", "EigshResult", "eigsh"]
 
@@ -87,7 +87,10 @@ class _Ritz(NamedTuple):
 
 @dataclass
 class _Run:
-    """The state of a thick-restart Lanczos run: A Q = Q H + β q eᵀ (Stewart 2001)."""
+    """The state of a thick-restart Lanczos run: A Q = Q H + β q eᵀ (Stewart 2001).
+
+    H, β and the norms are those of A / `scale`; `_finish` scales the Ritz values back.
+    """
 
     op: CoreOperator
     acc: Any  # dtype of the inner products
@@ -101,6 +104,7 @@ class _Run:
     num_restarts: int = 0
     num_fresh: int = 0  # random vectors drawn so far (v0, if drawn, is number 0)
     norm_estimate: float = 0.0  # max ‖A q‖ so far: a lower bound on ‖A‖
+    scale: float = 1.0  # the run is on A / scale, a power of two: see `power_of_two_scale`
     found_invariant: bool = False  # whether some basis has spanned an invariant subspace
 
 
@@ -167,6 +171,7 @@ def _start_vector(v0: Any, op: CoreOperator, entropy: int) -> Any:
         raise ValueError(msg)
     check_real_floating(v0.dtype, xp, what="v0")
     v0 = xp.astype(v0, op.dtype)
+    v0 = v0 * (1.0 / power_of_two_scale(v0, xp))  # a start vector of any representable size
     norm = float(to_host(norms_in(v0, xp, _accumulation(op))))
     if not (math.isfinite(norm) and norm > 0.0):
         msg = f"v0 must be finite and nonzero, got a vector of norm {norm}"
@@ -234,6 +239,10 @@ def _step(run: _Run) -> bool:
     j = run.count
     _append(run, run.q)
     w = apply_rows(run.op, run.q, run.num_matvecs)
+    if run.num_matvecs == 0:
+        run.scale = power_of_two_scale(w, run.op.xp)
+    if run.scale != 1.0:
+        w = w * (1.0 / run.scale)
     run.num_matvecs += 1
     w, coefficients, norms = _projected(run, w)
     column = to_host(coefficients)[0, : j + 1].astype(np.float64)
@@ -345,15 +354,14 @@ def _finish(run: _Run, ritz: _Ritz, k: int, tol: float, vectors: bool) -> EigshR
     wanted = wanted[np.argsort(ritz.values[wanted], kind="stable")]
     theta = ritz.values[wanted]
     y = xp.asarray(ritz.vectors[:, wanted].T, dtype=op.dtype, device=op.device)
-    x = contiguous_rows(xp.permute_dims(xp.matmul(y, _rows(run)), (1, 0)), xp)
-    image = xp.astype(op.matmat(x), op.dtype, copy=False)
-    check_same_library(image, xp)
+    x = xp.matmul(y, _rows(run))  # (k, n): the Ritz vectors as rows
+    image = apply_rows(op, x, run.num_matvecs) * (1.0 / run.scale)
     run.num_matvecs += k
-    residual = image - x * xp.asarray(theta[None, :], dtype=op.dtype, device=op.device)
-    norms = to_host(norms_in(xp.permute_dims(residual, (1, 0)), xp, run.acc))
+    residual = image - x * xp.asarray(theta[:, None], dtype=op.dtype, device=op.device)
+    norms = to_host(norms_in(residual, xp, run.acc)) * run.scale
     return EigshResult(
-        eigenvalues=theta.copy(),
-        eigenvectors=x if vectors else None,
+        eigenvalues=theta * run.scale,
+        eigenvectors=contiguous_rows(xp.permute_dims(x, (1, 0)), xp) if vectors else None,
         residual_norms=norms.astype(np.float64),
         converged=_converged(ritz, wanted, tol),
         num_matvecs=run.num_matvecs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -109,6 +110,9 @@ def prepare_start(v0: Any, op: Any) -> Any:
     check_real_floating(v0.dtype, xp, what="v0")
     rows = xp.astype(v0[None, :] if ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
+    scale = power_of_two_scale(rows, xp)  # a start vector of any representable size
+    if scale != 1.0:
+        rows = rows * (1.0 / scale)
     norms = row_norms(rows, xp, op)
     norms_host = to_host(norms)
     bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
@@ -133,6 +137,37 @@ def norms_in(rows: Any, xp: Any, acc: Any) -> Any:
     return xp.sqrt(xp.vecdot(rows, rows, axis=-1))
 
 
+# Products whose largest entry lies within 2^±_SAFE_EXPONENT run unscaled: their squares
+# and sums of squares stay far from overflow and underflow in float32 and float64.
+_SAFE_EXPONENT = 60
+
+
+def power_of_two_scale(w: Any, xp: Any) -> float:
+    """Return 2^e near max |w| when that lies outside 2^±60, else 1.0.
+
+    Lanczos is scale-invariant: run on A / 2^e it gives α / 2^e and β / 2^e,
+    and dividing by a power of two is exact. Norms are sums of squares, which
+    overflow from ‖A‖ ≈ 1e154 in float64 and underflow below 1e-154 (LAPACK's
+    ``nrm2`` scales for the same reason; Blue 1978): an operator of any scale the
+    dtype represents then gives the same relative answer, and one of ordinary
+    scale the very same bits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq._lanczos import power_of_two_scale
+    >>> power_of_two_scale(np.array([[3.0, -4.0]]), np)
+    1.0
+    >>> power_of_two_scale(np.array([[2.0**-200]]), np) == 2.0**-199
+    True
+    """
+    largest = float(to_host(xp.max(xp.abs(w))))
+    if not (math.isfinite(largest) and largest > 0.0):
+        return 1.0  # a zero product needs no scale; a NaN or Inf is reported by the step
+    exponent = math.frexp(largest)[1]
+    return 1.0 if abs(exponent) <= _SAFE_EXPONENT else math.ldexp(1.0, exponent)
+
+
 def apply_rows(op: Any, rows: Any, step: int) -> Any:
     """Return A q for each row q of `rows` (shape (k, n)), as rows."""
     xp = op.xp
@@ -146,15 +181,14 @@ def apply_rows(op: Any, rows: Any, step: int) -> Any:
     return contiguous_rows(xp.astype(xp.permute_dims(out, (1, 0)), op.dtype, copy=False), xp)
 
 
-def _fused_step(op: Any, state: _State, basis: DeviceBasis, j: int) -> tuple[Any, Any]:
-    """One step with full reorthogonalisation on the device, for every probe.
+def _fused_step(op: Any, state: _State, w: Any, basis: DeviceBasis, j: int) -> tuple[Any, Any]:
+    """Finish step j from w = A q_j with full reorthogonalisation on the device.
 
-    Returns the residuals w (k, n) and the coefficients (α_j, β_j, ‖A q_j‖) as
+    Returns the residuals r_j (k, n) and the coefficients (α_j, β_j, ‖A q_j‖) as
     one (3, k) array in the accumulation dtype.
     """
     xp = op.xp
     q, q_prev, beta_prev = state
-    w = apply_rows(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     backend = op.backend
     residual = backend.compiled(_residual, static_argnums=(5, 6, 7))
@@ -162,14 +196,13 @@ def _fused_step(op: Any, state: _State, basis: DeviceBasis, j: int) -> tuple[Any
     return residual(q, q_prev, beta_prev, w, basis.data, rows, acc, backend.project_pass)
 
 
-def _recurrence_step(op: Any, state: _State, j: int, local: bool) -> tuple[Any, Any]:
-    """One step of the three-term recurrence; `local` also reorthogonalises against q_j, q_{j-1}.
+def _recurrence_step(op: Any, state: _State, w: Any, local: bool) -> tuple[Any, Any]:
+    """Finish a step by the three-term recurrence; `local` also projects against q_j, q_{j-1}.
 
     Returns what `_fused_step` does.
     """
     xp = op.xp
     q, q_prev, beta_prev = state
-    w = apply_rows(op, q, j)
     acc = accumulation_dtype(xp, op.device, op.dtype)
     residual = op.backend.compiled(_residual, static_argnums=(5, 6, 7, 8))
     return residual(q, q_prev, beta_prev, w, None, None, acc, None, local)
@@ -203,9 +236,14 @@ def _residual(
     else:
         w = w - xp.expand_dims(xp.astype(alpha, w.dtype), axis=1) * q - beta_prev * q_prev
         if local:
-            w = w - xp.vecdot(q, w, axis=-1)[:, None] * q
-            w = w - xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
+            w = _local_pass(w, q, q_prev, xp)
     return w, xp.stack([alpha, norms_in(w, xp, acc), image_norm])
+
+
+def _local_pass(w: Any, q: Any, q_prev: Any, xp: Any) -> Any:
+    """One Gram–Schmidt pass of the rows of `w` against q_j and q_{j-1}: two inner products."""
+    w = w - xp.vecdot(q, w, axis=-1)[:, None] * q
+    return w - xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
 
 
 def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
@@ -362,7 +400,7 @@ def run_batch(
         active &= ~broke
         beta[:, j] = np.where(active, b, 0.0)
         if on_step is not None:
-            on_step(j, alpha[:, j], beta[:, j], k)
+            on_step(j, alpha[:, j] * keeper.scale, beta[:, j] * keeper.scale, k)
         if not active.any():
             break
         scale = np.where(active, 1.0 / np.where(active, beta[:, j], 1.0), 0.0)
@@ -382,6 +420,8 @@ def run_batch(
         int((~active).sum()),
     )
     stored = keeper.basis if return_basis else None
+    # Exact: the scale is a power of two.
+    alpha, beta = alpha * keeper.scale, beta * keeper.scale
     return _result(alpha, beta, lengths, steps_run, stored, k, keeper.reorthogonalizations)
 
 
@@ -405,19 +445,29 @@ class _BasisKeeper:
         self.schedule = reorthogonalize.schedule(shape[0], shape[1], eps(op.dtype, op.xp))
         self.reorthogonalizations = 0  # steps that projected against the basis
         self.projected = 0  # vectors projected against, over all steps
+        # The batch runs on A / scale, a power of two: see `power_of_two_scale`.
+        self.scale = 1.0
 
     def step(
         self, state: _State, j: int, active: np.ndarray, tolerance: float, probe_offset: int
     ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
-        """Store q_j, apply the operator, and return r_j with α_j, β_j = ‖r_j‖ and ‖A q_j‖."""
+        """Store q_j, apply the operator, and return r_j with α_j, β_j = ‖r_j‖ and ‖A q_j‖.
+
+        All three, and r_j, are those of A / `scale`.
+        """
         op = self.op
         if self.basis is not None:
             self.basis.store(j, state.q)
+        w = apply_rows(op, state.q, j)
+        if j == 0:
+            self.scale = power_of_two_scale(w, op.xp)
+        if self.scale != 1.0:
+            w = w * (1.0 / self.scale)
         if self.fused:
             assert isinstance(self.basis, DeviceBasis)
-            w, coefficients = _fused_step(op, state, self.basis, j)
+            w, coefficients = _fused_step(op, state, w, self.basis, j)
         else:
-            w, coefficients = _recurrence_step(op, state, j, self.policy.local)
+            w, coefficients = _recurrence_step(op, state, w, self.policy.local)
         a, b, image_norm = to_host(coefficients)
         _check_finite(np.stack([a, b]), j, probe_offset)
         # Probes that stopped or are stopping need no next vector: β = 0 for the schedule.
@@ -426,7 +476,13 @@ class _BasisKeeper:
         if rows and not self.fused:
             assert self.basis is not None
             w = self.basis.project(w, rows)
+            if rows <= j and self.policy.local:
+                # The projection against q_0 … q_{rows-1} brings back their (small)
+                # overlaps with q_j and q_{j-1}; a residual much shorter after it than
+                # before (near a breakdown) would carry them into q_{j+1}, amplified.
+                w = _local_pass(w, state.q, state.q_prev, op.xp)
             b = to_host(row_norms(w, op.xp, op))
+            self.schedule.projected(j, b)
         if rows:
             self.reorthogonalizations += 1
             self.projected += rows

@@ -93,6 +93,15 @@ class OrthogonalityMonitor:
         self._again, self._rows = not forced, rows
         return rows
 
+    def projected(self, j: int, beta: np.ndarray) -> None:
+        """Take β_j of the residual as it was projected: the recurrence continues from it.
+
+        Projection removes what the residual had along the basis; its norm can
+        drop by orders of magnitude near a breakdown, and the later estimates
+        divide by it.
+        """
+        self._beta[:, j] = np.where(self._beta[:, j] > 0.0, beta, 0.0)
+
     def _next_row(self, j: int) -> np.ndarray:
         """Return ω_{j+1,·}: entries 0..j+1 filled, the rest 0."""
         eps, beta_j = self.eps, self._beta[:, j : j + 1]

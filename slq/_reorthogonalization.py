@@ -38,6 +38,9 @@ class Schedule(Protocol):
     ) -> int:
         """Return how many stored vectors r_j is projected against after step j (0: none)."""
 
+    def projected(self, j: int, beta: np.ndarray) -> None:
+        """Take β_j = ‖r_j‖ after the projection the schedule asked for."""
+
 
 class Policy:
     """A reorthogonalisation policy (abstract): its arrays, and a `Schedule` per batch."""
@@ -66,12 +69,18 @@ class _EveryStep:
     ) -> int:
         return j + 1
 
+    def projected(self, j: int, beta: np.ndarray) -> None:
+        pass
+
 
 class _Never:
     def rows_to_project(
         self, j: int, alpha: np.ndarray, beta: np.ndarray, image_norm: np.ndarray
     ) -> int:
         return 0
+
+    def projected(self, j: int, beta: np.ndarray) -> None:
+        pass
 
 
 class Full(Policy):

@@ -246,3 +246,13 @@ def test_v0_from_another_library() -> None:
     torch = need(Backend.TORCH)
     with pytest.raises(TypeError, match="v0 is a torch array but the operator's vectors"):
         eigsh(np.eye(10), k=2, v0=torch.ones(10, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e160, 1e300])
+def test_every_representable_scale_gives_the_same_relative_answer(scale: float) -> None:
+    lam = np.linspace(-1.0, 1.0, 100)
+    result = eigsh(np.diag(lam) * scale, k=2, which="BE", seed=0)
+    reference = eigsh(np.diag(lam), k=2, which="BE", seed=0)
+    assert result.converged.all() and result.num_matvecs == reference.num_matvecs
+    np.testing.assert_allclose(result.eigenvalues / scale, [-1.0, 1.0], rtol=1e-12)
+    assert np.all(result.residual_norms / scale <= 1e-9)

@@ -7,6 +7,7 @@ import pytest
 from helpers import (
     Backend,
     CheckedOperator,
+    assert_close,
     namespace,
     need,
     spectral_measure,
@@ -275,3 +276,39 @@ def test_operator_returning_another_library() -> None:
         match="returned a numpy array for a torch input",
     ):
         slq.lanczos(op, torch.ones(3, dtype=torch.float64), 2)
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype"),
+    [
+        *[(scale, "float64") for scale in (1e-300, 1e-170, 1e160, 1e300)],
+        *[(scale, "float32") for scale in (1e-30, 1e30)],
+    ],
+)
+def test_every_representable_scale_gives_the_same_relative_answer(
+    backend: Backend, scale: float, dtype: str
+) -> None:
+    # Norms are sums of squares: unscaled, they underflow to 0 (a false breakdown) or
+    # overflow to inf (a false "the operator produced inf").
+    lam = np.linspace(-1.0, 1.0, 100)
+    v = np.random.default_rng(0).standard_normal((100, 2))
+    reference = slq.lanczos(np.diag(lam), v, 20)
+    a = backend.asarray(np.diag(lam) * scale, dtype)
+    result = slq.lanczos(a, backend.asarray(v * scale, dtype), 20)
+    assert result.lengths.tolist() == [20, 20]
+    assert_close(result.alpha / scale, reference.alpha, dtype=np.dtype(dtype), scale=1.0)
+    assert_close(result.beta / scale, reference.beta, dtype=np.dtype(dtype), scale=1.0)
+    dos = slq.density(a, num_steps=30, num_probes=2, seed=0)
+    exact = slq.density(np.diag(lam), num_steps=30, num_probes=2, seed=0)
+    assert dos.stop_reason == "num_probes" and dos.alpha.shape == exact.alpha.shape
+    extremes = np.array([dos.lambda_min, dos.lambda_max]) / scale
+    assert_close(extremes, [exact.lambda_min, exact.lambda_max], dtype=np.dtype(dtype), scale=1.0)
+
+
+def test_a_power_of_two_factor_changes_no_bit() -> None:
+    # A power-of-two factor is exact: a run of 2 A is the run of A, doubled, to the bit.
+    a = symmetric_with_spectrum(np.linspace(-1.0, 1.0, 60), seed=0)
+    v = np.random.default_rng(1).standard_normal(60)
+    one, two = slq.lanczos(a, v, 15), slq.lanczos(2.0**70 * a, v, 15)
+    assert np.array_equal(one.alpha * 2.0**70, two.alpha)
+    assert np.array_equal(one.beta * 2.0**70, two.beta)

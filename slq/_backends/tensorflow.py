@@ -164,6 +164,16 @@ def stack(arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
     return tf.stack(list(arrays), axis=axis)
 
 
+def abs(x: Any, /) -> Any:
+    """Return the element-wise absolute value."""
+    return tf.abs(x)
+
+
+def max(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """Return the largest element along `axis` (all of it for None)."""
+    return tf.reduce_max(x, axis=axis, keepdims=keepdims)
+
+
 def sqrt(x: Any, /) -> Any:
     """Return the element-wise square root."""
     return tf.sqrt(x)
