@@ -7,6 +7,7 @@ is refused instead of silently resumed.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, NamedTuple
 
@@ -47,7 +48,7 @@ class Fingerprint(NamedTuple):
 
     @classmethod
     def from_numbers(cls, numbers: Any) -> Fingerprint:
-        """Return the fingerprint of the list `numbers` written by `numbers`."""
+        """Return the fingerprint that the method `numbers` wrote as a list."""
         return cls(float(numbers[0]), tuple(float(x) for x in numbers[1:]))
 
     def named(self) -> list[tuple[str, float]]:
@@ -82,8 +83,9 @@ def fingerprint(op: Any) -> Fingerprint:
     image = apply_rows(op, v, 0)
     norm = float(to_host(norms_in(image, xp, acc))[0])
     image = xp.astype(image, acc)
-    projections = [v, *(_fixed_vector(op, i) for i in range(1, _NUM_PROJECTIONS))]
-    values = tuple(float(to_host(xp.vecdot(xp.astype(u, acc), image))[0]) for u in projections)
+    # A generator: each further vector is drawn, used and dropped before the next.
+    vectors = itertools.chain([v], (_fixed_vector(op, i) for i in range(1, _NUM_PROJECTIONS)))
+    values = tuple(float(to_host(xp.vecdot(xp.astype(u, acc), image))[0]) for u in vectors)
     if not all(math.isfinite(x) for x in (norm, *values)):
         msg = (
             f"the operator produced NaN or Inf in its product with the checkpoint's fixed "

@@ -53,7 +53,7 @@ class RunLock:
             if not _is_stale(holder):
                 raise self._refusal(holder)
             logger.warning(
-                "slq: taking over the lock %s of process %s, which has ended",
+                "checkpoint: taking over the lock %s of process %s, which has ended",
                 self.path,
                 holder and holder.get("pid"),
             )
