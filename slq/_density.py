@@ -138,12 +138,20 @@ def density(
         atomically (write, then rename). Calling again with the same arguments
         resumes from the finished batches and gives the result an uninterrupted
         run would have given; a run killed at any moment loses at most the
-        batch in flight. With ``seed=None`` the checkpoint's seed is reused. A
-        checkpoint written for another operator size or dtype, number of
-        steps, seed, probe kind, reorthogonalisation or batch size is refused.
-        Set `probe_batch_size` to choose how much work a batch holds. An
-        operator with ``writes_files = False`` (a data-parallel adapter on a
-        rank other than 0) reads the checkpoint but never writes it.
+        batch in flight. With ``seed=None`` the checkpoint's seed is reused.
+        Set `probe_batch_size` to choose how much work a batch holds. Refused
+        before any product: a directory that is missing or read-only
+        (ValueError), a checkpoint held by another live run (RuntimeError: a
+        lock file beside it, ``<checkpoint>.lock``), a file written for another
+        operator size or dtype, number of steps, seed, probe kind,
+        reorthogonalisation or batch size, or that violates the format
+        (ValueError naming the file and the field). Then one product with a
+        fixed vector, not counted in ``num_matvecs`` nor against
+        `max_matvecs`, fingerprints the operator, and a file written for
+        another operator is refused (ValueError). An operator with
+        ``writes_files = False`` (a data-parallel adapter on a rank other than
+        0) reads the checkpoint but never writes or locks it. See the docs'
+        section on checkpoints for what they protect against and what not.
     progress : bool, optional
         A tqdm progress bar over the products, with their rate. None (default)
         shows one when stderr is a terminal and the run lasts more than two
@@ -200,19 +208,18 @@ def density(
     check_bool("offload_basis", offload_basis)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
     check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch, offload_basis)
-    store = None if checkpoint is None else Checkpoint(checkpoint, {})
+    store = None if checkpoint is None else Checkpoint(checkpoint, writes=writes_files)
     if seed is None and store is not None:
         seed = store.stored_seed()  # resuming a seed=None run: its probes are on record
     entropy = root_seed(seed)
-    if store is not None:
-        store.settings = _fingerprint(op, m, entropy, probe, reorthogonalize, plan.batch)
-    if check_symmetric:
-        _check_symmetric(op, entropy)
-    results = _resumable(store, plan)
     reason = "num_probes"
     bar = progress_bar(progress, plan.num_probes * m, "slq.density")
-    bar.update(sum(r.num_matvecs for r in results))
     try:
+        settings = _settings(op, m, entropy, probe, reorthogonalize, plan.batch)
+        results = _resumable(store, op, settings, plan)  # lock and checks before any product
+        if check_symmetric:
+            _check_symmetric(op, entropy)
+        bar.update(sum(r.num_matvecs for r in results))
         for start in range(len(results) * plan.batch, plan.num_probes, plan.batch):
             if _converged(results, tol, n):
                 reason = "tol"
@@ -241,6 +248,8 @@ def density(
             reason = "tol" if _converged(results, tol, n) else reason
     finally:
         bar.close()
+        if store is not None:
+            store.close()
     alpha, beta = _pad(results)
     logger.info("density: n=%d, %d probes x %d steps, seed=%d", n, alpha.shape[0], m, entropy)
     return SpectralDensity(
@@ -256,7 +265,7 @@ def density(
     )
 
 
-def _fingerprint(
+def _settings(
     op: Any, m: int, entropy: int, probe: str, reorthogonalize: str, batch: int
 ) -> dict[str, Any]:
     """Return the settings that make a checkpoint's batches this run's batches."""
@@ -280,12 +289,14 @@ def _dtype_key(dtype: Any) -> str:
         return name if isinstance(name, str) else str(dtype).rsplit(".", 1)[-1]
 
 
-def _resumable(store: Checkpoint | None, plan: _Plan) -> list[LanczosResult]:
+def _resumable(
+    store: Checkpoint | None, op: Any, settings: dict[str, Any], plan: _Plan
+) -> list[LanczosResult]:
     """Return the checkpoint's batches that this plan would run the same way."""
     if store is None:
         return []
     results = []
-    for i, result in enumerate(store.load()):
+    for i, result in enumerate(store.resume(op, settings)):
         expected = min(plan.batch, plan.num_probes - i * plan.batch)
         if expected <= 0 or result.alpha.shape[0] != expected:
             break  # the previous call ran a shorter last batch: redo it

@@ -1,28 +1,26 @@
 """Saving and loading results as `.npz` archives: plain arrays and JSON, never pickle.
 
-`save` writes a result; `read_result` returns the fields it was saved with.
+`save` writes a result; `read_result` checks every field of a saved one against
+the schema and returns them.
 `slq.load` (in `slq.spectral_density`, above this module) builds the
 `SpectralDensity` from them, so that this module never needs the class.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slq._version import __version__
+from slq._archive import Archive, write_archive
 
 if TYPE_CHECKING:
     from slq.spectral_density import SpectralDensity
 
-__all__ = ["FORMAT", "json_ready", "read_archive", "read_result", "save", "write_archive"]
+__all__ = ["FORMAT", "json_ready", "read_result", "save"]
 
 FORMAT = "slq.SpectralDensity/1"
 """The format tag written into every saved result; `load` refuses any other."""
@@ -50,47 +48,6 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     return value
-
-
-def write_archive(
-    path: str | os.PathLike[str], arrays: dict[str, Any], meta: dict[str, Any]
-) -> Path:
-    """Write `arrays` and the JSON `meta` to `path` atomically: a temporary file, then a rename.
-
-    A reader (or a run killed mid-write) sees either the old file or the new
-    one, never a torn one: `os.replace` is atomic on POSIX and Windows.
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        msg = f"results are saved as .npz archives: the path must end in .npz, got {str(path)!r}"
-        raise ValueError(msg)
-    payload = {name: np.asarray(value) for name, value in arrays.items()}
-    payload["meta"] = np.asarray(json.dumps({**meta, "version": __version__}))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)  # type: ignore[arg-type]  # numpy's stub: names as kwargs
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def read_archive(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Return the arrays and the JSON metadata of an archive written by `write_archive`."""
-    try:
-        with np.load(Path(path), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        msg = f"cannot read {str(path)!r} as an slq result archive: {err}"
-        raise ValueError(msg) from err
-    if "meta" not in arrays:
-        msg = f"{str(path)!r} is not an slq result archive: it has no metadata"
-        raise ValueError(msg)
-    return arrays, json.loads(str(arrays.pop("meta")))
 
 
 def save(density: SpectralDensity, path: str | os.PathLike[str]) -> Path:
@@ -134,10 +91,15 @@ def save(density: SpectralDensity, path: str | os.PathLike[str]) -> Path:
 def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the `SpectralDensity` fields saved by `save`, as keyword arguments.
 
+    Every field is checked against the schema before the arrays are read:
+    counts are integers in range, the arrays have the shapes the counts give
+    and are finite, the record fields are strings.
+
     Raises
     ------
     ValueError
-        For a file that is not a saved slq result.
+        For a file that is not a saved slq result, naming the file and the
+        first field that violates the schema.
 
     Examples
     --------
@@ -150,18 +112,29 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> fields["dim"], fields["seed"], fields["alpha"].shape
     (100, 0, (3, 90))
     """
-    arrays, meta = read_archive(path)
-    if meta.get("format") != FORMAT:
-        msg = f"{str(path)!r} holds {meta.get('format')!r}, not a saved {FORMAT!r}"
-        raise ValueError(msg)
-    return {
-        "alpha": arrays["alpha"],
-        "beta": arrays["beta"],
-        "dim": int(meta["dim"]),
-        "num_matvecs": int(meta["num_matvecs"]),
-        "seed": meta.get("seed"),
-        "probe": meta.get("probe"),
-        "reorthogonalize": meta.get("reorthogonalize"),
-        "residual_norm": arrays.get("residual_norm"),
-        "stop_reason": meta.get("stop_reason"),
-    }
+    with Archive(path) as archive:
+        archive.check_format(FORMAT)
+        k = archive.integer("num_probes", low=1)
+        m = archive.integer("num_steps", low=1)
+        fields = {
+            "alpha": archive.array("alpha", (k, m)),
+            "beta": archive.array("beta", (k, m - 1)),
+        }
+        residual = None
+        if archive.has_array("residual_norm"):
+            residual = archive.array("residual_norm", (k,), non_negative=True)
+        return {
+            **fields,
+            "dim": archive.integer("dim", low=1),
+            "num_matvecs": archive.integer("num_matvecs"),
+            "seed": archive.integer("seed", high=None) if archive.present("seed") else None,
+            **{name: _optional_string(archive, name) for name in _RECORD},
+            "residual_norm": residual,
+        }
+
+
+_RECORD = ("probe", "reorthogonalize", "stop_reason")  # kept for the record: any string
+
+
+def _optional_string(archive: Archive, field: str) -> str | None:
+    return archive.string(field) if archive.present(field) else None

@@ -1,22 +1,25 @@
-"""Saving and loading results, resuming after SIGKILL, progress, callbacks and strict JSON."""
+"""Saving and loading results (every field of a file checked), progress, callbacks, strict JSON.
+
+Checkpoints are tested in test_checkpoint.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
+import re
 import subprocess
 import sys
-import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import slq
 from slq._progress import progress_bar
-from slq.persistence import json_ready, read_archive
+from slq.persistence import json_ready
 
 SPECTRUM = np.concatenate([np.linspace(-1.0, 1.0, 197), [5.0, 9.0, 20.0]])
 MATRIX = np.diag(SPECTRUM)
@@ -40,8 +43,13 @@ def test_load_refuses_what_it_did_not_write(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"must end in \.npz"):
         slq.density(MATRIX, num_probes=2, seed=0).save(tmp_path / "dos.npy")
     (tmp_path / "garbage.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="cannot read"):
-        slq.load(tmp_path / "garbage.npz")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    for name in ("garbage.npz", "objects.npy", "plain.npy", "list.json"):
+        with pytest.raises(
+            ValueError, match=f"cannot read {re.escape(repr(str(tmp_path / name)))}"
+        ):
+            slq.load(tmp_path / name)
     np.savez(tmp_path / "plain.npz", alpha=np.zeros(3))
     with pytest.raises(ValueError, match="no metadata"):
         slq.load(tmp_path / "plain.npz")
@@ -50,89 +58,94 @@ def test_load_refuses_what_it_did_not_write(tmp_path: Path) -> None:
         slq.load(tmp_path / "pickled.npz")
 
 
-def test_checkpointed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    path = tmp_path / "run.npz"
-    reference = slq.density(MATRIX, **RUN)
-    first = slq.density(MATRIX, **{**RUN, "num_probes": 4}, checkpoint=path)  # two batches
-    np.testing.assert_array_equal(first.alpha, reference.alpha[:4])
-    resumed = slq.density(MATRIX, **RUN, checkpoint=path)
-    np.testing.assert_array_equal(resumed.alpha, reference.alpha)
-    np.testing.assert_array_equal(resumed.beta, reference.beta)
-    assert resumed.num_matvecs == reference.num_matvecs
-    # A seed=None call resumes with the checkpoint's seed.
-    assert slq.density(MATRIX, **{**RUN, "seed": None}, checkpoint=path).seed == 5
+def rewrite(path: Path, change: Callable[[dict[str, Any], dict[str, Any]], Any]) -> None:
+    """Apply `change` to the metadata and arrays of the archive at `path`, as a tamperer would."""
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    replaced = change(meta, arrays)  # a str or list replaces the metadata; None changed it
+    if isinstance(replaced, (str, list)):
+        meta = replaced
+    arrays.setdefault("meta", np.asarray(meta if isinstance(meta, str) else json.dumps(meta)))
+    np.savez(path, **arrays)
 
 
-def test_a_shorter_last_batch_is_redone(tmp_path: Path) -> None:
-    path = tmp_path / "run.npz"
-    slq.density(MATRIX, **{**RUN, "num_probes": 5}, checkpoint=path)  # batches 2, 2, 1
-    resumed = slq.density(MATRIX, **RUN, checkpoint=path)
-    np.testing.assert_array_equal(resumed.alpha, slq.density(MATRIX, **RUN).alpha)
+def _meta(**values: Any) -> Callable[[dict, dict], None]:
+    return lambda meta, arrays: meta.update(values)
 
 
-@pytest.mark.parametrize(
-    ("change", "what"),
-    [
-        ({"seed": 6}, "seed"),
-        ({"num_steps": 16}, "num_steps"),
-        ({"probe": "rademacher"}, "probe"),
-        ({"probe_batch_size": 3}, "probe_batch_size"),
-    ],
-)
-def test_checkpoint_of_another_run_is_refused(tmp_path: Path, change: dict, what: str) -> None:
-    path = tmp_path / "run.npz"
-    slq.density(MATRIX, **{**RUN, "num_probes": 2}, checkpoint=path)
-    with pytest.raises(ValueError, match=f"different run.*{what}"):
-        slq.density(MATRIX, **{**RUN, **change}, checkpoint=path)
-    with pytest.raises(ValueError, match="dim"):
-        slq.density(np.eye(50), **RUN, checkpoint=path)
-    with pytest.raises(ValueError, match="dtype"):
-        slq.density(MATRIX.astype(np.float32), **RUN, checkpoint=path)
-    with pytest.raises(ValueError, match=r"\.npz"):
-        slq.density(MATRIX, **RUN, checkpoint=tmp_path / "run.ckpt")
+def _array(name: str, value: Any) -> Callable[[dict, dict], None]:
+    return lambda meta, arrays: arrays.update({name: value})
 
 
-_WORKER = textwrap.dedent(
-    """
-    import sys, time
-    import numpy as np
-    import slq
+def _drop(name: str) -> Callable[[dict, dict], None]:
+    def drop(meta: dict, arrays: dict) -> None:
+        meta.pop(name, None)
+        arrays.pop(name, None)
 
-    matrix = np.diag(np.concatenate([np.linspace(-1.0, 1.0, 197), [5.0, 9.0, 20.0]]))
-
-    def slow(v):
-        time.sleep(0.004)
-        return matrix @ v
-
-    op = slq.aslinearoperator(slow, shape=matrix.shape, dtype=np.float64)
-    run = dict(num_steps=15, num_probes=7, probe_batch_size=2, seed=5, probe="gaussian")
-    slq.density(op, **run, checkpoint=sys.argv[1])
-    """
-)
+    return drop
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.13])
-def test_a_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Path, delay: float) -> None:
-    path = tmp_path / "run.npz"
-    script = tmp_path / "worker.py"
-    script.write_text(_WORKER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    worker = subprocess.Popen([sys.executable, str(script), str(path)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not path.exists() and worker.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(delay)
-        worker.send_signal(signal.SIGKILL)
-    finally:
-        worker.wait()
-    assert path.exists(), "the worker finished no batch before it was killed"
-    _, meta = read_archive(path)
-    assert meta["num_batches"] < 4, "the worker finished before it was killed"
-    resumed = slq.density(MATRIX, **RUN, checkpoint=path)
-    reference = slq.density(MATRIX, **RUN)
-    np.testing.assert_allclose(resumed.alpha, reference.alpha, rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(resumed.beta, reference.beta, rtol=1e-13, atol=1e-15)
+# (the field the error must name, a change to a saved result)
+TAMPERED = [
+    *(("dim", _meta(dim=value)) for value in ("40", 40.7, 1e30, 10**30, 0)),
+    ("num_matvecs", _meta(num_matvecs=-1)),
+    ("num_matvecs", _meta(num_matvecs=True)),
+    ("num_probes", _drop("num_probes")),
+    ("num_probes", _meta(num_probes=0)),
+    ("alpha", _meta(num_probes=3)),  # counts that the arrays contradict
+    ("alpha", _meta(num_steps=19)),
+    ("alpha", _array("alpha", np.full((4, 20), "0.5"))),
+    ("alpha", _array("alpha", np.full((4, 20), np.inf))),
+    ("alpha", _array("alpha", np.zeros((4, 20), dtype=complex))),
+    ("alpha", _array("alpha", np.zeros(80))),
+    ("alpha", _drop("alpha")),
+    ("beta", _array("beta", np.zeros((4, 20)))),
+    ("residual_norm", _array("residual_norm", -np.ones(4))),
+    ("residual_norm", _array("residual_norm", np.ones(5))),
+    *(("seed", _meta(seed=value)) for value in ("3", -1, 3.0)),
+    ("probe", _meta(probe=1)),
+    ("stop_reason", _meta(stop_reason=["tol"])),
+    ("format", _meta(format="slq.SpectralDensity/0")),
+    ("format", _drop("format")),
+    ("meta", lambda meta, arrays: [1, 2]),  # JSON, but a list
+    ("meta", lambda meta, arrays: "{not json"),
+    ("meta", lambda meta, arrays: '{"dim": NaN}'),
+    ("meta", _array("meta", np.zeros(3))),
+]
+
+
+@pytest.mark.parametrize(("field", "change"), TAMPERED, ids=[field for field, _ in TAMPERED])
+def test_load_refuses_a_tampered_file_naming_the_file_and_the_field(
+    tmp_path: Path, field: str, change: Callable[[dict, dict], Any]
+) -> None:
+    path = tmp_path / "dos.npz"
+    slq.density(MATRIX, num_steps=20, num_probes=4, seed=3).save(path)
+    rewrite(path, change)
+    with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))}.*: {field} ") as info:
+        slq.load(path)
+    assert type(info.value) is ValueError
+
+
+def test_saved_files_follow_the_umask(tmp_path: Path) -> None:
+    dos = slq.density(MATRIX, num_steps=10, num_probes=2, seed=0)
+    for umask in (0o022, 0o077, 0o002):
+        previous = os.umask(umask)
+        try:
+            saved = dos.save(tmp_path / f"dos{umask}.npz")
+            checkpoint = tmp_path / f"run{umask}.npz"
+            slq.density(MATRIX, num_steps=10, num_probes=2, seed=0, checkpoint=checkpoint)
+        finally:
+            os.umask(previous)
+        for path in (saved, checkpoint):
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask, (path.name, oct(umask))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_save_to_a_missing_directory_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "dos.npz"
+    with pytest.raises(FileNotFoundError, match=re.escape(repr(str(path)))):
+        slq.density(MATRIX, num_steps=10, num_probes=2, seed=0).save(path)
 
 
 def test_callback_sees_every_step_and_progress_can_be_forced(
@@ -156,22 +169,6 @@ def test_import_slq_loads_no_framework_or_plotting() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_an_operator_that_does_not_write_files_only_reads_the_checkpoint(tmp_path: Path) -> None:
-    class Replica:  # a data-parallel adapter on a rank other than 0
-        shape, dtype, writes_files = MATRIX.shape, MATRIX.dtype, False
-
-        def matvec(self, v: np.ndarray) -> np.ndarray:
-            return MATRIX @ v
-
-    path = tmp_path / "run.npz"
-    slq.density(Replica(), **RUN, checkpoint=path)
-    assert not path.exists()
-    slq.density(MATRIX, **{**RUN, "num_probes": 4}, checkpoint=path)
-    resumed = slq.density(Replica(), **RUN, checkpoint=path)
-    np.testing.assert_array_equal(resumed.alpha, slq.density(MATRIX, **RUN).alpha)
-    assert len(read_archive(path)[1]) and read_archive(path)[1]["num_batches"] == 2
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
