@@ -45,3 +45,33 @@ def assert_one_line_error(status: int, out: str, err: str) -> None:
     assert len(err.splitlines()) == 1, err
     assert err.startswith("slq: error: ")
     assert "Traceback" not in err
+
+
+def limit_memory(monkeypatch: pytest.MonkeyPatch, nbytes: int | None) -> None:
+    """Make the command see `nbytes` of available memory (None: unknown)."""
+    from slq.apps.cli import resources
+
+    monkeypatch.setattr(resources, "available_memory", lambda: nbytes)
+
+
+# A valid 3 x 3 CSR archive as `scipy.sparse.save_npz` writes it: diag(1, 2, 3).
+CSR_ARRAYS: dict[str, np.ndarray] = {
+    "format": np.array(b"csr"),
+    "shape": np.array([3, 3]),
+    "data": np.array([1.0, 2.0, 3.0]),
+    "indices": np.array([0, 1, 2], dtype=np.int32),
+    "indptr": np.array([0, 1, 2, 3], dtype=np.int32),
+}
+
+
+def save_sparse_arrays(path: Path, **changes: Any) -> Path:
+    """Save `CSR_ARRAYS` with `changes` (an array, or None to leave one out) as `path`."""
+    arrays = {name: a for name, a in {**CSR_ARRAYS, **changes}.items() if a is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def mtx_text(banner: str = "coordinate real symmetric", size: str = "3 3 3", body: str = "") -> str:
+    """A Matrix Market file: `banner`, `size` line and entries (default diag(1, 2, 3))."""
+    body = body or "1 1 1.0\n2 2 2.0\n3 3 3.0\n"
+    return f"%%MatrixMarket matrix {banner}\n% a comment\n{size}\n{body}"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from slq.apps.cli.errors import UsageError, check_seed, missing
+from slq.apps.cli.output import write_lines
 from slq.apps.cli.report import number
 
 __all__ = ["run_demo"]
@@ -25,8 +26,7 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageError(missing(error, "the demo")) from error
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(str(error)) from error
-    for line in _demo_report(out, summary):
-        print(line)
+    write_lines(_demo_report(out, summary))
     return 0
 
 

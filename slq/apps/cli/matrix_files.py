@@ -1,35 +1,35 @@
-"""Reading a real symmetric matrix from a ``.npy``, ``.npz`` or Matrix Market ``.mtx`` file."""
+"""Reading a real symmetric matrix from a ``.npy``, ``.npz`` or Matrix Market ``.mtx`` file.
+
+A file is untrusted: its header is read and checked first (`matrix_info`), its
+size compared with the memory available, and only then is its data read and
+checked (`load_matrix`).
+"""
 
 from __future__ import annotations
 
-import sys
-import zipfile
-import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["load_matrix"]
+from slq.apps.cli.file_reading import MatrixFileError, reading
+from slq.apps.cli.matrix_checks import check_shape, check_values, real_dtype
+from slq.apps.cli.matrix_info import MatrixInfo
+from slq.apps.cli.mtx_files import load_mtx, mtx_info
+from slq.apps.cli.npy_format import read_npy_header
+from slq.apps.cli.npz_files import load_npz, npz_info
+from slq.apps.cli.resources import check_load_fits
 
-_NPY_MAGIC = b"\x93NUMPY"
-_DENSE_NAMES = ("a", "arr_0", "matrix")
-_SPARSE_KEYS = (
-    {"format", "shape", "data", "indices", "indptr"},
-    {"format", "shape", "data", "row", "col"},
-)
-# Exact symmetry up to rounding: a matrix symmetrised as (A + Aᵀ)/2 passes in any precision.
-_SYMMETRY_RTOL = 1e-12
-_SCIPY_HINT = "pip install scipy"
+__all__ = ["load_matrix", "matrix_info"]
 
 
-def load_matrix(path: str | Path) -> Any:
-    """Load a real symmetric matrix from a ``.npy``, ``.npz`` or Matrix Market ``.mtx`` file.
+def matrix_info(path: str | Path) -> MatrixInfo:
+    """Read and check a matrix file's header; read none of its data.
 
-    Nothing is unpickled. A ``.npz`` archive holds one dense array (or one named
-    "a", "arr_0" or "matrix") or is a `scipy.sparse.save_npz` file; sparse
-    archives and ``.mtx`` files need scipy. Integer, boolean and half-precision
-    entries become float64.
+    The checks of `load_matrix` that need no data: the format, a square
+    non-empty shape, a real dtype, the lengths and index types of a sparse
+    archive, and that the file holds as much data as its header declares.
 
     Parameters
     ----------
@@ -37,16 +37,68 @@ def load_matrix(path: str | Path) -> Any:
 
     Returns
     -------
-    numpy.ndarray or scipy.sparse.csr_matrix
+    MatrixInfo
+        The dimension, the dtype slq will hold the matrix in, the numbers it
+        stores, and the bytes reading it will need.
+
+    Raises
+    ------
+    OSError
+        If `path` does not exist or is not a file.
+    ValueError
+        For an unknown extension, an unreadable or malformed file, or a
+        matrix that is not 2-D, square and real.
+    ImportError
+        Without scipy, for a sparse ``.npz`` or a ``.mtx`` file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from slq.apps.cli import matrix_info
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     np.save(Path(folder) / "a.npy", np.eye(1000, dtype=np.float32))
+    ...     info = matrix_info(Path(folder) / "a.npy")
+    >>> info.n, info.dtype, info.nbytes
+    (1000, dtype('float32'), 4000000)
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"no such file: {path}" if not path.exists() else f"not a file: {path}"
+        raise OSError(msg)
+    return _format_of(path)[0](path)
+
+
+def load_matrix(source: str | Path | MatrixInfo) -> Any:
+    """Load a real symmetric matrix from a ``.npy``, ``.npz`` or Matrix Market ``.mtx`` file.
+
+    Nothing is unpickled, and nothing is read before the file's header has
+    been checked (`matrix_info`) and the memory that reading it needs compared
+    with what the machine has available. A ``.npz`` archive holds one dense
+    array (or one named "a", "arr_0" or "matrix") or is a
+    `scipy.sparse.save_npz` file in CSR, CSC or COO format, whose indices are
+    all checked; sparse archives and ``.mtx`` files need scipy. Integer,
+    boolean and half-precision entries become float64.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or MatrixInfo
+        The file, or its `matrix_info` (then the header is not read again).
+
+    Returns
+    -------
+    numpy.ndarray or scipy.sparse.csr_array
         Square, finite, real and symmetric: max |A - Aᵀ| ≤ 1e-12 max |A|.
 
     Raises
     ------
     OSError
-        If the file cannot be read.
+        If the file does not exist or is not a file.
     ValueError
-        For an unknown extension, a malformed file or a matrix that is not
-        2-D, square, real, finite and symmetric.
+        For an unknown extension, an unreadable or malformed file, a matrix
+        that is not 2-D, square, real, finite and symmetric, or one too large
+        for the memory available.
     ImportError
         Without scipy, for a sparse ``.npz`` or a ``.mtx`` file.
 
@@ -62,132 +114,43 @@ def load_matrix(path: str | Path) -> Any:
     ...     load_matrix(path).dtype
     dtype('float64')
     """
-    path = Path(path)
-    if not path.is_file():
-        msg = f"no such file: {path}" if not path.exists() else f"not a file: {path}"
-        raise OSError(msg)
-    name = path.name.lower()
-    if name.endswith(".npy"):
-        return _checked(_load_npy(path), path)
-    if name.endswith(".npz"):
-        return _checked(_load_npz(path), path)
-    if name.endswith((".mtx", ".mtx.gz")):
-        return _checked(_load_mtx(path), path)
-    msg = f"{path}: unknown file type {path.suffix!r}; use .npy, .npz or .mtx"
-    raise ValueError(msg)
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    with path.open("rb") as file:
-        if file.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
-            msg = f"{path} is not a .npy file (no NumPy header)"
-            raise ValueError(msg)
-    return _unpickled(lambda: np.load(path, allow_pickle=False), path)
-
-
-def _load_npz(path: Path) -> Any:
-    if not zipfile.is_zipfile(path):
-        msg = f"{path} is not a .npz file (not a zip archive)"
-        raise ValueError(msg)
-    with np.load(path, allow_pickle=False) as archive:
-        keys = set(archive.files)
-        if any(required <= keys for required in _SPARSE_KEYS):
-            return _scipy_sparse(path).load_npz(path)
-        name = _dense_name(keys, path)
-        return _unpickled(lambda: archive[name], path)
-
-
-def _dense_name(keys: set[str], path: Path) -> str:
-    """Return the archive's matrix: its only array, or the one with a conventional name."""
-    if len(keys) == 1:
-        return next(iter(keys))
-    for name in _DENSE_NAMES:
-        if name in keys:
-            return name
-    msg = (
-        f"{path} holds {len(keys)} arrays ({', '.join(sorted(keys))}): save one array, "
-        f"or name the matrix one of {', '.join(_DENSE_NAMES)}"
-    )
-    raise ValueError(msg)
-
-
-def _unpickled(load: Any, path: Path) -> Any:
-    try:
-        return load()
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            msg = f"{path} holds a pickled object array, which slq never loads: save numbers"
-            raise ValueError(msg) from error
-        msg = f"{path}: {error}"
-        raise ValueError(msg) from error
-    except (EOFError, zipfile.BadZipFile, zlib.error) as error:
-        msg = f"{path} is malformed: {error}"
-        raise ValueError(msg) from error
-
-
-def _load_mtx(path: Path) -> Any:
-    _scipy_sparse(path)
-    import scipy.io
-
-    try:
-        return scipy.io.mmread(path)
-    except (ValueError, EOFError, IndexError) as error:
-        msg = f"{path} is not a valid Matrix Market file: {error}"
-        raise ValueError(msg) from error
-
-
-def _scipy_sparse(path: Path) -> Any:
-    try:
-        import scipy.sparse
-    except ImportError as error:
-        msg = f"reading {path} needs scipy: {_SCIPY_HINT}"
-        raise ImportError(msg) from error
-    return scipy.sparse
-
-
-def _checked(a: Any, path: Path) -> Any:
-    """Return `a` as a float array or CSR matrix once it is square, real, finite, symmetric."""
-    sparse = sys.modules.get("scipy.sparse")
-    is_sparse = sparse is not None and sparse.issparse(a)
-    if not is_sparse:
-        a = np.asarray(a)
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
-        msg = f"{path}: the matrix must be square and non-empty, got shape {a.shape}"
-        raise ValueError(msg)
-    a = a.astype(_real_dtype(a.dtype, path), copy=False)
-    if is_sparse:
-        a = a.tocsr()
-    _check_finite(a.data if is_sparse else a, path)
-    _check_symmetric(a, path, is_sparse=is_sparse)
+    info = source if isinstance(source, MatrixInfo) else matrix_info(source)
+    check_load_fits(info)
+    # Overflow while converting or summing repeated sparse entries is caught below as
+    # a non-finite entry; numpy's RuntimeWarning would only repeat it over several lines.
+    with np.errstate(all="ignore"):
+        a = _format_of(info.path)[1](info)
+        shape = check_shape(a.shape, str(info.path))
+        if shape != (info.n, info.n):
+            msg = f"{info.path} changed while it was read: shape {shape}, not {(info.n,) * 2}"
+            raise MatrixFileError(msg)
+        a = a.astype(real_dtype(a.dtype, str(info.path)), copy=False)
+        check_values(a, str(info.path))
     return a
 
 
-def _real_dtype(dtype: np.dtype, path: Path) -> np.dtype:
-    """float32 and float64 stay; other real numbers become float64 (the library needs floats)."""
-    if dtype.kind == "c":
-        msg = f"{path}: the matrix is complex ({dtype}); slq needs a real symmetric matrix"
-        raise ValueError(msg)
-    if dtype.kind not in "biuf":
-        msg = f"{path}: the matrix must hold real numbers, got dtype {dtype}"
-        raise ValueError(msg)
-    keep = dtype in (np.dtype(np.float32), np.dtype(np.float64))
-    return dtype if keep else np.dtype(np.float64)
+def _format_of(path: Path) -> tuple[Callable[[Path], MatrixInfo], Callable[[MatrixInfo], Any]]:
+    """Return the header reader and the loader of `path`'s format, from its extension."""
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        return _npy_info, _load_npy
+    if name.endswith(".npz"):
+        return npz_info, load_npz
+    if name.endswith((".mtx", ".mtx.gz")):
+        return mtx_info, load_mtx
+    msg = f"{path}: unknown file type {path.suffix!r}; use .npy, .npz or .mtx"
+    raise MatrixFileError(msg)
 
 
-def _check_finite(values: np.ndarray, path: Path) -> None:
-    if not np.isfinite(values).all():
-        msg = f"{path}: the matrix holds NaN or infinite entries"
-        raise ValueError(msg)
+def _npy_info(path: Path) -> MatrixInfo:
+    with reading(str(path)), path.open("rb") as file:
+        header = read_npy_header(file, path.stat().st_size, str(path))
+    n, _ = check_shape(header.shape, str(path))
+    dtype = real_dtype(header.dtype, str(path))
+    converted = n * n * dtype.itemsize if dtype != header.dtype else 0
+    return MatrixInfo(path, "npy", n, dtype, n * n, False, header.nbytes + converted)
 
 
-def _check_symmetric(a: Any, path: Path, *, is_sparse: bool) -> None:
-    """Raise unless max |A - Aᵀ| ≤ 1e-12 max(max |A|, tiny)."""
-    asymmetry = float(abs(a - a.T).max()) if is_sparse else float(np.abs(a - a.T).max())
-    largest = float(abs(a).max()) if is_sparse else float(np.abs(a).max())
-    tolerance = _SYMMETRY_RTOL * max(largest, float(np.finfo(a.dtype).tiny))
-    if not asymmetry <= tolerance:
-        msg = (
-            f"{path}: the matrix is not symmetric: max |A - A^T| = {asymmetry:.3g} with "
-            f"max |A| = {largest:.3g} (allowed {tolerance:.3g}); symmetrise it as (A + A^T)/2"
-        )
-        raise ValueError(msg)
+def _load_npy(info: MatrixInfo) -> np.ndarray:
+    with reading(str(info.path)), info.path.open("rb") as file:
+        return np.lib.format.read_array(file, allow_pickle=False)

@@ -4,18 +4,44 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from slq._density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
 from slq._reorthogonalization import REORTHOGONALIZE
 from slq._version import __version__
+from slq.apps.cli.output import write_text
 
 __all__ = ["build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose --help output is never lost silently.
+
+    argparse ignores its own write errors: --help into a full disk would exit 0.
+    """
+
+    def print_help(self, file: Any = None) -> None:
+        if file is None:
+            write_text(self.format_help())
+        else:
+            super().print_help(file)
+
+
+class _Version(argparse.Action):
+    """--version: print the version to standard output (or fail with `OutputError`), exit 0."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS)
+        self.help = "show the version and exit"
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        write_text(f"slq {__version__}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``slq`` and its commands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="slq",
         description=(
             "Stochastic Lanczos quadrature: eigenvalue densities of symmetric matrices "
@@ -23,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run 'slq COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"slq {__version__}")
+    parser.add_argument("--version", action=_Version)
     _add_verbose(parser, default=False)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", title="commands", required=True

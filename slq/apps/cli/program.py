@@ -1,16 +1,23 @@
-"""`main`: parse the arguments, run the command, turn a usage error into one line and status 2."""
+"""`main`: parse the arguments, run the command, turn every failure into one line and a status."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from slq.apps.cli.demo import run_demo
 from slq.apps.cli.density import run_density
-from slq.apps.cli.errors import EXIT_ERROR, UsageError, one_line
+from slq.apps.cli.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT,
+    OutputError,
+    UsageError,
+    one_line,
+)
+from slq.apps.cli.output import check_stdout, flush_stdout, say, silence_stdout
 from slq.apps.cli.parser import build_parser
 
 __all__ = ["main"]
@@ -28,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success; 2 for a usage error or an input the command cannot use,
-        reported as one line ``slq: error: ...`` on standard error.
+        reported as one line ``slq: error: ...`` on standard error before
+        anything is computed; 1 when output was lost (standard output or the
+        figure could not be written), also as one line; 130 after Ctrl-C.
 
     Examples
     --------
@@ -39,30 +48,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     try:
+        status = _run(argv)
+        flush_stdout()  # whatever is still buffered: its loss must not exit 0
+    except KeyboardInterrupt:
+        say("slq: interrupted")
+        return EXIT_INTERRUPTED
+    except UsageError as failure:
+        say(f"slq: error: {one_line(str(failure))}")
+        return EXIT_ERROR
+    except (OutputError, BrokenPipeError) as failure:
+        silence_stdout()
+        reason = failure if isinstance(failure, OutputError) else "standard output was closed"
+        say(f"slq: error: {one_line(str(reason))}")
+        return EXIT_OUTPUT
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse `argv` and run its command; argparse's own exits become a status."""
+    try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors: argparse has printed
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    check_stdout()
     with _logging(verbose=args.verbose):
-        try:
-            return run_demo(args) if args.command == "demo" else run_density(args)
-        except UsageError as failure:
-            print(f"slq: error: {one_line(str(failure))}", file=sys.stderr)
-            return EXIT_ERROR
-        except BrokenPipeError:  # `slq density ... | head`: the reader has gone
-            _silence_stdout()
-            return 1
-
-
-def _silence_stdout() -> None:
-    """Point stdout at devnull, so that flushing it at exit raises no second BrokenPipeError.
-
-    The recipe of the Python docs (library/signal.html, "Note on SIGPIPE").
-    """
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # stdout replaced by a non-file object
-        pass
+        return run_demo(args) if args.command == "demo" else run_density(args)
 
 
 @contextmanager
