@@ -20,9 +20,10 @@ from slq._fingerprint import (
     fingerprint,
     fingerprint_difference,
 )
-from slq._lanczos import REORTHOGONALIZE, LanczosResult
+from slq._lanczos import LanczosResult
 from slq._lock import RunLock
 from slq._probes import PROBES
+from slq._reorthogonalization import REORTHOGONALIZE
 
 __all__ = ["FORMAT", "Checkpoint"]
 
