@@ -13,7 +13,16 @@ from slq._backends import accumulation_dtype, eps, to_host
 from slq._checkpoint import Checkpoint
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
-from slq._validate import check_bool, check_choice, check_positive_int
+from slq._validate import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_optional_bool,
+    check_path,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 from slq._lanczos import REORTHOGONALIZE, LanczosResult, apply_rows, prepare_start, run_batch
 from slq.memory import check_max_memory
 from slq.operator import as_operator
@@ -197,6 +206,11 @@ def density(
     check_choice("probe", probe, PROBES)
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     check_bool("offload_basis", offload_basis)
+    check_bool("check_symmetric", check_symmetric)
+    check_seed("seed", seed)
+    checkpoint = None if checkpoint is None else check_path("checkpoint", checkpoint)
+    check_optional_bool("progress", progress)
+    check_callable("callback", callback)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
     check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch, offload_basis)
     store = None if checkpoint is None else Checkpoint(checkpoint, {})
@@ -315,9 +329,7 @@ def _plan(
     max_matvecs: int | None,
 ) -> _Plan:
     """Check the probe-count options and return how many probes to run, how many at once."""
-    if tol is not None and not (np.isfinite(tol) and tol > 0.0):
-        msg = f"tol must be a finite number > 0, got {tol}"
-        raise ValueError(msg)
+    tol = None if tol is None else check_positive_float("tol", tol)
     default = DEFAULT_NUM_PROBES if tol is None else _ADAPTIVE_MAX_PROBES
     k = default if num_probes is None else check_positive_int("num_probes", num_probes)
     default_batch = k if tol is None else _MIN_ADAPTIVE_PROBES

@@ -20,7 +20,7 @@ from slq._backends import (
     to_host,
 )
 from slq._probes import draw_probes, root_seed
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_bool, check_choice, check_positive_int
 from slq._lanczos import norms_in
 from slq.operator import CoreOperator, as_operator, check_same_library
 
@@ -504,6 +504,7 @@ def eigsh(
     check_choice("which", which, WHICH)
     tol = _check_tol(tol, op.dtype, op.xp)
     max_restarts = _check_max_restarts(max_restarts)
+    check_bool("return_eigenvectors", return_eigenvectors)
     entropy = root_seed(seed)
     q = _start_vector(v0, op, entropy)
     h = np.zeros((size, size))

@@ -20,7 +20,7 @@ from slq._backends import (
 from slq._basis import DeviceBasis, HostBasis
 from slq._orthogonality import OrthogonalityMonitor
 from slq._validate import check_bool, check_choice, check_positive_int
-from slq.operator import as_operator, check_same_library
+from slq.operator import as_operator, check_array_of, check_same_library
 
 __all__ = ["REORTHOGONALIZE", "LanczosResult", "lanczos"]
 
@@ -306,6 +306,8 @@ def lanczos(
     num_steps = min(check_positive_int("num_steps", num_steps), op.shape[0])
     check_choice("reorthogonalize", reorthogonalize, REORTHOGONALIZE)
     check_bool("offload_basis", offload_basis)
+    check_bool("return_basis", return_basis)
+    check_array_of("v0", v0, op.xp)
     rows = prepare_start(v0, op)
     return run_batch(
         op,

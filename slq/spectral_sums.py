@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from slq._backends import accumulation_dtype, eps, to_host
 from slq._functions import resolve_function
 from slq._probes import PROBES, root_seed, seed_sequence
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_choice, check_finite_float, check_positive_int
 from slq._density import density
 from slq.estimate import Estimate
 from slq._lanczos import apply_rows
@@ -344,10 +343,7 @@ def trace_function(
     True
     """
     resolve_function(f)  # a bad `f` fails before any product is spent
-    shift = float(shift)
-    if not math.isfinite(shift):
-        msg = f"shift must be finite, got {shift}"
-        raise ValueError(msg)
+    shift = check_finite_float("shift", shift)
     dos = density(
         op, num_steps=num_steps, num_probes=num_probes, seed=seed, probe=probe, **density_kwargs
     )
