@@ -106,7 +106,7 @@ def density(
         k, the number of random probes: 10 by default, or with `tol` the most
         that may be drawn (default 1000). The estimate's error falls like
         1/sqrt(k n); at least 2 are needed for a standard error.
-    seed : int, numpy.random.Generator or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         Where the probes come from. Probe i depends only on the seed and i: the
         same seed gives the same probes on every backend and for every
         `probe_batch_size`, hence the same result to rounding (bit for bit when
@@ -140,7 +140,8 @@ def density(
         Budget in bytes for the arrays slq holds (see `memory_estimate`; the
         operator's own memory is not counted). If the estimate for one batch
         exceeds it, a ValueError saying what would fit is raised before any
-        product.
+        product (the largest batch that fits is found by bisection, at once
+        for any `num_probes`).
     checkpoint : str or path-like, optional
         A ``.npz`` file to which every finished batch of probes is written
         atomically (write, then rename). Calling again with the same arguments
@@ -174,7 +175,8 @@ def density(
         memory above `max_memory`, or (with
         `check_symmetric`) a non-symmetric operator.
     TypeError
-        For a complex or integer operator.
+        For a complex or integer operator, or an argument of the wrong type
+        (a string for a number, a truthy value for a bool).
     FloatingPointError
         If the operator produces NaN or Inf (the message names probe and step).
 

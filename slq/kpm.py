@@ -475,7 +475,7 @@ def kpm_density(
         feature of width w needs degree ≳ (b − a)/w.
     num_probes : int, default 10
         k, the number of random unit probes.
-    seed : int, numpy.random.Generator or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         As for `density`: the same seed draws the same probes as SLQ does.
     probe : {"rademacher", "gaussian"}
         Distribution of the probe entries before normalisation.

@@ -192,7 +192,7 @@ def trace(
         M, the products with the operator to spend. Hutch++ needs M ≥ 3.
     method : {"hutch++", "hutchinson"}
         The estimator.
-    seed : int, numpy.random.Generator or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         Where the probes come from; the same seed gives the same probes on every
         backend and for every `probe_batch_size`. The streams are distinct from
         those of `density` with the same seed.
@@ -291,7 +291,7 @@ def trace_function(
         features. Raise it for ill-conditioned operators.
     num_probes : int, default 30
         k, the number of probes; the standard error falls like 1/sqrt(k).
-    seed : int, numpy.random.Generator or None, optional
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None, optional
         As in `density`.
     probe : {'rademacher', 'gaussian'}, default 'rademacher'
         As in `density`.
