@@ -189,7 +189,7 @@ def check_real_array(name: str, value: Any) -> np.ndarray:
     """
     try:
         array = np.asarray(value)
-    except (TypeError, ValueError):
+    except ValueError:  # a ragged list; a GPU tensor's TypeError says how to copy it
         array = None
     if array is None or array.dtype.kind not in "iuf":
         kind = type(value).__name__ if array is None else f"{array.dtype} values"
