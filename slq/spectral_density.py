@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slq import bounds, functionals, persistence, plotting, report, smoothing, summaries
-from slq._validate import check_non_negative_float, check_positive_int
+from slq._validate import (
+    check_non_negative_float,
+    check_non_negative_int,
+    check_optional_str,
+    check_path,
+    check_points,
+    check_positive_int,
+    check_real,
+)
 from slq.lanczos_kpm import lanczos_kpm
 from slq.quadrature import check_coefficients, ritz_rules
 
@@ -33,6 +41,9 @@ if TYPE_CHECKING:
     from slq.summaries import ExtremeRatio, MassBelow, Outliers
 
 __all__ = ["SpectralDensity", "load"]
+
+# What `from_lanczos` reads of a `LanczosResult` (checked by name: no engine import here).
+_LANCZOS_FIELDS = ("alpha", "beta", "residual_norm", "num_matvecs")
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +98,11 @@ class SpectralDensity:
         for name, array in zip(("alpha", "beta"), coefficients, strict=True):
             object.__setattr__(self, name, _read_only(array))
         object.__setattr__(self, "dim", check_positive_int("dim", self.dim))
+        check_non_negative_int("num_matvecs", self.num_matvecs)
+        if self.seed is not None:
+            check_non_negative_int("seed", self.seed)
+        for name in ("probe", "reorthogonalize", "stop_reason"):
+            check_optional_str(name, getattr(self, name))
         if self.residual_norm is not None:
             residual = _check_residual_norm(self.residual_norm, self.num_probes)
             object.__setattr__(self, "residual_norm", _read_only(residual))
@@ -103,6 +119,9 @@ class SpectralDensity:
         >>> slq.SpectralDensity.from_lanczos(result, dim=10).num_probes
         2
         """
+        if not all(hasattr(result, name) for name in _LANCZOS_FIELDS):
+            msg = f"result must be a LanczosResult (from slq.lanczos), got {type(result).__name__}"
+            raise TypeError(msg)
         alpha, beta, residual_norm = result.alpha, result.beta, result.residual_norm
         return cls(alpha, beta, dim, result.num_matvecs, residual_norm=residual_norm, **metadata)
 
@@ -313,7 +332,11 @@ class SpectralDensity:
         >>> round(m.value, 2), m.lower <= 0.25 <= m.upper
         (0.25, True)
         """
-        return summaries.mass_below(self.nodes, self.weights, float(x), exact=self.exact)
+        x = check_real("x", x)
+        if np.isnan(x):
+            msg = "x must be a number, got nan"
+            raise ValueError(msg)
+        return summaries.mass_below(self.nodes, self.weights, x, exact=self.exact)
 
     def negative_mass(self, threshold: float = 0.0) -> MassBelow:
         """Return the fraction of eigenvalues below −`threshold`, as `mass_below`.
@@ -462,7 +485,7 @@ class SpectralDensity:
         >>> bool(np.array_equal(slq.load(path).evaluate(t := dos.grid(64)), dos.evaluate(t)))
         True
         """
-        return persistence.save(self, path)
+        return persistence.save(self, check_path("path", path))
 
     def plot(self, ax: Any = None, **options: Any) -> Any:
         """Draw the density with matplotlib, return the Axes; see `slq.plotting.plot_density`.
@@ -493,7 +516,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 
 def _check_residual_norm(value: Any, num_probes: int) -> np.ndarray:
-    residual = np.array(value, dtype=np.float64)
+    residual = np.array(check_points("residual_norm", value, finite=False))
     if residual.shape != (num_probes,) or not np.all(residual >= 0.0):
         msg = f"residual_norm must hold {num_probes} non-negative numbers, got {value!r}"
         raise ValueError(msg)
@@ -535,4 +558,4 @@ def load(path: str | os.PathLike[str]) -> SpectralDensity:
     >>> bool(np.array_equal(again.alpha, dos.alpha)), again.seed
     (True, 0)
     """
-    return SpectralDensity(**persistence.read_result(path))
+    return SpectralDensity(**persistence.read_result(check_path("path", path)))
