@@ -94,18 +94,7 @@ class SpectralDensity:
     stop_reason: str | None = None
 
     def __post_init__(self) -> None:
-        coefficients = check_coefficients(self.alpha, self.beta)
-        for name, array in zip(("alpha", "beta"), coefficients, strict=True):
-            object.__setattr__(self, name, _read_only(array))
-        object.__setattr__(self, "dim", check_positive_int("dim", self.dim))
-        check_non_negative_int("num_matvecs", self.num_matvecs)
-        if self.seed is not None:
-            check_non_negative_int("seed", self.seed)
-        for name in ("probe", "reorthogonalize", "stop_reason"):
-            check_optional_str(name, getattr(self, name))
-        if self.residual_norm is not None:
-            residual = _check_residual_norm(self.residual_norm, self.num_probes)
-            object.__setattr__(self, "residual_norm", _read_only(residual))
+        _check_fields(self)
 
     @classmethod
     def from_lanczos(cls, result: LanczosResult, *, dim: int, **metadata: Any) -> SpectralDensity:
@@ -119,9 +108,7 @@ class SpectralDensity:
         >>> slq.SpectralDensity.from_lanczos(result, dim=10).num_probes
         2
         """
-        if not all(hasattr(result, name) for name in _LANCZOS_FIELDS):
-            msg = f"result must be a LanczosResult (from slq.lanczos), got {type(result).__name__}"
-            raise TypeError(msg)
+        _check_lanczos_result(result)
         alpha, beta, residual_norm = result.alpha, result.beta, result.residual_norm
         return cls(alpha, beta, dim, result.num_matvecs, residual_norm=residual_norm, **metadata)
 
@@ -508,6 +495,28 @@ class SpectralDensity:
             f"num_steps={self.num_steps}, lambda_min={self.lambda_min:.6g}, "
             f"lambda_max={self.lambda_max:.6g})"
         )
+
+
+def _check_fields(density: SpectralDensity) -> None:
+    """Check a new result's fields, and freeze copies of its arrays."""
+    coefficients = check_coefficients(density.alpha, density.beta)
+    for name, array in zip(("alpha", "beta"), coefficients, strict=True):
+        object.__setattr__(density, name, _read_only(array))
+    object.__setattr__(density, "dim", check_positive_int("dim", density.dim))
+    check_non_negative_int("num_matvecs", density.num_matvecs)
+    if density.seed is not None:
+        check_non_negative_int("seed", density.seed)
+    for name in ("probe", "reorthogonalize", "stop_reason"):
+        check_optional_str(name, getattr(density, name))
+    if density.residual_norm is not None:
+        residual = _check_residual_norm(density.residual_norm, density.num_probes)
+        object.__setattr__(density, "residual_norm", _read_only(residual))
+
+
+def _check_lanczos_result(result: Any) -> None:
+    if not all(hasattr(result, name) for name in _LANCZOS_FIELDS):
+        msg = f"result must be a LanczosResult (from slq.lanczos), got {type(result).__name__}"
+        raise TypeError(msg)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
