@@ -310,6 +310,54 @@ def test_bad_input(kwargs, error, message) -> None:
         )
 
 
+class Reshuffled:
+    """Batches of one dataset in a new random order on every pass (a re-shuffling loader)."""
+
+    def __init__(self, n: int = 32, size: int = 8) -> None:
+        self.x, self.y = (np.asarray(a) for a in data(n))
+        self.size, self.rng = size, np.random.default_rng(0)
+
+    def __iter__(self):
+        order = self.rng.permutation(len(self.y))
+        for start in range(0, len(order), self.size):
+            pick = order[start : start + self.size]
+            yield jnp.asarray(self.x[pick]), jnp.asarray(self.y[pick])
+
+
+class Augmented:
+    """Re-iterable batches, batch 1 with new random noise on every pass."""
+
+    def __init__(self) -> None:
+        self.batches, self.rng = split(data(30), [10, 10, 10]), np.random.default_rng(0)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.batches):
+            yield (x + self.rng.normal(0, 0.1, x.shape) if i == 1 else x), y
+
+
+def test_data_that_changes_between_passes_is_refused_naming_the_batch() -> None:
+    params = init_mlp((4, 6, 3))
+    with pytest.raises(ValueError, match=r"batch 0 of the data changed between passes \(its"):
+        adapters.jax_hessian(mlp_loss, params, Reshuffled(), cache_data=False)
+    op = adapters.jax_hessian(mlp_loss, params, Augmented(), cache_data=False, reuse_primal=False)
+    with pytest.raises(ValueError, match=r"batch 1 of the data changed between passes"):
+        op.matvec(jnp.ones(op.shape[0]))
+    with pytest.raises(ValueError, match=r"batch 1 of the data changed between passes"):
+        adapters.jax_hessian(mlp_loss, params, Augmented(), cache_data=False)  # linearizing: a pass
+    with pytest.raises(ValueError, match=r"data must be re-iterable .* a generator is used up"):
+        adapters.jax_hessian(
+            mlp_loss, params, (b for b in split(data(20), [10, 10])), cache_data=False
+        )
+
+
+def test_an_array_is_one_batch() -> None:
+    def loss(params, x):
+        return jnp.mean((x @ params["w"]) ** 2)
+
+    op = adapters.jax_hessian(loss, {"w": jnp.ones(3)}, jnp.ones((4, 3)))
+    assert (op.num_examples, op.num_batches) == (4, 1)
+
+
 def test_nan_loss_on_the_first_batch() -> None:
     x, y = data(10)
     with pytest.raises(FloatingPointError, match="the loss is nan on batch 0"):

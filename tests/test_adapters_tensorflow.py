@@ -495,6 +495,32 @@ def test_training_mode_is_for_keras_models() -> None:
         adapters.tf_hessian(ModuleMLP(), data(10), loss_fn(), training=True)
 
 
+def test_a_reshuffling_dataset_is_refused_naming_the_batch() -> None:
+    shuffled = tf.data.Dataset.from_tensor_slices(data(40)).shuffle(40, seed=0).batch(16)
+    with pytest.raises(ValueError, match=r"batch 0 of the data changed between passes \(its"):
+        adapters.tf_hessian(mlp(), shuffled, loss_fn(), cache_data=False)
+    generator = (batch for batch in split(data(20), [10, 10]))
+    with pytest.raises(ValueError, match=r"data must be re-iterable .* a generator is used up"):
+        adapters.tf_hessian(mlp(), generator, loss_fn(), cache_data=False)
+
+
+class Augmented:
+    """Re-iterable batches, batch 1 with new random noise on every pass."""
+
+    def __init__(self) -> None:
+        self.batches, self.rng = split(data(30), [10, 10, 10]), np.random.default_rng(0)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.batches):
+            yield (x + self.rng.normal(0, 0.1, x.shape) if i == 1 else x), y
+
+
+def test_data_that_changes_on_a_later_batch_is_refused_naming_it() -> None:
+    # Building reads the data twice (counting, then checking every loss): the second pass sees it.
+    with pytest.raises(ValueError, match=r"batch 1 of the data changed between passes"):
+        adapters.tf_hessian(mlp(), Augmented(), loss_fn(), cache_data=False)
+
+
 @pytest.fixture(scope="module")
 def small_op():
     return adapters.tf_hessian(mlp(), data(10), loss_fn())

@@ -342,9 +342,58 @@ def test_random_data_pipeline_is_refused() -> None:
             self.calls += 1
             yield data(10, seed=self.calls)
 
-    with pytest.raises(ValueError, match="two passes over data gave different first batches"):
+    with pytest.raises(
+        ValueError, match=r"batch 0 of the data changed between passes \(its element"
+    ):
         adapters.torch_hessian(model, Shuffled(), cache_data=False)
     assert adapters.torch_hessian(model, Shuffled(), cache_data=True).num_examples == 10
+
+
+class Augmented:
+    """Re-iterable batches, batch 2 with new random noise on every pass (random augmentation)."""
+
+    def __init__(self) -> None:
+        self.batches = split(*data(30), [10, 10, 10])
+        self.rng = np.random.default_rng(0)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.batches):
+            noise = torch.as_tensor(self.rng.normal(0, 0.1, x.shape)) if i == 2 else 0
+            yield x + noise, y
+
+
+def test_data_that_changes_between_passes_is_refused_naming_the_batch() -> None:
+    op = adapters.torch_hessian(mlp().double(), Augmented(), cache_data=False, reuse_primal=False)
+    v = torch.ones(op.shape[0], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"batch 2 of the data changed between passes \(its elem"):
+        op.matvec(v)
+    for build in (adapters.torch_hessian, adapters.torch_ggn):
+        with pytest.raises(ValueError, match=r"data must be re-iterable .* a generator is used up"):
+            build(mlp().double(), (b for b in split(*data(20), [10, 10])), cache_data=False)
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_a_shuffling_dataloader_reads_one_order_and_leaves_every_generator_alone(
+    seeded: bool,
+) -> None:
+    # A DataLoader draws its order (and its workers' seeds) from torch's generators:
+    # every pass replays the first pass's draws, and the caller's states never move.
+    model = mlp().double()
+    x, y = data(40)
+    generator = torch.Generator().manual_seed(3) if seeded else None
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=generator
+    )
+    states = lambda: [torch.get_rng_state(), *([generator.get_state()] if seeded else [])]  # noqa: E731
+    before = states()
+    op = adapters.torch_hessian(model, loader, cache_data=False, reuse_primal=False)
+    v = torch.randn(op.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    first = op.matvec(v)
+    assert all(torch.equal(a, b) for a, b in zip(before, states(), strict=True))
+    torch.rand(3, generator=generator)  # the caller draws between products
+    assert torch.equal(op.matvec(v), first)
+    whole = adapters.torch_hessian(model, (x, y))
+    torch.testing.assert_close(first, whole.matvec(v), rtol=1e-12, atol=1e-13)
 
 
 def test_nan_on_a_later_batch_names_it() -> None:
