@@ -521,6 +521,67 @@ def test_data_that_changes_on_a_later_batch_is_refused_naming_it() -> None:
         adapters.tf_hessian(mlp(), Augmented(), loss_fn(), cache_data=False)
 
 
+class Unread:
+    """Data that fails the test if it is read: every argument is checked before."""
+
+    def __iter__(self):
+        raise AssertionError("data was read before the arguments were checked")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("model", None, TypeError, "model must be a Keras model or a callable, got NoneType"),
+        ("data", 3, TypeError, "data must be one batch or an iterable of batches .* got int"),
+        ("loss_fn", "mse", TypeError, r"loss_fn must be callable as loss_fn\(y_true, y_pred\)"),
+        ("variables", "dense/kernel", TypeError, r"variables must be a list of .*, got str"),
+        ("training", "yes", TypeError, "training must be True or False, got 'yes'"),
+        ("hvp", "yes", ValueError, "hvp must be one of 'auto'"),
+        ("chunk_size", "8", TypeError, "chunk_size must be an integer >= 1, got '8'"),
+        ("cache_data", 1, TypeError, "cache_data must be True, False or None, got 1"),
+        ("jit_compile", "yes", TypeError, "jit_compile must be True or False, got 'yes'"),
+    ],
+)
+def test_every_argument_is_checked_before_the_data_is_read(name, value, error, message) -> None:
+    arguments = {"model": mlp(), "data": Unread(), "loss_fn": loss_fn(), name: value}
+    with pytest.raises(error, match=message):
+        adapters.tf_hessian(
+            arguments.pop("model"), arguments.pop("data"), arguments.pop("loss_fn"), **arguments
+        )
+
+
+def test_variables_as_inputs_and_products_inside_a_tape_or_a_tf_function() -> None:
+    model, (x, y) = mlp(), data(10)
+    op = adapters.tf_hessian(model, (x, y), loss_fn())
+    v = vectors(op.shape[0], 1)[:, 0]
+    expected = op.matvec(v).numpy()
+    from_variables = adapters.tf_hessian(model, (tf.Variable(x), tf.Variable(y)), loss_fn())
+    with tf.GradientTape():
+        in_a_tape = op.matvec(v)
+    for got in (from_variables.matvec(v), in_a_tape):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)
+    with pytest.raises(TypeError, match=r"the operator was called inside a tf\.function"):
+        tf.function(op.matvec)(v)
+
+
+def half_precision_callable():
+    w = tf.Variable(np.random.default_rng(0).standard_normal((4, 3)), dtype=tf.float32)
+    return lambda x: tf.cast(tf.cast(x, tf.float16) @ tf.cast(w, tf.float16), tf.float32)
+
+
+@pytest.mark.parametrize("kind", ["mixed_float16 layer", "float16 cast"])
+def test_a_model_computing_in_less_precision_than_its_variables_warns(caplog, kind) -> None:
+    if kind == "mixed_float16 layer":
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, dtype="mixed_float16")])
+    else:
+        model = half_precision_callable()
+    with caplog.at_level(logging.WARNING, logger="slq"):
+        adapters.tf_hessian(model, data(8, dtype="float32"), loss_fn("float32"))
+    assert "tf_hessian: the model computes in float16 where it depends on the variables" in (
+        caplog.text
+    )
+
+
 @pytest.fixture(scope="module")
 def small_op():
     return adapters.tf_hessian(mlp(), data(10), loss_fn())
