@@ -316,7 +316,11 @@ class SpectralDensity:
         return summaries.mass_below(self.nodes, self.weights, float(x), exact=self.exact)
 
     def negative_mass(self, threshold: float = 0.0) -> MassBelow:
-        """Return the fraction of eigenvalues below −`threshold`, as `mass_below`.
+        """Return the fraction of eigenvalues below −max(`threshold`, resolution), as `mass_below`.
+
+        Ritz values within `slq.summaries.zero_resolution` of 0 (about
+        m · eps · ‖A‖) are rounding, not negative curvature: a positive
+        semi-definite matrix reports 0, with a bracket whose lower end is 0.
 
         Examples
         --------
@@ -325,7 +329,9 @@ class SpectralDensity:
         >>> round(slq.density(np.diag(np.linspace(-1, 3, 400)), seed=0).negative_mass().value, 2)
         0.25
         """
-        return self.mass_below(-check_non_negative_float("threshold", threshold) or 0.0)
+        threshold = check_non_negative_float("threshold", threshold)
+        resolution = summaries.zero_resolution(self.nodes, self.weights)
+        return self.mass_below(-max(threshold, resolution) or 0.0)
 
     def outliers(
         self, *, tail: float = 0.01, separation: float = 1.0, rtol: float = 1e-3
