@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slq import bounds, functionals, persistence, plotting, report, smoothing, summaries
-from slq._validate import check_non_negative_float, check_positive_int
+from slq._validate import check_positive_int
 from slq.lanczos_kpm import lanczos_kpm
 from slq.quadrature import check_coefficients, ritz_rules
 
@@ -316,11 +316,7 @@ class SpectralDensity:
         return summaries.mass_below(self.nodes, self.weights, float(x), exact=self.exact)
 
     def negative_mass(self, threshold: float = 0.0) -> MassBelow:
-        """Return the fraction of eigenvalues below −max(`threshold`, resolution), as `mass_below`.
-
-        Ritz values within `slq.summaries.zero_resolution` of 0 (about
-        m · eps · ‖A‖) are rounding, not negative curvature: a positive
-        semi-definite matrix reports 0, with a bracket whose lower end is 0.
+        """Return the fraction below −max(`threshold`, `slq.summaries.zero_resolution`).
 
         Examples
         --------
@@ -329,9 +325,7 @@ class SpectralDensity:
         >>> round(slq.density(np.diag(np.linspace(-1, 3, 400)), seed=0).negative_mass().value, 2)
         0.25
         """
-        threshold = check_non_negative_float("threshold", threshold)
-        resolution = summaries.zero_resolution(self.nodes, self.weights)
-        return self.mass_below(-max(threshold, resolution) or 0.0)
+        return self.mass_below(summaries.negative_point(self.nodes, self.weights, threshold))
 
     def outliers(
         self, *, tail: float = 0.01, separation: float = 1.0, rtol: float = 1e-3

@@ -20,6 +20,7 @@ __all__ = [
     "extreme_ratio",
     "find_outliers",
     "mass_below",
+    "negative_point",
     "weighted_quantile",
     "zero_resolution",
 ]
@@ -117,6 +118,23 @@ def zero_resolution(nodes: np.ndarray, weights: np.ndarray, *, eps: float = _EPS
     used = used_nodes(weights)
     scale = float(np.abs(nodes[used]).max()) if used.any() else 0.0
     return nodes.shape[1] * eps * scale
+
+
+def negative_point(nodes: np.ndarray, weights: np.ndarray, threshold: float) -> float:
+    """Return −max(threshold, `zero_resolution`): where negative mass is counted below.
+
+    Ritz values closer to 0 are rounding, not negative curvature: a positive
+    semi-definite matrix reports a negative mass of 0, its bracket's lower end 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.summaries import negative_point
+    >>> negative_point(np.array([[-1e-15, 1.0]]), np.full((1, 2), 0.5), 0.5)
+    -0.5
+    """
+    threshold = check_non_negative_float("threshold", threshold)
+    return -max(threshold, zero_resolution(nodes, weights)) or 0.0
 
 
 def weighted_quantile(nodes: np.ndarray, weights: np.ndarray, q: float) -> float:
