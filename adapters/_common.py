@@ -15,11 +15,20 @@ def _is_array(x: Any) -> bool:
 def is_single_batch(data: Any) -> bool:
     """Say whether `data` is one batch rather than an iterable of batches.
 
-    One batch is a mapping (``{"x": ..., "y": ...}``) or a tuple/list whose first
-    element is an array (``(inputs, targets)``); anything else is iterated for
-    batches (a list of batches, a DataLoader, a tf.data.Dataset, a generator).
+    One batch is an array, a mapping (``{"x": ..., "y": ...}``) or a tuple/list
+    whose first element is an array (``(inputs, targets)``); anything else is
+    iterated for batches (a list of batches, a DataLoader, a tf.data.Dataset, a
+    generator). An array is one batch, not an iterable of its rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.adapters._common import is_single_batch
+    >>> x, y = np.ones((8, 3)), np.zeros(8)
+    >>> is_single_batch((x, y)), is_single_batch(x), is_single_batch([(x, y), (x, y)])
+    (True, True, False)
     """
-    if isinstance(data, Mapping):
+    if isinstance(data, Mapping) or _is_array(data):
         return True
     return isinstance(data, (tuple, list)) and len(data) > 0 and _is_array(data[0])
 

@@ -8,21 +8,22 @@ processes agree on their data and parameters before any product.
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from slq.adapters._common import is_single_batch
+from slq.adapters import _batches
+from slq.adapters._batches import HASH_MULTIPLIER
+from slq.adapters._jax_checks import check_untraced
 
-__all__ = ["Batches", "Sharding", "build_together", "leading_size"]
-
-DEFAULT_CACHE_BYTES = 1 << 30
-"""Batches are kept on the device when all of them take at most this much (1 GiB)."""
+__all__ = ["Batches", "Sharding", "build_together", "fingerprint", "leading_size"]
 
 
 def leading_size(batch: Any, index: int) -> int:
@@ -38,14 +39,44 @@ def leading_size(batch: Any, index: int) -> int:
     return sizes.pop()
 
 
-def _layout(batch: Any) -> str:
-    leaves, tree = jax.tree_util.tree_flatten(batch)
-    shapes = [(np.shape(leaf), str(getattr(leaf, "dtype", type(leaf).__name__))) for leaf in leaves]
-    return f"{tree} {shapes}"
+def _leaves(batch: Any, index: int) -> list[tuple[str, Any]]:
+    """Return (place, array) for every leaf of a batch; raise naming a leaf that is no array."""
+    leaves = jax.tree_util.tree_flatten_with_path(batch)[0]
+    for path, leaf in leaves:
+        check_untraced(leaf, f"batch {index}'s leaf {jax.tree_util.keystr(path) or '(the batch)'}")
+        if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+            msg = (
+                f"batch {index}: its leaf {jax.tree_util.keystr(path) or 'the batch'} is a "
+                f"{type(leaf).__name__}, not an array; a batch is a pytree of arrays"
+            )
+            raise TypeError(msg)
+    return [(jax.tree_util.keystr(path), leaf) for path, leaf in leaves]
 
 
-class Batches:
-    """The batches of `data` with their sizes: kept on the device, or re-read on every pass."""
+@jax.jit
+def fingerprint(leaves: list[Any]) -> Any:
+    """(Σ|x|, Σ w·x) of each array, w the fixed pseudo-random weights of `slq.adapters._batches`."""
+    exact = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64 is enabled
+    out = []
+    for leaf in leaves:
+        x = jnp.ravel(leaf)
+        if jnp.iscomplexobj(x):
+            x = jnp.concatenate([x.real, x.imag])
+        x = x.astype(exact)
+        j = jnp.arange(x.size, dtype=jnp.uint32)
+        w = (j * jnp.uint32(HASH_MULTIPLIER)).astype(exact) / 2.0**32
+        out += [jnp.sum(jnp.abs(x)), jnp.sum(w * x)]
+    return jnp.stack(out) if out else jnp.zeros(0, exact)
+
+
+class Batches(_batches.Batches):
+    """The batches of `data` with their sizes: kept on the device, or re-read on every pass.
+
+    ``trees`` (each batch's tree structure, shapes and dtypes in this process)
+    are compared across processes by `build_together`.
+    """
+
+    _empty = "data is empty: pass one batch (a pytree of arrays) or an iterable of batches"
 
     def __init__(
         self,
@@ -54,42 +85,42 @@ class Batches:
         size_of: Callable[[Any, int], int],
         cache: bool | None,
     ) -> None:
-        self._source: Iterable[Any] = [data] if is_single_batch(data) else data
-        self._place = place
-        self.sizes: list[int] = []
-        self.layouts: list[str] = []  # tree structure, shapes and dtypes: compared across processes
-        cached: list[Any] | None = []
-        total = 0
-        for index, batch in enumerate(self._source):
-            self.sizes.append(int(size_of(batch, index)))
-            self.layouts.append(_layout(batch))
-            total += sum(
-                np.size(leaf) * np.dtype(leaf.dtype).itemsize
-                for leaf in jax.tree_util.tree_leaves(batch)
-            )
-            if cached is not None and (cache or (cache is None and total <= DEFAULT_CACHE_BYTES)):
-                cached.append(place(batch, index))
-            else:
-                cached = None
-        if not self.sizes:
-            msg = "data is empty: pass one batch (a pytree of arrays) or an iterable of batches"
-            raise ValueError(msg)
-        self._cached = cached
-        self.num_examples = sum(self.sizes)
+        self._place, self._size_of = place, size_of
+        self.trees: list[str] = []
+        super().__init__(data, cache)
 
     def make_global(self, sizes: list[int]) -> None:
         """Count every process's examples: `sizes[b]` is the size of global batch b."""
         self.sizes = sizes
         self.num_examples = sum(sizes)
 
-    def __iter__(self) -> Any:
-        source: Iterable[Any] = (
-            self._cached
-            if self._cached is not None
-            else (self._place(b, i) for i, b in enumerate(self._source))
+    def _read(self, raw: Any, index: int) -> Any:
+        return self._place(raw, index)
+
+    def _measure(self, raw: Any, batch: Any, index: int) -> tuple[int, int]:
+        leaves = [leaf for _, leaf in _leaves(raw, index)]
+        shapes = [(np.shape(leaf), str(np.dtype(leaf.dtype))) for leaf in leaves]
+        self.trees.append(f"{jax.tree_util.tree_structure(raw)} {shapes}")
+        nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes)
+        return int(self._size_of(raw, index)), nbytes
+
+    def _layout(self, raw: Any, batch: Any) -> tuple[str, ...]:
+        return tuple(
+            f"{place}: {np.dtype(leaf.dtype)} {tuple(np.shape(leaf))}"
+            for place, leaf in _leaves(raw, 0)
         )
-        for index, batch in enumerate(source):
-            yield index, batch, self.sizes[index] / self.num_examples
+
+    def _summary(self, batch: Any) -> list[Any]:
+        """One vector per device, of this process's shards there: nothing is communicated."""
+        by_device: dict[Any, list[Any]] = {}
+        for leaf in jax.tree_util.tree_leaves(batch):
+            for shard in leaf.addressable_shards:
+                by_device.setdefault(shard.device, []).append(shard.data)
+        return [fingerprint(parts) for parts in by_device.values()]
+
+    def _to_host(self, summaries: list[list[Any]]) -> list[np.ndarray]:
+        """Each batch's sums added over its devices' shards, read in one transfer."""
+        return [np.sum(np.stack(parts), axis=0) for parts in jax.device_get(summaries)]
 
 
 class Sharding:
@@ -144,7 +175,7 @@ class Sharding:
         return float(self.gather(np.array([value], np.float32)).min())
 
 
-def _fingerprint(tree: Any) -> int:
+def _checksum(tree: Any) -> int:
     """Return a 31-bit checksum of the arrays of `tree`, to compare them across processes."""
     return zlib.crc32(np.asarray(ravel_pytree(tree)[0]).tobytes()) & 0x7FFFFFFF
 
@@ -165,7 +196,7 @@ def build_together(build: Callable[[], Batches], params: Any, sharding: Sharding
     except Exception as err:  # re-raised below, once every process knows
         error = err
     count = 0 if batches is None else len(batches.sizes)
-    mine = np.array([error is not None, count, _fingerprint(params)], np.int32)
+    mine = np.array([error is not None, count, _checksum(params)], np.int32)
     every = sharding.gather(mine)
     if error is not None:
         raise error
@@ -202,8 +233,8 @@ def _check_processes_agree(every: np.ndarray) -> None:
 def _make_global(batches: Batches, sharding: Sharding) -> None:
     """Check that every process's batch b has one layout; count every process's examples."""
     rows = [
-        [size, zlib.crc32(layout.encode()) & 0x7FFFFFFF]
-        for size, layout in zip(batches.sizes, batches.layouts, strict=True)
+        [size, zlib.crc32(tree.encode()) & 0x7FFFFFFF]
+        for size, tree in zip(batches.sizes, batches.trees, strict=True)
     ]
     every = sharding.gather(np.array(rows, np.int32))  # (processes, batches, 2)
     differ = np.flatnonzero((every[:, :, 1] != every[0, :, 1]).any(axis=0))
@@ -211,7 +242,7 @@ def _make_global(batches: Batches, sharding: Sharding) -> None:
         b = int(differ[0])
         msg = (
             f"batch {b} differs in shapes or dtypes between processes (here: "
-            f"{batches.layouts[b]}): every process's batch {b} must have the same ones, as "
+            f"{batches.trees[b]}): every process's batch {b} must have the same ones, as "
             f"each is one equal part of global batch {b}"
         )
         raise ValueError(msg)

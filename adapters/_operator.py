@@ -7,7 +7,9 @@ collecting one finite flag per batch without a transfer per batch, the error tha
 names the first non-finite batch (and this process's shard), the shape, dtype and
 device checks of vectors, `flatten` / `unflatten` and the repr — so that each
 framework writes only its per-batch product, as curvlinops' ``_matvec_batch``
-under ``CurvatureLinearOperator._matmat``. No framework is imported here.
+under ``CurvatureLinearOperator._matmat``. The batches come from a subclass of
+`slq.adapters._batches.Batches`, which checks that every pass over data read
+again gives the same batches. No framework is imported here.
 """
 
 from __future__ import annotations

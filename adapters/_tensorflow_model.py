@@ -25,6 +25,7 @@ __all__ = [
     "check_variables",
     "is_keras",
     "keras_model",
+    "narrowest_dtype",
 ]
 
 _ZERO = tf.UnconnectedGradients.ZERO
@@ -215,3 +216,32 @@ def check_variables(model: Model) -> None:
     if not dtype.is_floating:
         msg = f"variables must be floating point, got {dtype.name}"
         raise TypeError(msg)
+
+
+def _handle(variable: Any) -> Any:
+    """Return the resource handle of a tf.Variable, or of the one behind a Keras variable."""
+    return variable.handle if isinstance(variable, tf.Variable) else variable.value.handle
+
+
+def narrowest_dtype(function: Any, variables: Sequence[Any]) -> Any:
+    """Return the narrowest floating dtype of a traced tensor that depends on `variables`, or None.
+
+    The tensors are those of the traced `function`'s graph; dependence is
+    followed from the variables' captured handles through their reads, casts
+    and every later op to its outputs.
+    """
+    graph = function.graph
+    inside = {id(outer): inner for outer, inner in graph.captures}
+    frontier = [inside[id(_handle(v))] for v in variables if id(_handle(v)) in inside]
+    seen = {id(t) for t in frontier}
+    narrowest = None
+    while frontier:
+        for op in frontier.pop().consumers():
+            for out in op.outputs:
+                if id(out) in seen:
+                    continue
+                seen.add(id(out))
+                frontier.append(out)
+                if out.dtype.is_floating and (narrowest is None or out.dtype.size < narrowest.size):
+                    narrowest = out.dtype
+    return narrowest

@@ -1,26 +1,40 @@
-"""The data of a torch curvature operator: its batches, on the parameters' device."""
+"""The data of a torch curvature operator: its batches, on the parameters' device.
+
+Batches are detached from any autograd graph of the caller's (slq differentiates
+with respect to the parameters only) and tensors made under
+``torch.inference_mode()`` are cloned, since autograd cannot save them. A
+DataLoader draws from torch's random number generators when it is iterated
+(a seed for its workers, a shuffling order): `ReplayedRandomness` lets every
+pass draw the same numbers, from a snapshot taken before the first, and gives
+the caller's generators back untouched after every batch read.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
-from slq.adapters._common import is_single_batch
+from slq.adapters import _batches
+from slq.adapters._batches import HASH_MULTIPLIER
 
-__all__ = ["Batches", "to_device"]
+__all__ = ["Batches", "ReplayedRandomness", "fingerprint", "hash_weights", "to_device"]
 
 logger = logging.getLogger("slq")
 
-DEFAULT_CACHE_BYTES = 1 << 30
-"""Batches are kept on the device when all of them take at most this much (1 GiB)."""
-
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Return `batch` with every tensor in it (tuples, lists, dicts) on `device`."""
+    """Return `batch` with every tensor in it (tuples, lists, dicts) on `device`, detached.
+
+    A tensor made under ``torch.inference_mode()`` is cloned: autograd cannot
+    save it for a backward pass.
+    """
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        moved = batch.detach().to(device, non_blocking=True)
+        return moved.clone() if moved.is_inference() else moved
     if isinstance(batch, Mapping):
         return {key: to_device(value, device) for key, value in batch.items()}
     if isinstance(batch, (tuple, list)):
@@ -28,27 +42,97 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _nbytes(batch: Any) -> int:
-    if isinstance(batch, torch.Tensor):
-        return batch.numel() * batch.element_size()
+def _leaves(batch: Any, place: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield (place, leaf) through tuples, lists and dicts: "[0]", "['input_ids']"."""
     if isinstance(batch, Mapping):
-        return sum(_nbytes(value) for value in batch.values())
-    if isinstance(batch, (tuple, list)):
-        return sum(_nbytes(value) for value in batch)
-    return 0
+        for key, value in batch.items():
+            yield from _leaves(value, f"{place}[{key!r}]")
+    elif isinstance(batch, (tuple, list)):
+        for i, value in enumerate(batch):
+            yield from _leaves(value, f"{place}[{i}]")
+    else:
+        yield place, batch
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
-    if isinstance(a, Mapping):
-        return isinstance(b, Mapping) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+def _nbytes(batch: Any) -> int:
+    return sum(t.numel() * t.element_size() for _, t in _tensors(batch))
 
 
-class Batches:
+def _tensors(batch: Any) -> list[tuple[str, torch.Tensor]]:
+    return [(p, leaf) for p, leaf in _leaves(batch) if isinstance(leaf, torch.Tensor)]
+
+
+def _exact(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+
+
+def hash_weights(n: int, device: torch.device) -> torch.Tensor:
+    """Return the fingerprints' weights w_0 … w_{n-1} of `slq.adapters._batches`."""
+    j = torch.arange(n, device=device, dtype=torch.int64)
+    return (j * HASH_MULTIPLIER).bitwise_and_(0xFFFFFFFF).to(_exact(device)) / 2.0**32
+
+
+def fingerprint(t: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Return (Σ|x|, Σ w·x) of a tensor; `weights`, if given, has at least its size."""
+    x = (torch.view_as_real(t) if t.is_complex() else t).reshape(-1).to(_exact(t.device))
+    w = hash_weights(x.numel(), x.device) if weights is None else weights[: x.numel()]
+    return torch.stack([torch.linalg.vector_norm(x, 1), torch.dot(w, x)])
+
+
+class ReplayedRandomness:
+    """The torch random states a DataLoader draws from, the same on every pass over it.
+
+    The global CPU generator (a DataLoader draws its workers' base seed from it,
+    and a shuffling sampler without a generator its order) and the generators
+    of the loader and its samplers. Each pass starts from the states taken
+    when this is made; around each read the caller's states are set aside and
+    put back, so that slq draws nothing from them.
+    """
+
+    def __init__(self, data: Any) -> None:
+        found = [
+            getattr(data, "generator", None),
+            getattr(getattr(data, "sampler", None), "generator", None),
+            getattr(
+                getattr(getattr(data, "batch_sampler", None), "sampler", None), "generator", None
+            ),
+        ]
+        unique = {id(g): g for g in found if isinstance(g, torch.Generator)}
+        self._generators = list(unique.values())
+        self._start = self._states()
+
+    def _states(self) -> list[torch.Tensor]:
+        return [torch.random.get_rng_state(), *(g.get_state() for g in self._generators)]
+
+    def _set(self, states: list[torch.Tensor]) -> None:
+        torch.random.set_rng_state(states[0])
+        for g, state in zip(self._generators, states[1:], strict=True):
+            g.set_state(state)
+
+    def iterate(self, source: Any) -> Iterator[Any]:
+        """Iterate `source` from the first pass's random states; leave the caller's as they are."""
+        stream = self._start
+
+        def replayed(step: Callable[[], Any]) -> Any:
+            nonlocal stream
+            own = self._states()
+            self._set(stream)
+            try:
+                return step()
+            finally:
+                stream = self._states()
+                self._set(own)
+
+        iterator = replayed(lambda: iter(source))
+        while True:
+            try:
+                item = replayed(lambda: next(iterator))
+            except StopIteration:
+                return
+            yield item
+
+
+class Batches(_batches.Batches):
     """The batches of `data` with their sizes: cached on the device, or streamed each pass.
 
     Parameters
@@ -61,8 +145,10 @@ class Batches:
         ``size_of(batch) -> int``: the number of examples in a batch.
     cache
         True: keep every batch on the device; False: iterate `data` on every
-        pass; None: cache when all batches take at most `DEFAULT_CACHE_BYTES`.
+        pass; None: cache when all batches take at most 1 GiB.
     """
+
+    _empty = "data is empty: pass one (inputs, targets) batch or an iterable of batches"
 
     def __init__(
         self,
@@ -71,72 +157,45 @@ class Batches:
         size_of: Callable[[Any], int],
         cache: bool | None,
     ) -> None:
-        self._source: Iterable[Any] = [data] if is_single_batch(data) else data
         self.device = device
-        self.sizes: list[int] = []
-        self._cached: list[Any] | None = []
-        first: Any = None
-        total = 0
-        for batch in self._source:
-            batch = to_device(batch, device)
-            first = batch if first is None else first
-            self.sizes.append(int(size_of(batch)))
-            total += _nbytes(batch)
-            if self._cached is not None and (
-                cache or (cache is None and total <= DEFAULT_CACHE_BYTES)
-            ):
-                self._cached.append(batch)
-            else:
-                self._cached = None
-        if not self.sizes:
-            msg = "data is empty: pass one (inputs, targets) batch or an iterable of batches"
-            raise ValueError(msg)
-        if min(self.sizes) < 1:
-            bad = self.sizes.index(min(self.sizes))
-            msg = f"batch {bad} has {self.sizes[bad]} examples; every batch needs at least one"
-            raise ValueError(msg)
-        self.num_examples = sum(self.sizes)
-        if self._cached is None:
-            self._check_repeatable(first)
+        self._size_of = size_of
+        self._weights = torch.zeros(0, device=device)  # the longest weights needed so far
+        self._randomness = ReplayedRandomness(data)
+        super().__init__(data, cache)
         logger.debug(
             "data: %d batches, %d examples, %.1f MB, %s",
             len(self.sizes),
             self.num_examples,
-            total / 1e6,
-            "cached on the device" if self._cached is not None else "streamed each pass",
+            self.nbytes / 1e6,
+            "cached on the device" if self.cached else "streamed each pass",
         )
 
-    def _check_repeatable(self, first: Any) -> None:
-        """Raise if a second pass over the data starts with a different batch."""
-        again = to_device(next(iter(self._source)), self.device)
-        if not _same(first, again):
-            msg = (
-                "two passes over data gave different first batches (shuffling or random "
-                "augmentation?): the Hessian would change between products and Lanczos would "
-                "be wrong. Pass a deterministic loader (shuffle=False, no augmentation) or "
-                "cache_data=True to fix the batches once"
-            )
-            raise ValueError(msg)
+    def _iterate(self) -> Iterator[Any]:
+        return self._randomness.iterate(self._source)
 
-    @property
-    def num_batches(self) -> int:
-        """The number of batches."""
-        return len(self.sizes)
+    def _read(self, raw: Any, index: int) -> Any:
+        return to_device(raw, self.device)
 
-    @property
-    def cached(self) -> bool:
-        """Whether the batches are kept on the device."""
-        return self._cached is not None
+    def _measure(self, raw: Any, batch: Any, index: int) -> tuple[int, int]:
+        return int(self._size_of(batch)), _nbytes(batch)
 
-    def __iter__(self) -> Iterator[tuple[int, Any, float]]:
-        """Yield (index, batch on the device, weight = batch size / N)."""
-        source: Iterable[Any] = self._cached if self._cached is not None else self._source
-        for index, batch in enumerate(source):
-            if index >= len(self.sizes):
-                msg = "data yielded more batches than on the first pass: it must be repeatable"
-                raise ValueError(msg)
-            yield index, to_device(batch, self.device), self.sizes[index] / self.num_examples
+    def _layout(self, raw: Any, batch: Any) -> tuple[str, ...]:
+        arrays = [f"{p}: {t.dtype} {tuple(t.shape)}" for p, t in _tensors(batch)]
+        others = [
+            f"{p}: {type(leaf).__name__} #{zlib.crc32(repr(leaf).encode()):08x}"
+            for p, leaf in _leaves(batch)
+            if not isinstance(leaf, torch.Tensor)
+        ]
+        return (*arrays, *others)
 
-    def first(self) -> Any:
-        """Return the first batch, on the device."""
-        return next(iter(self))[1]
+    def _summary(self, batch: Any) -> torch.Tensor:
+        tensors = [t for _, t in _tensors(batch)]
+        longest = max((2 * t.numel() if t.is_complex() else t.numel() for t in tensors), default=0)
+        if longest > self._weights.numel():  # kept, not made again for every batch
+            self._weights = hash_weights(longest, self.device)
+        sums = [fingerprint(t, self._weights) for t in tensors]
+        return torch.cat(sums) if sums else self._weights[:0]
+
+    def _to_host(self, summaries: list[torch.Tensor]) -> list[np.ndarray]:
+        flat = torch.cat(summaries).cpu().numpy()
+        return np.split(flat, np.cumsum([s.numel() for s in summaries])[:-1])

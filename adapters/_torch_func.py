@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -18,7 +19,16 @@ from torch import nn
 from torch.func import functional_call, functionalize, grad, jvp, linearize, vjp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["BATCHNORM", "FunctionalModel", "double_backward", "forward_over_reverse", "ggn"]
+__all__ = [
+    "BATCHNORM",
+    "FunctionalModel",
+    "double_backward",
+    "forward_over_reverse",
+    "ggn",
+    "plain_autograd",
+]
+
+logger = logging.getLogger("slq")
 
 BATCHNORM = ("train", "eval")
 
@@ -64,6 +74,31 @@ def _stateless_copy(model: nn.Module, batchnorm: str, dropout: bool) -> nn.Modul
     return clone
 
 
+@contextlib.contextmanager
+def plain_autograd(device: torch.device) -> Iterator[None]:
+    """Run slq's evaluations with autograd on and autocast off, whatever the caller's context.
+
+    An operator may be built or used under ``torch.no_grad()``,
+    ``torch.inference_mode()`` (whose tensors autograd cannot save) or
+    ``torch.autocast`` (which would compute products in lower precision, and
+    unlike the products computed outside it: not one matrix). Autocast inside
+    the model's own ``forward`` is the model's, and stays.
+    """
+    autocast = (
+        torch.autocast(device.type, enabled=False)
+        if torch.amp.is_autocast_available(device.type)
+        else contextlib.nullcontext()
+    )
+    with torch.inference_mode(False), torch.enable_grad(), autocast:
+        yield
+
+
+def _usable(t: torch.Tensor) -> torch.Tensor:
+    """`t` detached; cloned if made under ``torch.inference_mode()``, which autograd cannot save."""
+    t = t.detach()
+    return t.clone() if t.is_inference() else t
+
+
 def _is_compiled(model: nn.Module) -> bool:
     """Say whether the user compiled the model: ``torch.compile(model)`` or ``model.compile()``."""
     # torch.compile(model) wraps it in an OptimizedModule holding `_orig_mod`; checked
@@ -92,9 +127,14 @@ class FunctionalModel:
     ) -> None:
         params = dict(model.named_parameters())
         self.names = names
-        self.primal = {name: params[name].detach() for name in names}
-        fixed = {name: p.detach() for name, p in params.items() if name not in self.primal}
+        self.primal = {name: _usable(params[name]) for name in names}
+        fixed = {name: _usable(p) for name, p in params.items() if name not in self.primal}
         fixed.update({name: b.detach().clone() for name, b in model.named_buffers()})
+        if any(p.is_inference() for p in params.values()):
+            logger.info(
+                "torch_hessian: the model's parameters were made under torch.inference_mode(), "
+                "which autograd cannot differentiate: slq differentiates a copy of them"
+            )
         self.module = _LossModule(_stateless_copy(model, batchnorm, dropout), batch_loss)
         self._fixed = fixed
         self._seed = seed

@@ -19,10 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from slq.adapters._batches import check_data
+from slq.adapters._checks import check_callable, check_optional_bool
+from slq.adapters._common import is_single_batch
+from slq.adapters._jax_checks import TRANSFORMED, check_loss, check_params
 from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
 from slq.adapters._operator import CurvatureOperator
 
-from slq._validate import check_positive_int
+from slq._validate import check_bool, check_positive_int
 
 __all__ = ["JaxCurvatureOperator", "JaxHessian", "jax_hessian"]
 
@@ -31,21 +35,6 @@ logger = logging.getLogger("slq")
 DEFAULT_RETAIN_BYTES = 2 << 30
 """Linearized gradients are kept while their residuals take at most this (2 GiB) on the
 CPU; on an accelerator, at most half of its free memory."""
-
-
-def _check_params(params: Any) -> None:
-    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
-    if not leaves:
-        msg = "params has no array leaves: pass the pytree of parameters to differentiate"
-        raise ValueError(msg)
-    for path, leaf in leaves:
-        name = jax.tree_util.keystr(path) or "params"
-        if not hasattr(leaf, "dtype") or not hasattr(leaf, "shape"):
-            msg = f"params leaf {name} is a {type(leaf).__name__}, not an array"
-            raise TypeError(msg)
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
-            msg = f"params leaf {name} has dtype {leaf.dtype}: parameters must be floating point"
-            raise TypeError(msg)
 
 
 def _default_chunk(device: Any) -> int | None:
@@ -282,6 +271,12 @@ class JaxCurvatureOperator(CurvatureOperator):
     def _loss_value(self, batch: Any) -> float:
         return float(self._loss(self._params, batch))
 
+    def _check(self, v: Any, ndim: int) -> None:
+        if isinstance(v, jax.core.Tracer):
+            msg = f"the vector is a traced value: {TRANSFORMED}"
+            raise TypeError(msg)
+        super()._check(v, ndim)
+
     def _place(self) -> str:
         where = f", process {self.process_index} of {self.process_count}"
         return where if self.process_count > 1 else ""
@@ -415,12 +410,14 @@ def jax_hessian(
     >>> sharded.num_examples, sharded.process_count, sharded.writes_files
     (64, 1, True)
     """
-    if not callable(loss_fn):
-        msg = f"loss_fn must be callable(params, batch), got {type(loss_fn).__name__}"
-        raise TypeError(msg)
-    loss_fn, params = _nnx_loss(loss_fn, params)
-    _check_params(params)
+    check_callable("loss_fn", loss_fn, "loss_fn(params, batch) -> mean loss")
+    check_callable("batch_size", batch_size, "batch_size(batch) -> int", optional=True)
+    check_optional_bool("reuse_primal", reuse_primal)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    check_data(data, check_optional_bool("cache_data", cache_data), is_single_batch(data))
+    check_bool("shard", shard)
+    loss_fn, params = _nnx_loss(loss_fn, params)
+    check_params(params)
     sharding = Sharding() if shard else None
 
     def size_of(batch: Any, index: int) -> int:
@@ -431,7 +428,7 @@ def jax_hessian(
 
     batches = build_together(lambda: Batches(data, place, size_of, cache_data), params, sharding)
     params = sharding.replicate(params) if sharding else params
-    _check_loss(loss_fn, params, next(iter(batches))[1])
+    check_loss(loss_fn, params, batches.first())
     op = JaxCurvatureOperator(
         loss_fn, params, batches, chunk_size=chunk, reuse_primal=reuse_primal, sharding=sharding
     )
@@ -455,13 +452,3 @@ def _nnx_loss(loss_fn: Callable[[Any, Any], Any], params: Any) -> tuple[Callable
         return loss_fn(nnx.merge(graphdef, theta, rest, copy=True), batch)
 
     return module_loss, state
-
-
-def _check_loss(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> None:
-    loss = loss_fn(params, batch)
-    if np.ndim(loss) != 0:
-        msg = f"loss_fn must return a scalar (the batch mean), got shape {np.shape(loss)}"
-        raise ValueError(msg)
-    if not math.isfinite(float(loss)):
-        msg = f"the loss is {float(loss)} on batch 0: check the data and the parameters"
-        raise FloatingPointError(msg)

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from slq.adapters._batches import check_data
+from slq.adapters._checks import check_callable, check_optional_bool, check_selection
 from slq.adapters._operator import CurvatureOperator
-from slq.adapters._tensorflow_data import Batches
+from slq.adapters._tensorflow_data import Batches, is_one_batch
 from slq.adapters._tensorflow_model import (
     PRODUCTS,
     Model,
@@ -25,9 +27,10 @@ from slq.adapters._tensorflow_model import (
     check_variables,
     is_keras,
     keras_model,
+    narrowest_dtype,
 )
 
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_bool, check_choice, check_positive_int
 
 __all__ = ["TensorFlowCurvatureOperator", "TfHessian", "tf_hessian"]
 
@@ -265,6 +268,15 @@ class TensorFlowCurvatureOperator(CurvatureOperator):
     def _dtype_name(self) -> str:
         return str(self.dtype.name)
 
+    def _check(self, v: Any, ndim: int) -> None:
+        if not tf.executing_eagerly():
+            msg = (
+                "the operator was called inside a tf.function: call matvec and matmat eagerly "
+                "(its products are traced tf.functions already)"
+            )
+            raise TypeError(msg)
+        super()._check(v, ndim)
+
     def _batch_loss(self, x: Any, y: Any) -> Any:
         return self._model.loss(self._model.read()[1], x, y)
 
@@ -281,14 +293,31 @@ class TensorFlowCurvatureOperator(CurvatureOperator):
             if not math.isfinite(float(loss)):
                 msg = f"the loss is {float(loss)} on batch {index}: check that batch and the model"
                 raise FloatingPointError(msg)
-            if index == 0 and loss.dtype.size < self.dtype.size:
-                logger.warning(
-                    "tf_hessian: the loss is %s but the variables are %s: the Hessian is only "
-                    "as precise as the loss (give the Keras loss dtype=%r)",
-                    loss.dtype.name,
-                    self.dtype.name,
-                    self.dtype.name,
-                )
+            if index == 0:
+                self._warn_if_less_precise(loss.dtype)
+
+    def _warn_if_less_precise(self, loss: Any) -> None:
+        """Warn when the loss, or an op that depends on θ, computes in less precision than θ."""
+        if loss.size < self.dtype.size:
+            logger.warning(
+                "tf_hessian: the loss is %s but the variables are %s: the Hessian is only "
+                "as precise as the loss (give the Keras loss dtype=%r)",
+                loss.name,
+                self.dtype.name,
+                self.dtype.name,
+            )
+            return
+        traced = self._loss.get_concrete_function()
+        narrowest = narrowest_dtype(traced, self._model.variables)
+        if narrowest is not None and narrowest.size < self.dtype.size:
+            logger.warning(
+                "tf_hessian: the model computes in %s where it depends on the variables (a "
+                "mixed precision dtype policy, or a cast?), but they are %s: the Hessian is only "
+                "as precise as %s",
+                narrowest.name,
+                self.dtype.name,
+                narrowest.name,
+            )
 
     def _try_forward_mode(self) -> None:
         """Trace the forward-over-reverse matvec; fall back to double backward if that fails."""
@@ -406,16 +435,9 @@ def tf_hessian(
     >>> dos.num_matvecs
     60
     """
-    check_choice("hvp", hvp, HVP_METHODS)
-    chunk = (
-        DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    )
-    if not callable(loss_fn):
-        msg = f"loss_fn must be callable(y_true, y_pred), got {type(loss_fn).__name__}"
-        raise TypeError(msg)
-    if not callable(model):
-        msg = f"model must be a Keras model or a callable, got {type(model).__name__}"
-        raise TypeError(msg)
+    chunk = _check_arguments(model, data, loss_fn, variables, training, hvp, chunk_size)
+    check_data(data, check_optional_bool("cache_data", cache_data), is_one_batch(data))
+    check_bool("jit_compile", jit_compile)
     of_keras = is_keras(model)
     if training and not of_keras:
         msg = (
@@ -448,3 +470,19 @@ def tf_hessian(
         ", XLA" if jit_compile else "",
     )
     return op
+
+
+def _check_arguments(
+    model: Any, data: Any, loss_fn: Any, variables: Any, training: Any, hvp: Any, chunk_size: Any
+) -> int:
+    """Raise, naming the argument, for any that `tf_hessian` cannot take; return the chunk size."""
+    if not callable(model):
+        msg = f"model must be a Keras model or a callable, got {type(model).__name__}"
+        raise TypeError(msg)
+    check_callable("loss_fn", loss_fn, "loss_fn(y_true, y_pred) -> mean loss")
+    check_selection("variables", variables, "variables or their names")
+    check_bool("training", training)
+    check_choice("hvp", hvp, HVP_METHODS)
+    if chunk_size is None:
+        return DEFAULT_CHUNK_SIZE
+    return check_positive_int("chunk_size", chunk_size)

@@ -7,14 +7,16 @@ Ghorbani, Krishnan & Xiao (2019).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from slq.adapters._checks import check_optional_bool
 from slq.adapters._operator import CurvatureOperator
 from slq.adapters._torch_data import Batches
 from slq.adapters._torch_distributed import (
@@ -32,14 +34,15 @@ from slq.adapters._torch_func import (
     forward_over_reverse,
     ggn,
     linearized_products,
+    plain_autograd,
     vjp_of_gradient,
 )
 from slq.adapters._torch_plan import CHOICES, Choice, Plan, follow_plan, plan_products
-from slq.adapters._torch_prepare import prepare_model
+from slq.adapters._torch_prepare import check_arguments, prepare_model
 from slq.adapters._torch_verify import disagreement
 from torch import nn
 
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_bool, check_choice, check_positive_int
 
 __all__ = [
     "TorchCurvature",
@@ -163,6 +166,10 @@ class TorchCurvatureOperator(CurvatureOperator):
 
     # The framework's parts of `CurvatureOperator`'s data pass.
 
+    def _products(self, vectors: torch.Tensor) -> torch.Tensor:
+        with plain_autograd(self.device):
+            return super()._products(vectors)
+
     def _unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         parts = torch.split(v, self._sizes)
         return {name: p.view(self.shapes[name]) for name, p in zip(self.names, parts, strict=True)}
@@ -181,6 +188,8 @@ class TorchCurvatureOperator(CurvatureOperator):
         """Return the k columns as {name: tensor of shape (k, *parameter shape)}."""
         if vectors.ndim == 1:
             vectors = vectors[:, None]
+        if vectors.is_inference():  # made under torch.inference_mode(): autograd cannot save it
+            vectors = vectors.clone()
         k = vectors.shape[1]
         parts = torch.split(vectors.T.contiguous(), self._sizes, dim=1)
         return {
@@ -368,12 +377,39 @@ def torch_hessian(
     >>> dos.lambda_max > 0
     True
     """
+    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
+    check_arguments(model, data, loss_fn, params, batch_loss, options)
+    chunk = _check_hessian_options(hvp, chunk_size, reuse_primal, compile, distributed)
+    prepare = functools.partial(prepare_model, model, data, loss_fn, params, batch_loss, options)
+    with _building(model):
+        return _build_hessian(prepare, hvp, chunk, reuse_primal, compile, distributed)
+
+
+def _check_hessian_options(
+    hvp: str, chunk_size: Any, reuse_primal: Any, compile: Any, distributed: Any
+) -> int | None:
+    """Check the options of a Hessian's products; return the chunk size."""
     check_choice("hvp", hvp, HVP_METHODS)
     chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
+    check_optional_bool("reuse_primal", reuse_primal)
+    check_bool("compile", compile)
+    check_bool("distributed", distributed)
+    return chunk
 
-    prepare = functools.partial(prepare_model, model, data, loss_fn, params, batch_loss, options)
-    return _build_hessian(prepare, hvp, chunk, reuse_primal, compile, distributed)
+
+@contextlib.contextmanager
+def _building(model: nn.Module) -> Iterator[None]:
+    """Build under `plain_autograd`; say so if the caller's autocast is left out of the products."""
+    device = next(model.parameters(), torch.empty(0)).device
+    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
+        logger.warning(
+            "torch_hessian: called inside torch.autocast(%r): slq's products leave it out and "
+            "compute in the parameters' dtype, so that every product is of one matrix; "
+            "autocast inside the model's forward is kept",
+            device.type,
+        )
+    with plain_autograd(device):
+        yield
 
 
 def _check_distributed(distributed: bool) -> None:
@@ -521,8 +557,10 @@ def torch_ggn(
     >>> bool(v @ G.matvec(v) >= 0)
     True
     """
-    chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     options = {"batchnorm": batchnorm, "dropout": dropout, "cache_data": cache_data, "seed": seed}
+    check_arguments(model, data, loss_fn, params, None, options)
+    chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    check_bool("distributed", distributed)
     loss = loss_fn or nn.functional.cross_entropy
 
     def build() -> TorchCurvatureOperator:
@@ -533,7 +571,8 @@ def torch_ggn(
 
         return TorchCurvatureOperator(fm, batches, product, kind="GGN")
 
-    return _build(build, distributed)
+    with _building(model):
+        return _build(build, distributed)
 
 
 def torch_layer_hessians(
@@ -589,23 +628,6 @@ def torch_layer_hessians(
     >>> {name: op.shape[0] for name, op in adapters.torch_layer_hessians(model, (x, y)).items()}
     {'0': 40, '2': 27}
     """
-    check_choice("by", by, ("module", "parameter"))
-    if not isinstance(model, nn.Module):
-        msg = f"model must be a torch.nn.Module, got {type(model).__name__}"
-        raise TypeError(msg)
-    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
-    if by == "parameter":
-        groups = {name: [name] for name in trainable}
-    else:
-        groups = {}
-        for module_name, module in model.named_modules():
-            own = [
-                f"{module_name}.{n}" if module_name else n
-                for n, _ in module.named_parameters(recurse=False)
-            ]
-            own = [name for name in own if name in trainable]
-            if own:
-                groups[module_name] = own
     settings = {
         "batchnorm": options.pop("batchnorm", "train"),
         "dropout": options.pop("dropout", False),
@@ -613,14 +635,17 @@ def torch_layer_hessians(
         "seed": options.pop("seed", 0),
     }
     batch_loss = options.pop("batch_loss", None)
-    hvp = check_choice("hvp", options.pop("hvp", "auto"), HVP_METHODS)
+    hvp = options.pop("hvp", "auto")
     chunk_size = options.pop("chunk_size", None)
-    chunk = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     reuse_primal = options.pop("reuse_primal", False)
     compile_ = options.pop("compile", False)
     if options:
         msg = f"unknown options for torch_layer_hessians: {sorted(options)}"
         raise TypeError(msg)
+    check_choice("by", by, ("module", "parameter"))
+    check_arguments(model, data, loss_fn, None, batch_loss, settings)
+    chunk = _check_hessian_options(hvp, chunk_size, reuse_primal, compile_, distributed)
+    groups = _blocks(model, by)
     _check_distributed(distributed)
     result: dict[str, TorchCurvatureOperator] = {}
     batches = None
@@ -628,8 +653,29 @@ def torch_layer_hessians(
         prepare = functools.partial(
             prepare_model, model, data, loss_fn, names, batch_loss, settings, batches
         )
-        op = _build_hessian(prepare, hvp, chunk, reuse_primal, compile_, distributed)
+        with _building(model):
+            op = _build_hessian(prepare, hvp, chunk, reuse_primal, compile_, distributed)
         result[name], batches = op, op._batches
         if hvp == "auto" and op.hvp_choice is not None:  # the first block's timing decides
             hvp = op.hvp_choice.method
     return result
+
+
+def _blocks(model: nn.Module, by: str) -> dict[str, list[str]]:
+    """Return the trainable parameters' names by module (its own parameters) or one by one."""
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        msg = "the model has no trainable parameters (none with requires_grad)"
+        raise ValueError(msg)
+    if by == "parameter":
+        return {name: [name] for name in trainable}
+    groups = {}
+    for module_name, module in model.named_modules():
+        own = [
+            f"{module_name}.{n}" if module_name else n
+            for n, _ in module.named_parameters(recurse=False)
+        ]
+        own = [name for name in own if name in trainable]
+        if own:
+            groups[module_name] = own
+    return groups

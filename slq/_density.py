@@ -15,7 +15,16 @@ from slq._lanczos import LanczosResult, apply_rows, prepare_start, run_batch
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
 from slq._reorthogonalization import policy
-from slq._validate import check_bool, check_choice, check_positive_int
+from slq._validate import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_optional_bool,
+    check_path,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 from slq.memory import check_max_memory
 from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity
@@ -98,7 +107,7 @@ def density(
         k, the number of random probes: 10 by default, or with `tol` the most
         that may be drawn (default 1000). The estimate's error falls like
         1/sqrt(k n); at least 2 are needed for a standard error.
-    seed : int, numpy.random.Generator or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         Where the probes come from. Probe i depends only on the seed and i: the
         same seed gives the same probes on every backend and for every
         `probe_batch_size`, hence the same result to rounding (bit for bit when
@@ -132,7 +141,8 @@ def density(
         Budget in bytes for the arrays slq holds (see `memory_estimate`; the
         operator's own memory is not counted). If the estimate for one batch
         exceeds it, a ValueError saying what would fit is raised before any
-        product.
+        product (the largest batch that fits is found by bisection, at once
+        for any `num_probes`).
     checkpoint : str or path-like, optional
         A ``.npz`` file to which every finished batch of probes is written
         atomically (write, then rename). Calling again with the same arguments
@@ -174,7 +184,8 @@ def density(
         memory above `max_memory`, or (with
         `check_symmetric`) a non-symmetric operator.
     TypeError
-        For a complex or integer operator.
+        For a complex or integer operator, or an argument of the wrong type
+        (a string for a number, a truthy value for a bool).
     FloatingPointError
         If the operator produces NaN or Inf (the message names probe and step).
 
@@ -206,6 +217,11 @@ def density(
     check_choice("probe", probe, PROBES)
     policy(reorthogonalize)
     check_bool("offload_basis", offload_basis)
+    check_bool("check_symmetric", check_symmetric)
+    check_seed("seed", seed)
+    checkpoint = None if checkpoint is None else check_path("checkpoint", checkpoint)
+    check_optional_bool("progress", progress)
+    check_callable("callback", callback)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
     check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch, offload_basis)
     store = None if checkpoint is None else Checkpoint(checkpoint, writes=writes_files)
@@ -327,9 +343,7 @@ def _plan(
     max_matvecs: int | None,
 ) -> _Plan:
     """Check the probe-count options and return how many probes to run, how many at once."""
-    if tol is not None and not (np.isfinite(tol) and tol > 0.0):
-        msg = f"tol must be a finite number > 0, got {tol}"
-        raise ValueError(msg)
+    tol = None if tol is None else check_positive_float("tol", tol)
     default = DEFAULT_NUM_PROBES if tol is None else _ADAPTIVE_MAX_PROBES
     k = default if num_probes is None else check_positive_int("num_probes", num_probes)
     default_batch = k if tol is None else _MIN_ADAPTIVE_PROBES

@@ -23,7 +23,7 @@ from slq._backends import (
 from slq._basis import DeviceBasis
 from slq._lanczos import apply_rows, norms_in, power_of_two_scale
 from slq._probes import draw_probes, root_seed
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_bool, check_choice, check_positive_int
 from slq.operator import CoreOperator, as_operator
 
 __all__ = ["WHICH", "EigshResult", "eigsh"]
@@ -478,6 +478,7 @@ def eigsh(
     check_choice("which", which, WHICH)
     tol = _check_tol(tol, op.dtype, op.xp)
     max_restarts = _check_max_restarts(max_restarts)
+    check_bool("return_eigenvectors", return_eigenvectors)
     entropy = root_seed(seed)
     q = _start_vector(v0, op, entropy)
     h = np.zeros((size, size))

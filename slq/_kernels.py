@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from slq._validate import check_choice
+from slq._validate import check_choice, check_points
 
 __all__ = ["KERNELS", "default_sigma", "grid_points", "smooth"]
 
@@ -49,7 +49,7 @@ def smooth(
     `nodes` and `weights` have shape (k, m); the kernels are evaluated in
     chunks of the grid so that the temporary stays below `EVALUATION_CHUNK`.
     """
-    t = np.asarray(grid, dtype=np.float64)
+    t = check_points("grid", grid)
     if t.ndim != 1:
         msg = f"grid must be 1-D, got shape {t.shape}"
         raise ValueError(msg)

@@ -22,7 +22,7 @@ from slq._backends.array_api import gram_schmidt_twice
 from slq._basis import DeviceBasis, HostBasis, storage
 from slq._reorthogonalization import Policy, policy
 from slq._validate import check_bool, check_positive_int
-from slq.operator import as_operator, check_same_library
+from slq.operator import as_operator, check_array_of, check_same_library
 
 __all__ = [
     "LanczosResult",
@@ -353,6 +353,7 @@ def lanczos(
     chosen = policy(reorthogonalize)
     check_bool("offload_basis", offload_basis)
     check_bool("return_basis", return_basis)
+    check_array_of("v0", v0, op.xp)
     rows = prepare_start(v0, op)
     return run_batch(
         op,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from slq._validate import check_seed
+
 __all__ = ["PROBES", "draw_probes", "root_seed", "seed_sequence"]
 
 PROBES = ("rademacher", "gaussian")
@@ -16,15 +18,19 @@ def root_seed(seed: Any) -> int:
     """Return the integer entropy from which every probe of a run is derived.
 
     An int is used as is; None draws fresh entropy (recorded, so the run can be
-    repeated); a numpy Generator is consumed for it, as in SciPy (SPEC 7).
+    repeated); a numpy Generator is consumed for it, as in SciPy (SPEC 7); a
+    SeedSequence gives its entropy when it is a root sequence (so that
+    ``SeedSequence(5)`` and ``5`` draw the same probes), else 128 bits of its state.
     """
+    seed = check_seed("seed", seed)
     if seed is None:
         return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # an int here
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**63))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        msg = f"seed must be a non-negative int, a numpy Generator or None, got {seed!r}"
-        raise TypeError(msg)
+    if isinstance(seed, np.random.SeedSequence):
+        if not seed.spawn_key and isinstance(seed.entropy, numbers.Integral):
+            return int(seed.entropy)
+        return int.from_bytes(seed.generate_state(4).tobytes(), "little")
     return int(seed)
 
 

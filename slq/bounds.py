@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from slq._validate import check_interval, check_open_interval
 from slq.quadrature import used_nodes
 
 if TYPE_CHECKING:
@@ -135,11 +136,10 @@ def wasserstein_bound(
     >>> bool(bound.total < 0.05), bool(a <= 0.0 and b >= 1.0)
     (True, True)
     """
-    if not 0.0 < confidence < 1.0:
-        msg = f"confidence must lie in (0, 1), got {confidence}"
-        raise ValueError(msg)
+    confidence = check_open_interval("confidence", confidence, 0.0, 1.0)
+    given = None if spectrum is None else check_interval("spectrum", spectrum, closed=True)
     low, high = density.lambda_min, density.lambda_max
-    interval = _ritz_interval(density) if spectrum is None else _interval(spectrum)
+    interval = _ritz_interval(density) if given is None else given
     # Ritz values lie inside the spectrum up to rounding, so a tight interval is
     # widened by that much; a wider miss is an error in the interval.
     slack = 1e-8 * max(abs(low), abs(high))
@@ -165,11 +165,3 @@ def _ritz_interval(density: SpectralDensity) -> tuple[float, float]:
     rows = np.arange(density.num_probes)
     high = nodes[rows, used_last] + residuals[rows, used_last]
     return float(low.min()), float(high.max())
-
-
-def _interval(spectrum: Any) -> tuple[float, float]:
-    a, b = (float(x) for x in spectrum)
-    if not (np.isfinite(a) and np.isfinite(b) and a <= b):
-        msg = f"spectrum must be a finite interval (a, b) with a <= b, got {spectrum!r}"
-        raise ValueError(msg)
-    return a, b

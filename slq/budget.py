@@ -15,6 +15,7 @@ import numpy as np
 from numpy.polynomial.chebyshev import chebinterpolate
 
 from slq._functions import resolve_function
+from slq._validate import check_interval, check_open_interval, check_positive_int, check_real
 
 __all__ = ["Budget", "slq_budget"]
 
@@ -84,9 +85,7 @@ class Budget(NamedTuple):
         >>> bool(budget.quadrature_error_bound(5) < budget.quadrature_error_bound(4))
         True
         """
-        if num_steps < 1:
-            msg = f"num_steps must be >= 1, got {num_steps}"
-            raise ValueError(msg)
+        num_steps = check_positive_int("num_steps", num_steps)
         if math.isinf(self.rho):
             return 0.0
         log_bound = _log_quadrature_bound(np.log(self.max_abs_f), self.rho, num_steps)
@@ -98,24 +97,8 @@ def _log_quadrature_bound(log_max: Any, rho: Any, num_steps: Any) -> Any:
     return np.log(4.0) + log_max + (1.0 - 2.0 * num_steps) * np.log(rho) - np.log(rho - 1.0)
 
 
-def _check_unit(name: str, value: Any) -> float:
-    value = float(value)
-    if not 0.0 < value < 1.0:
-        msg = f"{name} must lie in (0, 1), got {value}"
-        raise ValueError(msg)
-    return value
-
-
 def _check_spectrum(spectrum: Any) -> tuple[float, float]:
-    try:
-        low, high = (float(x) for x in spectrum)
-    except (TypeError, ValueError):
-        msg = f"spectrum must be a pair (lambda_min, lambda_max) of numbers, got {spectrum!r}"
-        raise ValueError(msg) from None
-    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-        msg = f"spectrum must be finite with lambda_min <= lambda_max, got ({low}, {high})"
-        raise ValueError(msg)
-    return low, high
+    return check_interval("spectrum", spectrum, closed=True, ends=("lambda_min", "lambda_max"))
 
 
 def _rho_limit(f: Any, low: float, high: float) -> float | None:
@@ -354,7 +337,9 @@ def slq_budget(
     6
     """
     low, high = _check_spectrum(spectrum)
-    epsilon, eta = _check_unit("epsilon", epsilon), _check_unit("eta", eta)
+    epsilon = check_open_interval("epsilon", epsilon, 0.0, 1.0)
+    eta = check_open_interval("eta", eta, 0.0, 1.0)
+    rho = None if rho is None else check_real("rho", rho)
     fn, _ = resolve_function(f)
     limit = _rho_limit(f, low, high)
     min_abs = _min_abs_on_interval(f, fn, low, high)

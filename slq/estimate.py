@@ -7,6 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slq._validate import (
+    check_non_negative_int,
+    check_open_interval,
+    check_positive_int,
+    check_real,
+    check_real_array,
+)
+
 __all__ = ["Estimate", "check_spread", "probe_stderr", "student_t_quantile"]
 
 
@@ -44,9 +52,7 @@ def student_t_quantile(confidence: float, dof: int) -> float:
     >>> round(student_t_quantile(0.95, 9), 4)
     2.2622
     """
-    if not 0.0 < confidence < 1.0:
-        msg = f"confidence must lie in (0, 1), got {confidence}"
-        raise ValueError(msg)
+    confidence = check_open_interval("confidence", confidence, 0.0, 1.0)
     if dof > 10_000:  # the normal limit, to 1e-4 relative; the series would be long
         dof = 10_000
     low, high = 0.0, 1.0
@@ -107,6 +113,17 @@ class Estimate:
     num_matvecs: int = 0
     method: str = ""
 
+    def __post_init__(self) -> None:
+        check_real("value", self.value)
+        if check_real("stderr", self.stderr) < 0.0:  # NaN (one sample) passes
+            msg = f"stderr must be >= 0 (or NaN), got {self.stderr}"
+            raise ValueError(msg)
+        check_positive_int("num_samples", self.num_samples)
+        check_non_negative_int("num_matvecs", self.num_matvecs)
+        if not isinstance(self.method, str):
+            msg = f"method must be a string, got {self.method!r}"
+            raise TypeError(msg)
+
     @classmethod
     def from_samples(cls, samples: np.ndarray, *, num_matvecs: int, method: str) -> Estimate:
         """Return the mean of `samples` (1-D) and its standard error.
@@ -119,7 +136,10 @@ class Estimate:
         >>> e.value, round(e.stderr, 6)
         (2.0, 0.57735)
         """
-        samples = np.asarray(samples, dtype=np.float64)
+        samples = check_real_array("samples", samples)
+        if samples.ndim != 1 or samples.size == 0:
+            msg = f"samples must be a non-empty 1-D array, got shape {samples.shape}"
+            raise ValueError(msg)
         k = samples.size
         stderr = float(samples.std(ddof=1) / np.sqrt(k)) if k > 1 else math.nan
         return cls(float(samples.mean()), stderr, k, num_matvecs, method)
@@ -144,6 +164,7 @@ class Estimate:
         >>> round(high, 4)
         1.6991
         """
+        confidence = check_open_interval("confidence", confidence, 0.0, 1.0)
         if self.num_samples < 2:
             msg = f"an interval needs at least 2 samples, this estimate has {self.num_samples}"
             raise ValueError(msg)

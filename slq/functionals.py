@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slq._functions import apply_function
+from slq._functions import apply_function, resolve_function
+from slq._validate import check_finite_float, check_non_negative_int, check_points, check_real
 from slq.estimate import Estimate
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def cdf(density: SpectralDensity, x: Any) -> np.ndarray:
     >>> cdf(dos, [-0.5, 4.5, 9.5]).round(6)  # between eigenvalues: a step function
     array([0. , 0.5, 1. ])
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = check_points("x", x, finite=False)
     below = density.nodes[:, :, None] <= x.reshape(-1)[None, None, :]
     return np.einsum("km,kmx->x", density.weights, below).reshape(x.shape) / density.num_probes
 
@@ -54,6 +55,7 @@ def count(density: SpectralDensity, low: float, high: float) -> Estimate:
     >>> round(count(dos, 9.5, 19.5).value, 6)
     10.0
     """
+    low, high = check_real("low", low), check_real("high", high)
     if not low < high:
         msg = f"count needs low < high, got low={low}, high={high}"
         raise ValueError(msg)
@@ -82,12 +84,7 @@ def moment(density: SpectralDensity, p: int) -> Estimate:
     >>> round(moment(dos, 2).value, 6)  # (1 + 4 + 9 + 16) / 4
     7.5
     """
-    if isinstance(p, bool) or not isinstance(p, int):
-        msg = f"p must be an integer, got {p!r}"
-        raise TypeError(msg)
-    if p < 0:
-        msg = f"p must be >= 0, got {p}"
-        raise ValueError(msg)
+    p = check_non_negative_int("p", p)
     m = density.num_steps
     if p > 2 * m - 1:
         msg = (
@@ -139,10 +136,8 @@ def trace_function(density: SpectralDensity, f: Any, *, shift: float = 0.0) -> E
     >>> round(logdet.value, 6), round(float(exact), 6)
     (193.107376, 193.107376)
     """
-    shift = float(shift)
-    if not np.isfinite(shift):
-        msg = f"shift must be finite, got {shift}"
-        raise ValueError(msg)
+    resolve_function(f)  # a bad `f` fails before any work
+    shift = check_finite_float("shift", shift)
     used = density.weights > 0.0
     nodes = np.where(used, density.nodes + shift, density.nodes[:, -1:] + shift)
     per_node = np.zeros_like(nodes)

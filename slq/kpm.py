@@ -23,7 +23,16 @@ from slq._backends import accumulation_dtype, array_namespace, to_host
 from slq._kernels import KERNELS
 from slq._lanczos import apply_rows, lanczos, prepare_start
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
-from slq._validate import check_choice, check_positive_int
+from slq._validate import (
+    check_choice,
+    check_interval,
+    check_non_negative_float,
+    check_non_negative_int,
+    check_points,
+    check_positive_int,
+    check_real,
+    check_real_array,
+)
 from slq.estimate import check_spread, probe_stderr
 from slq.operator import as_operator
 from slq.quadrature import tridiagonal
@@ -90,19 +99,11 @@ def _center_half_width(bounds: tuple[float, float]) -> tuple[float, float]:
 
 
 def _check_bounds(bounds: Any) -> tuple[float, float]:
-    try:
-        low, high = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        msg = f"bounds must be a pair (a, b) of numbers, got {bounds!r}"
-        raise ValueError(msg) from None
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        msg = f"bounds must be finite with a < b, got ({low}, {high})"
-        raise ValueError(msg)
-    return low, high
+    return check_interval("bounds", bounds, closed=False)
 
 
 def _check_grid(grid: Any) -> np.ndarray:
-    t = np.asarray(grid, dtype=np.float64)
+    t = check_points("grid", grid)
     if t.ndim != 1:
         msg = f"grid must be 1-D, got shape {t.shape}"
         raise ValueError(msg)
@@ -110,7 +111,7 @@ def _check_grid(grid: Any) -> np.ndarray:
 
 
 def _check_sigma(sigma: Any) -> float:
-    sigma = float(sigma)
+    sigma = check_real("sigma", sigma)
     if not (np.isfinite(sigma) and sigma > 0.0):
         msg = f"sigma must be a finite number > 0 (or None for the damped series), got {sigma}"
         raise ValueError(msg)
@@ -197,7 +198,7 @@ class KPMDensity:
     damping: str = "jackson"
 
     def __post_init__(self) -> None:
-        moments = np.array(self.moments, dtype=np.float64, ndmin=2)
+        moments = np.array(check_real_array("moments", self.moments), ndmin=2)
         if moments.ndim != 2 or moments.shape[1] < 2:
             msg = f"moments must have shape (k, degree+1) with degree >= 1, got {moments.shape}"
             raise ValueError(msg)
@@ -208,6 +209,9 @@ class KPMDensity:
         object.__setattr__(self, "moments", moments)
         object.__setattr__(self, "bounds", _check_bounds(self.bounds))
         object.__setattr__(self, "dim", check_positive_int("dim", self.dim))
+        check_non_negative_int("num_matvecs", self.num_matvecs)
+        if self.seed is not None:
+            check_non_negative_int("seed", self.seed)
         check_choice("damping", self.damping, DAMPINGS)
 
     @property
@@ -244,10 +248,7 @@ class KPMDensity:
         array([0.  , 0.25, 0.5 , 0.75, 1.  ])
         """
         num = check_positive_int("num", num)
-        pad = 0.0 if pad is None else float(pad)
-        if not (np.isfinite(pad) and pad >= 0.0):
-            msg = f"pad must be a finite number >= 0, got {pad}"
-            raise ValueError(msg)
+        pad = 0.0 if pad is None else check_non_negative_float("pad", pad)
         return np.linspace(self.bounds[0] - pad, self.bounds[1] + pad, num)
 
     def per_probe(
@@ -474,7 +475,7 @@ def kpm_density(
         feature of width w needs degree ≳ (b − a)/w.
     num_probes : int, default 10
         k, the number of random unit probes.
-    seed : int, numpy.random.Generator or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         As for `density`: the same seed draws the same probes as SLQ does.
     probe : {"rademacher", "gaussian"}
         Distribution of the probe entries before normalisation.
@@ -520,9 +521,10 @@ def kpm_density(
     b = k if probe_batch_size is None else check_positive_int("probe_batch_size", probe_batch_size)
     check_choice("probe", probe, PROBES)
     check_choice("damping", damping, DAMPINGS)
+    given = None if bounds is None else _check_bounds(bounds)
     entropy = root_seed(seed)
-    estimated = bounds is None
-    interval, spent = _lanczos_bounds(op, entropy) if bounds is None else (_check_bounds(bounds), 0)
+    estimated = given is None
+    interval, spent = _lanczos_bounds(op, entropy) if given is None else (given, 0)
     blocks = []
     for start in range(0, k, b):
         probes = draw_probes(probe, n, range(start, min(start + b, k)), entropy)
@@ -541,8 +543,8 @@ def kpm_density(
 
 
 def _check_rule(nodes: Any, weights: Any) -> tuple[np.ndarray, np.ndarray]:
-    nodes = np.asarray(nodes, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
+    nodes = check_real_array("nodes", nodes)
+    weights = check_real_array("weights", weights)
     if nodes.ndim != 2 or nodes.shape != weights.shape or nodes.shape[1] < 1:
         msg = (
             "nodes and weights must have the same shape (k, m) with m >= 1, got "
@@ -623,6 +625,11 @@ def from_quadrature(
     nodes, weights = _check_rule(nodes, weights)
     degree = check_positive_int("degree", degree)
     low, high = _check_bounds(bounds)
+    check_positive_int("dim", dim)
+    check_non_negative_int("num_matvecs", num_matvecs)
+    if seed is not None:
+        check_non_negative_int("seed", seed)
+    check_choice("damping", damping, DAMPINGS)
     m = nodes.shape[1]
     if degree > 2 * m - 1:
         msg = (

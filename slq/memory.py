@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from slq._backends import accumulation_dtype
-from slq._reorthogonalization import Policy, policy
-from slq._validate import check_bool, check_positive_int
+from slq._reorthogonalization import REORTHOGONALIZE, Policy, policy
+from slq._validate import check_bool, check_choice, check_non_negative_int, check_positive_int
 from slq.operator import as_operator
 
-__all__ = ["MemoryEstimate", "check_max_memory", "memory_estimate"]
+__all__ = ["MemoryEstimate", "check_max_memory", "largest_fitting_batch", "memory_estimate"]
 
 # The same defaults as `slq.density` (a test keeps them equal); not imported from
 # there because `slq.density` imports this module.
@@ -75,6 +76,14 @@ class MemoryEstimate:
     coefficients (k·m), and with `offload_basis` the host copies of vectors."""
     offload_basis: bool = False
     """Whether the basis is in host memory rather than on the operator's device."""
+
+    def __post_init__(self) -> None:
+        for name in ("n", "num_steps", "num_probes", "batch", "itemsize", "accumulation_itemsize"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("basis", "vectors", "host"):
+            check_non_negative_int(name, getattr(self, name))
+        check_choice("reorthogonalize", self.reorthogonalize, REORTHOGONALIZE)
+        check_bool("offload_basis", self.offload_basis)
 
     @property
     def total(self) -> int:
@@ -320,16 +329,44 @@ def check_max_memory(
 def _what_fits(op: Any, estimate: MemoryEstimate, budget: int) -> str:
     """Return advice: the largest batch that fits, or reorthogonalize="none", or neither."""
     options = []
-    for b in range(estimate.batch - 1, 0, -1):
-        if _again(estimate, b, estimate.reorthogonalize).total <= budget:
-            options.append(f"probe_batch_size={b} fits")
-            break
+    batch = largest_fitting_batch(
+        lambda b: _again(estimate, b, estimate.reorthogonalize).total <= budget,
+        estimate.batch - 1,
+    )
+    if batch:
+        options.append(f"probe_batch_size={batch} fits")
     none = _again(estimate, estimate.batch, "none")
     if estimate.reorthogonalize != "none" and none.total <= budget:
         options.append(f'reorthogonalize="none" fits ({format_bytes(none.total)})')
     if not options:
-        return "even one probe at a time does not fit: lower num_steps or raise max_memory"
+        return (
+            "even one probe at a time does not fit: lower num_steps or num_probes (the "
+            "coefficients of every probe are kept), or raise max_memory"
+        )
     return " and ".join(options) + " (see slq.memory_estimate)"
+
+
+def largest_fitting_batch(fits: Callable[[int], bool], upper: int) -> int:
+    """Return the largest b in [1, upper] with ``fits(b)``, or 0 if none does.
+
+    Bisection, so O(log upper) calls: memory grows with the batch size, so
+    `fits` is true up to some b and false beyond it. A run of 10⁹ probes is
+    planned in some 30 estimates, not 10⁹.
+
+    Examples
+    --------
+    >>> from slq.memory import largest_fitting_batch
+    >>> largest_fitting_batch(lambda b: 3 * b + 5 <= 100, 10**9)
+    31
+    """
+    low, high = 0, upper  # fits(low) holds, or low is 0; the answer lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _again(e: MemoryEstimate, batch: int, reorthogonalize: str) -> MemoryEstimate:

@@ -19,7 +19,7 @@ from slq._backends import (
     namespace_and_device,
 )
 
-__all__ = ["LinearOperator", "aslinearoperator", "matmat"]
+__all__ = ["LinearOperator", "aslinearoperator", "check_array_of", "matmat"]
 
 
 @runtime_checkable
@@ -128,6 +128,54 @@ def check_same_library(output: Any, xp: Any) -> None:
         raise TypeError(msg)
 
 
+def check_array_of(name: str, value: Any, xp: Any) -> Any:
+    """Return `value`, or raise TypeError unless it is an array of the namespace `xp`."""
+    if not is_array(value):
+        kind = type(value).__name__
+        msg = f"{name} must be a {library_name(xp)} array (the operator's), got {kind}"
+        raise TypeError(msg)
+    value_xp = array_namespace(value)
+    if value_xp is not xp:
+        msg = (
+            f"{name} is a {library_name(value_xp)} array but the operator's vectors are "
+            f"{library_name(xp)} arrays; create {name} with the operator's library"
+        )
+        raise TypeError(msg)
+    return value
+
+
+def _check_shape_argument(shape: Any) -> tuple[int, int]:
+    """Check the `shape=` given with a callable: a pair of integers, then as any shape."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = ()
+    if len(dims) != 2 or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims
+    ):
+        msg = f"shape must be a pair (n, n) of integers, got {shape!r}"
+        raise TypeError(msg)
+    return _check_shape(dims)
+
+
+def _check_like(like: Any) -> Any:
+    if like is not None and not is_array(like):
+        kind = type(like).__name__
+        msg = f"like must be an array of the operator's library and device, got {kind}"
+        raise TypeError(msg)
+    return like
+
+
+def _check_dtype(dtype: Any) -> Any:
+    if isinstance(dtype, str):
+        msg = (
+            f"dtype must be a dtype object of the vectors' library (numpy.float64, "
+            f"torch.float32, ...), got the string {dtype!r}"
+        )
+        raise TypeError(msg)
+    return dtype
+
+
 def _check_shape(shape: Any) -> tuple[int, int]:
     try:
         dims = tuple(shape)
@@ -183,12 +231,13 @@ def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -
             "a callable needs dtype= (a numpy, torch, JAX or TensorFlow dtype) or like= (an array)"
         )
         raise TypeError(msg)
+    shape = _check_shape_argument(shape)
     if like is None:
         like = like_from_dtype(dtype)
     if dtype is None:
         dtype = like.dtype
     name = getattr(f, "__name__", type(f).__name__)
-    return CoreOperator(_check_shape(shape), dtype, like, f, None, f"callable {name}")
+    return CoreOperator(shape, dtype, like, f, None, f"callable {name}")
 
 
 def as_operator(
@@ -197,6 +246,7 @@ def as_operator(
     """`aslinearoperator`, typed as what it returns: the core's operator class."""
     if isinstance(obj, CoreOperator) and shape is None and dtype is None and like is None:
         return obj
+    like, dtype = _check_like(like), _check_dtype(dtype)
     array_like = is_array(obj) or _is_scipy_sparse(obj)
     is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")
     if (array_like or is_protocol) and (shape is not None or dtype is not None):
@@ -282,4 +332,9 @@ def matmat(op: LinearOperator, vectors: Any, /) -> Any:
     >>> slq.matmat(slq.aslinearoperator(np.eye(2)), np.ones((2, 3))).shape
     (2, 3)
     """
-    return as_operator(op).matmat(vectors)
+    op = as_operator(op)
+    check_array_of("vectors", vectors, op.xp)
+    if len(vectors.shape) != 2 or vectors.shape[0] != op.shape[0]:
+        msg = f"vectors must have shape ({op.shape[0]}, k), got {tuple(vectors.shape)}"
+        raise ValueError(msg)
+    return op.matmat(vectors)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slq._kernels import grid_points, smooth
-from slq._validate import check_positive_float
+from slq._validate import check_bool, check_open_interval, check_positive_float
 from slq.estimate import student_t_quantile
 from slq.summaries import Outliers
 
@@ -150,6 +150,9 @@ def plot_density(
     _require_matplotlib()
     _check_density(density)
     num, confidence = _check_num(num), _check_confidence(confidence)
+    _check_style(ax, log, band, sigma)
+    _check_label("label", label)
+    _check_color("color", color)
     symlog = _check_xscale(xscale) == "symlog"
     found = _outliers_of(density, outliers)
     linthresh = density.bulk_sigma(found) if symlog else None
@@ -229,6 +232,11 @@ def plot_densities(
     labels_ = _check_per_density("labels", labels, len(densities))
     colors_ = _check_per_density("colors", colors, len(densities))
     num, confidence = _check_num(num), _check_confidence(confidence)
+    _check_style(ax, log, band, sigma)
+    for label in labels_:
+        _check_label("each of labels", label)
+    for color in colors_:
+        _check_color("each of colors", color)
     symlog = _check_xscale(xscale) == "symlog"
     found = [_outliers_of(d, outliers) for d in densities]
     sigmas = [_sigma(d, sigma, f, log) for d, f in zip(densities, found, strict=True)]
@@ -326,11 +334,34 @@ def _check_xscale(xscale: Any) -> str:
 
 
 def _check_confidence(confidence: Any) -> float:
-    value = float(confidence)
-    if not 0.0 < value < 1.0:
-        msg = f"confidence must lie in (0, 1), got {confidence!r}"
+    return check_open_interval("confidence", confidence, 0.0, 1.0)
+
+
+def _check_style(ax: Any, log: Any, band: Any, sigma: Any) -> None:
+    """Raise for an `ax` that is not a matplotlib Axes, a flag that is not a bool, a bad `sigma`."""
+    from matplotlib.axes import Axes
+
+    if ax is not None and not isinstance(ax, Axes):
+        msg = f"ax must be a matplotlib Axes or None, got {type(ax).__name__}"
+        raise TypeError(msg)
+    check_bool("log", log)
+    check_bool("band", band)
+    if sigma is not None:
+        check_positive_float("sigma", sigma)
+
+
+def _check_label(name: str, label: Any) -> None:
+    if label is not None and not isinstance(label, str):
+        msg = f"{name} must be a string or None, got {label!r}"
+        raise TypeError(msg)
+
+
+def _check_color(name: str, color: Any) -> None:
+    from matplotlib.colors import is_color_like
+
+    if color is not None and not is_color_like(color):
+        msg = f"{name} must be a matplotlib color or None, got {color!r}"
         raise ValueError(msg)
-    return value
 
 
 def _outliers_of(density: SpectralDensity, outliers: bool | Outliers) -> Outliers | None:

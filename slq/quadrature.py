@@ -6,13 +6,16 @@ from typing import Any
 
 import numpy as np
 
+from slq._validate import check_real_array
+
 __all__ = ["gauss_quadrature", "tridiagonal"]
 
 
 def check_coefficients(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return `alpha` (k, m) and `beta` (k, m-1) as float64 batches, or raise naming the fault."""
-    alpha = np.atleast_2d(np.asarray(alpha, dtype=np.float64))
-    beta = np.atleast_2d(np.asarray(beta, dtype=np.float64))
+    # Copies: a result marks its arrays read-only, and must not mark the caller's.
+    alpha = np.array(np.atleast_2d(check_real_array("alpha", alpha)))
+    beta = np.array(np.atleast_2d(check_real_array("beta", beta)))
     if alpha.ndim != 2 or alpha.shape[1] < 1:
         msg = f"alpha must have shape (m,) or (k, m) with m >= 1, got {np.shape(alpha)}"
         raise ValueError(msg)

@@ -17,10 +17,12 @@ from slq._kernels import grid_points, smooth
 from slq._validate import (
     check_choice,
     check_non_negative_float,
+    check_open_interval,
     check_positive_float,
     check_positive_int,
 )
 from slq.estimate import check_spread, probe_stderr, student_t_quantile
+from slq.summaries import check_outliers
 
 if TYPE_CHECKING:
     from slq.spectral_density import SpectralDensity
@@ -78,12 +80,12 @@ def grid(
     num = check_positive_int("num", num)
     symlog = check_choice("scale", scale, ("linear", "symlog")) == "symlog"
     pad = 5.0 * default_sigma(density) if pad is None else check_non_negative_float("pad", pad)
+    if linthresh is not None:
+        linthresh = check_positive_float("linthresh", linthresh)
     low, high = density.lambda_min - pad, density.lambda_max + pad
     if not symlog:
         return grid_points(low, high, num)
-    if linthresh is None:
-        return grid_points(low, high, num, bulk_sigma(density))
-    return grid_points(low, high, num, check_positive_float("linthresh", linthresh))
+    return grid_points(low, high, num, bulk_sigma(density) if linthresh is None else linthresh)
 
 
 def per_probe(
@@ -186,6 +188,8 @@ def band(
     >>> bool(np.all(low <= evaluate(dos, t)) and np.all(evaluate(dos, t) <= high))
     True
     """
+    confidence = check_open_interval("confidence", confidence, 0.0, 1.0)
+    check_spread(density.num_probes)
     curve = evaluate(density, grid, sigma, kernel)
     t = student_t_quantile(confidence, density.num_probes - 1)
     half = t * stderr(density, grid, sigma, kernel)
@@ -207,7 +211,8 @@ def bulk_sigma(density: SpectralDensity, outliers: Outliers | None = None) -> fl
     >>> bool(bulk_sigma(dos) < dos.default_sigma() / 40)
     True
     """
-    low, high = (density.outliers() if outliers is None else outliers).bulk
+    found = density.outliers() if outliers is None else check_outliers(outliers, density)
+    low, high = found.bulk
     scale = max(abs(density.lambda_min), abs(density.lambda_max), 1e-300)
     return _kernels.default_sigma(max(high - low, 1e-9 * scale), density.num_steps)
 
@@ -238,9 +243,10 @@ def bulk(
     >>> round(float(np.trapezoid(bulk(dos, t), t)), 3)  # 997 of 1000 eigenvalues
     0.997
     """
-    outliers = density.outliers() if outliers is None else outliers
+    if sigma is not None:
+        sigma = check_positive_float("sigma", sigma)
+    outliers = density.outliers() if outliers is None else check_outliers(outliers, density)
     if sigma is None:
         sigma = bulk_sigma(density, outliers)
-    sigma = check_positive_float("sigma", sigma)
     weights = np.where(outliers.members, 0.0, density.weights)
     return smooth(density.nodes, weights, grid, sigma, kernel).mean(axis=0)

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slq import bounds, functionals, persistence, plotting, report, smoothing, summaries
-from slq._validate import check_positive_int
+from slq._validate import (
+    check_non_negative_int,
+    check_optional_str,
+    check_path,
+    check_points,
+    check_positive_int,
+    check_real,
+)
 from slq.lanczos_kpm import lanczos_kpm
 from slq.quadrature import check_coefficients, ritz_rules
 
@@ -33,6 +40,9 @@ if TYPE_CHECKING:
     from slq.summaries import ExtremeRatio, MassBelow, Outliers
 
 __all__ = ["SpectralDensity", "load"]
+
+# What `from_lanczos` reads of a `LanczosResult` (checked by name: no engine import here).
+_LANCZOS_FIELDS = ("alpha", "beta", "residual_norm", "num_matvecs")
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,13 +93,7 @@ class SpectralDensity:
     stop_reason: str | None = None
 
     def __post_init__(self) -> None:
-        coefficients = check_coefficients(self.alpha, self.beta)
-        for name, array in zip(("alpha", "beta"), coefficients, strict=True):
-            object.__setattr__(self, name, _read_only(array))
-        object.__setattr__(self, "dim", check_positive_int("dim", self.dim))
-        if self.residual_norm is not None:
-            residual = _check_residual_norm(self.residual_norm, self.num_probes)
-            object.__setattr__(self, "residual_norm", _read_only(residual))
+        _check_fields(self)
 
     @classmethod
     def from_lanczos(cls, result: LanczosResult, *, dim: int, **metadata: Any) -> SpectralDensity:
@@ -103,6 +107,7 @@ class SpectralDensity:
         >>> slq.SpectralDensity.from_lanczos(result, dim=10).num_probes
         2
         """
+        _check_lanczos_result(result)
         alpha, beta, residual_norm = result.alpha, result.beta, result.residual_norm
         return cls(alpha, beta, dim, result.num_matvecs, residual_norm=residual_norm, **metadata)
 
@@ -313,7 +318,11 @@ class SpectralDensity:
         >>> round(m.value, 2), m.lower <= 0.25 <= m.upper
         (0.25, True)
         """
-        return summaries.mass_below(self.nodes, self.weights, float(x), exact=self.exact)
+        x = check_real("x", x)
+        if np.isnan(x):
+            msg = "x must be a number, got nan"
+            raise ValueError(msg)
+        return summaries.mass_below(self.nodes, self.weights, x, exact=self.exact)
 
     def negative_mass(self, threshold: float = 0.0) -> MassBelow:
         """Return the fraction below −max(`threshold`, `slq.summaries.zero_resolution`).
@@ -462,7 +471,7 @@ class SpectralDensity:
         >>> bool(np.array_equal(slq.load(path).evaluate(t := dos.grid(64)), dos.evaluate(t)))
         True
         """
-        return persistence.save(self, path)
+        return persistence.save(self, check_path("path", path))
 
     def plot(self, ax: Any = None, **options: Any) -> Any:
         """Draw the density with matplotlib, return the Axes; see `slq.plotting.plot_density`.
@@ -487,13 +496,35 @@ class SpectralDensity:
         )
 
 
+def _check_fields(density: SpectralDensity) -> None:
+    """Check a new result's fields, and freeze copies of its arrays."""
+    coefficients = check_coefficients(density.alpha, density.beta)
+    for name, array in zip(("alpha", "beta"), coefficients, strict=True):
+        object.__setattr__(density, name, _read_only(array))
+    object.__setattr__(density, "dim", check_positive_int("dim", density.dim))
+    check_non_negative_int("num_matvecs", density.num_matvecs)
+    if density.seed is not None:
+        check_non_negative_int("seed", density.seed)
+    for name in ("probe", "reorthogonalize", "stop_reason"):
+        check_optional_str(name, getattr(density, name))
+    if density.residual_norm is not None:
+        residual = _check_residual_norm(density.residual_norm, density.num_probes)
+        object.__setattr__(density, "residual_norm", _read_only(residual))
+
+
+def _check_lanczos_result(result: Any) -> None:
+    if not all(hasattr(result, name) for name in _LANCZOS_FIELDS):
+        msg = f"result must be a LanczosResult (from slq.lanczos), got {type(result).__name__}"
+        raise TypeError(msg)
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
 
 
 def _check_residual_norm(value: Any, num_probes: int) -> np.ndarray:
-    residual = np.array(value, dtype=np.float64)
+    residual = np.array(check_points("residual_norm", value, finite=False))
     if residual.shape != (num_probes,) or not np.all(residual >= 0.0):
         msg = f"residual_norm must hold {num_probes} non-negative numbers, got {value!r}"
         raise ValueError(msg)
@@ -535,4 +566,4 @@ def load(path: str | os.PathLike[str]) -> SpectralDensity:
     >>> bool(np.array_equal(again.alpha, dos.alpha)), again.seed
     (True, 0)
     """
-    return SpectralDensity(**persistence.read_result(path))
+    return SpectralDensity(**persistence.read_result(check_path("path", path)))

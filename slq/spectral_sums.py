@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from slq._density import density
 from slq._functions import resolve_function
 from slq._lanczos import apply_rows
 from slq._probes import PROBES, root_seed, seed_sequence
-from slq._validate import check_choice, check_positive_int
+from slq._validate import check_choice, check_finite_float, check_positive_int
 from slq.estimate import Estimate
 from slq.operator import as_operator
 
@@ -193,7 +192,7 @@ def trace(
         M, the products with the operator to spend. Hutch++ needs M ≥ 3.
     method : {"hutch++", "hutchinson"}
         The estimator.
-    seed : int, numpy.random.Generator or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         Where the probes come from; the same seed gives the same probes on every
         backend and for every `probe_batch_size`. The streams are distinct from
         those of `density` with the same seed.
@@ -292,7 +291,7 @@ def trace_function(
         features. Raise it for ill-conditioned operators.
     num_probes : int, default 30
         k, the number of probes; the standard error falls like 1/sqrt(k).
-    seed : int, numpy.random.Generator or None, optional
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None, optional
         As in `density`.
     probe : {'rademacher', 'gaussian'}, default 'rademacher'
         As in `density`.
@@ -344,10 +343,7 @@ def trace_function(
     True
     """
     resolve_function(f)  # a bad `f` fails before any product is spent
-    shift = float(shift)
-    if not math.isfinite(shift):
-        msg = f"shift must be finite, got {shift}"
-        raise ValueError(msg)
+    shift = check_finite_float("shift", shift)
     dos = density(
         op, num_steps=num_steps, num_probes=num_probes, seed=seed, probe=probe, **density_kwargs
     )

@@ -7,16 +7,18 @@ residual bounds of k probes' Gauss rules: no operator products.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from slq._validate import check_non_negative_float
+from slq._validate import check_non_negative_float, check_open_interval
 from slq.quadrature import used_nodes
 
 __all__ = [
     "ExtremeRatio",
     "MassBelow",
     "Outliers",
+    "check_outliers",
     "extreme_ratio",
     "find_outliers",
     "mass_below",
@@ -191,6 +193,18 @@ class Outliers:
         return float(self.masses.sum())
 
 
+def check_outliers(outliers: Any, density: Any) -> Outliers:
+    """Return `outliers`, or raise unless it is an `Outliers` found in the rules of `density`."""
+    if not isinstance(outliers, Outliers):
+        kind = type(outliers).__name__
+        msg = f"outliers must be an Outliers (from SpectralDensity.outliers), got {kind}"
+        raise TypeError(msg)
+    if outliers.members.shape != density.nodes.shape:
+        msg = "outliers must come from this density: its members do not match its nodes"
+        raise ValueError(msg)
+    return outliers
+
+
 def _clusters(values: np.ndarray, radii: np.ndarray, floor: float) -> np.ndarray:
     """Label sorted `values`: a new cluster where a gap exceeds the two radii summed."""
     gaps = np.diff(values)
@@ -235,11 +249,8 @@ def find_outliers(
     >>> out.positions.round(6)
     array([ 10.,  30., 100.])
     """
-    for name, value, upper in (("tail", tail, 0.5), ("rtol", rtol, np.inf)):
-        if not 0.0 < float(value) < upper:
-            msg = f"{name} must lie in (0, {upper}), got {value}"
-            raise ValueError(msg)
-    tail, rtol = float(tail), float(rtol)
+    tail = check_open_interval("tail", tail, 0.0, 0.5)
+    rtol = check_open_interval("rtol", rtol, 0.0, np.inf)
     separation = check_non_negative_float("separation", separation)
     k = nodes.shape[0]
     used = used_nodes(weights) & (weights > 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -308,6 +309,131 @@ def test_bad_input(kwargs, error, message) -> None:
         adapters.jax_hessian(
             arguments.pop("loss_fn"), arguments.pop("params"), arguments.pop("data"), **arguments
         )
+
+
+class Reshuffled:
+    """Batches of one dataset in a new random order on every pass (a re-shuffling loader)."""
+
+    def __init__(self, n: int = 32, size: int = 8) -> None:
+        self.x, self.y = (np.asarray(a) for a in data(n))
+        self.size, self.rng = size, np.random.default_rng(0)
+
+    def __iter__(self):
+        order = self.rng.permutation(len(self.y))
+        for start in range(0, len(order), self.size):
+            pick = order[start : start + self.size]
+            yield jnp.asarray(self.x[pick]), jnp.asarray(self.y[pick])
+
+
+class Augmented:
+    """Re-iterable batches, batch 1 with new random noise on every pass."""
+
+    def __init__(self) -> None:
+        self.batches, self.rng = split(data(30), [10, 10, 10]), np.random.default_rng(0)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.batches):
+            yield (x + self.rng.normal(0, 0.1, x.shape) if i == 1 else x), y
+
+
+def test_data_that_changes_between_passes_is_refused_naming_the_batch() -> None:
+    params = init_mlp((4, 6, 3))
+    with pytest.raises(ValueError, match=r"batch 0 of the data changed between passes \(its"):
+        adapters.jax_hessian(mlp_loss, params, Reshuffled(), cache_data=False)
+    op = adapters.jax_hessian(mlp_loss, params, Augmented(), cache_data=False, reuse_primal=False)
+    with pytest.raises(ValueError, match=r"batch 1 of the data changed between passes"):
+        op.matvec(jnp.ones(op.shape[0]))
+    with pytest.raises(ValueError, match=r"batch 1 of the data changed between passes"):
+        adapters.jax_hessian(mlp_loss, params, Augmented(), cache_data=False)  # linearizing: a pass
+    with pytest.raises(ValueError, match=r"data must be re-iterable .* a generator is used up"):
+        adapters.jax_hessian(
+            mlp_loss, params, (b for b in split(data(20), [10, 10])), cache_data=False
+        )
+
+
+class Unread:
+    """Data that fails the test if it is read: every argument is checked before."""
+
+    def __iter__(self):
+        raise AssertionError("data was read before the arguments were checked")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("loss_fn", None, TypeError, r"loss_fn must be callable as loss_fn\(params, batch\)"),
+        ("params", {"w": np.ones(3, np.int64)}, TypeError, r"params leaf \['w'\] has dtype int64"),
+        ("data", None, TypeError, "data must be one batch or an iterable of batches"),
+        ("batch_size", 8, TypeError, r"batch_size must be callable as batch_size\(batch\)"),
+        ("reuse_primal", "yes", TypeError, "reuse_primal must be True, False or None, got 'yes'"),
+        ("chunk_size", 1.5, TypeError, "chunk_size must be an integer >= 1, got 1.5"),
+        ("cache_data", "yes", TypeError, "cache_data must be True, False or None, got 'yes'"),
+        ("shard", "yes", TypeError, "shard must be True or False, got 'yes'"),
+    ],
+)
+def test_every_argument_is_checked_before_the_data_is_read(name, value, error, message) -> None:
+    arguments = {"loss_fn": mlp_loss, "params": init_mlp((4, 6, 3)), "data": Unread(), name: value}
+    with pytest.raises(error, match=message):
+        adapters.jax_hessian(
+            arguments.pop("loss_fn"), arguments.pop("params"), arguments.pop("data"), **arguments
+        )
+
+
+def test_traced_values_are_refused_inside_jit_and_vmap() -> None:
+    params, batch = init_mlp((4, 6, 3)), data(10)
+    with pytest.raises(TypeError, match=r"params leaf \[0\]\['b'\] is a traced value: jax_hes"):
+        jax.jit(lambda p: adapters.jax_hessian(mlp_loss, p, batch).shape[0])(params)
+    with pytest.raises(TypeError, match=r"batch 0's leaf \[0\] is a traced value"):
+        jax.jit(lambda x: adapters.jax_hessian(mlp_loss, params, (x, batch[1])).shape[0])(batch[0])
+    op = adapters.jax_hessian(mlp_loss, params, batch)
+    v = jnp.ones(op.shape[0])
+    for transformed in (lambda: jax.jit(op.matvec)(v), lambda: jax.vmap(op.matvec)(v[None])):
+        with pytest.raises(TypeError, match="the vector is a traced value: jax_hessian was called"):
+            transformed()
+
+
+def test_parameters_as_numpy_arrays_of_one_exact_dtype() -> None:
+    params = init_mlp((4, 6, 3))
+    as_numpy = jax.tree.map(np.asarray, params)
+    v = jnp.asarray(np.random.default_rng(0).standard_normal(51))
+    expected = adapters.jax_hessian(mlp_loss, params, data(10)).matvec(v)
+    got = adapters.jax_hessian(mlp_loss, as_numpy, data(10)).matvec(v)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-12, atol=1e-14)
+    with jax.enable_x64(False), pytest.raises(TypeError, match=r"is float64, which JAX would make"):
+        adapters.jax_hessian(mlp_loss, as_numpy, data(10, dtype=jnp.float32))
+    mixed = [params[0], jax.tree.map(lambda p: p.astype(jnp.float32), params[1])]
+    with pytest.raises(TypeError, match=r"params leaves must share one dtype, got float64 \(\[0\]"):
+        adapters.jax_hessian(mlp_loss, mixed, data(10))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
+def test_a_loss_computing_in_less_precision_than_its_parameters_warns(caplog, dtype) -> None:
+    def cast_loss(params, batch):
+        x, y = batch
+        hidden = jnp.tanh(x.astype(dtype) @ params[0]["w"].astype(dtype))  # depends on θ
+        noise = jnp.sum(x.astype(dtype)).astype(jnp.float64)  # does not
+        return cross_entropy(hidden.astype(jnp.float64) @ params[1]["w"], y) + 0 * noise
+
+    with caplog.at_level(logging.WARNING, logger="slq"):
+        adapters.jax_hessian(cast_loss, init_mlp((4, 6, 3)), data(10))
+    name = jnp.dtype(dtype).name
+    assert f"the loss computes in {name} where it depends on the parameters" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="slq"):
+        adapters.jax_hessian(
+            lambda p, b: mlp_loss(p, b) + 0 * jnp.sum(b[0].astype(dtype)),
+            init_mlp((4, 6, 3)),
+            data(10),
+        )
+    assert caplog.text == ""
+
+
+def test_an_array_is_one_batch() -> None:
+    def loss(params, x):
+        return jnp.mean((x @ params["w"]) ** 2)
+
+    op = adapters.jax_hessian(loss, {"w": jnp.ones(3)}, jnp.ones((4, 3)))
+    assert (op.num_examples, op.num_batches) == (4, 1)
 
 
 def test_nan_loss_on_the_first_batch() -> None:

@@ -495,6 +495,93 @@ def test_training_mode_is_for_keras_models() -> None:
         adapters.tf_hessian(ModuleMLP(), data(10), loss_fn(), training=True)
 
 
+def test_a_reshuffling_dataset_is_refused_naming_the_batch() -> None:
+    shuffled = tf.data.Dataset.from_tensor_slices(data(40)).shuffle(40, seed=0).batch(16)
+    with pytest.raises(ValueError, match=r"batch 0 of the data changed between passes \(its"):
+        adapters.tf_hessian(mlp(), shuffled, loss_fn(), cache_data=False)
+    generator = (batch for batch in split(data(20), [10, 10]))
+    with pytest.raises(ValueError, match=r"data must be re-iterable .* a generator is used up"):
+        adapters.tf_hessian(mlp(), generator, loss_fn(), cache_data=False)
+
+
+class Augmented:
+    """Re-iterable batches, batch 1 with new random noise on every pass."""
+
+    def __init__(self) -> None:
+        self.batches, self.rng = split(data(30), [10, 10, 10]), np.random.default_rng(0)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.batches):
+            yield (x + self.rng.normal(0, 0.1, x.shape) if i == 1 else x), y
+
+
+def test_data_that_changes_on_a_later_batch_is_refused_naming_it() -> None:
+    # Building reads the data twice (counting, then checking every loss): the second pass sees it.
+    with pytest.raises(ValueError, match=r"batch 1 of the data changed between passes"):
+        adapters.tf_hessian(mlp(), Augmented(), loss_fn(), cache_data=False)
+
+
+class Unread:
+    """Data that fails the test if it is read: every argument is checked before."""
+
+    def __iter__(self):
+        raise AssertionError("data was read before the arguments were checked")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("model", None, TypeError, "model must be a Keras model or a callable, got NoneType"),
+        ("data", 3, TypeError, "data must be one batch or an iterable of batches .* got int"),
+        ("loss_fn", "mse", TypeError, r"loss_fn must be callable as loss_fn\(y_true, y_pred\)"),
+        ("variables", "dense/kernel", TypeError, r"variables must be a list of .*, got str"),
+        ("training", "yes", TypeError, "training must be True or False, got 'yes'"),
+        ("hvp", "yes", ValueError, "hvp must be one of 'auto'"),
+        ("chunk_size", "8", TypeError, "chunk_size must be an integer >= 1, got '8'"),
+        ("cache_data", 1, TypeError, "cache_data must be True, False or None, got 1"),
+        ("jit_compile", "yes", TypeError, "jit_compile must be True or False, got 'yes'"),
+    ],
+)
+def test_every_argument_is_checked_before_the_data_is_read(name, value, error, message) -> None:
+    arguments = {"model": mlp(), "data": Unread(), "loss_fn": loss_fn(), name: value}
+    with pytest.raises(error, match=message):
+        adapters.tf_hessian(
+            arguments.pop("model"), arguments.pop("data"), arguments.pop("loss_fn"), **arguments
+        )
+
+
+def test_variables_as_inputs_and_products_inside_a_tape_or_a_tf_function() -> None:
+    model, (x, y) = mlp(), data(10)
+    op = adapters.tf_hessian(model, (x, y), loss_fn())
+    v = vectors(op.shape[0], 1)[:, 0]
+    expected = op.matvec(v).numpy()
+    from_variables = adapters.tf_hessian(model, (tf.Variable(x), tf.Variable(y)), loss_fn())
+    with tf.GradientTape():
+        in_a_tape = op.matvec(v)
+    for got in (from_variables.matvec(v), in_a_tape):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)
+    with pytest.raises(TypeError, match=r"the operator was called inside a tf\.function"):
+        tf.function(op.matvec)(v)
+
+
+def half_precision_callable():
+    w = tf.Variable(np.random.default_rng(0).standard_normal((4, 3)), dtype=tf.float32)
+    return lambda x: tf.cast(tf.cast(x, tf.float16) @ tf.cast(w, tf.float16), tf.float32)
+
+
+@pytest.mark.parametrize("kind", ["mixed_float16 layer", "float16 cast"])
+def test_a_model_computing_in_less_precision_than_its_variables_warns(caplog, kind) -> None:
+    if kind == "mixed_float16 layer":
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, dtype="mixed_float16")])
+    else:
+        model = half_precision_callable()
+    with caplog.at_level(logging.WARNING, logger="slq"):
+        adapters.tf_hessian(model, data(8, dtype="float32"), loss_fn("float32"))
+    assert "tf_hessian: the model computes in float16 where it depends on the variables" in (
+        caplog.text
+    )
+
+
 @pytest.fixture(scope="module")
 def small_op():
     return adapters.tf_hessian(mlp(), data(10), loss_fn())

@@ -342,9 +342,188 @@ def test_random_data_pipeline_is_refused() -> None:
             self.calls += 1
             yield data(10, seed=self.calls)
 
-    with pytest.raises(ValueError, match="two passes over data gave different first batches"):
+    with pytest.raises(
+        ValueError, match=r"batch 0 of the data changed between passes \(its element"
+    ):
         adapters.torch_hessian(model, Shuffled(), cache_data=False)
     assert adapters.torch_hessian(model, Shuffled(), cache_data=True).num_examples == 10
+
+
+class Augmented:
+    """Re-iterable batches, batch 2 with new random noise on every pass (random augmentation)."""
+
+    def __init__(self) -> None:
+        self.batches = split(*data(30), [10, 10, 10])
+        self.rng = np.random.default_rng(0)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.batches):
+            noise = torch.as_tensor(self.rng.normal(0, 0.1, x.shape)) if i == 2 else 0
+            yield x + noise, y
+
+
+def test_data_that_changes_between_passes_is_refused_naming_the_batch() -> None:
+    op = adapters.torch_hessian(mlp().double(), Augmented(), cache_data=False, reuse_primal=False)
+    v = torch.ones(op.shape[0], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"batch 2 of the data changed between passes \(its elem"):
+        op.matvec(v)
+    for build in (adapters.torch_hessian, adapters.torch_ggn):
+        with pytest.raises(ValueError, match=r"data must be re-iterable .* a generator is used up"):
+            build(mlp().double(), (b for b in split(*data(20), [10, 10])), cache_data=False)
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_a_shuffling_dataloader_reads_one_order_and_leaves_every_generator_alone(
+    seeded: bool,
+) -> None:
+    # A DataLoader draws its order (and its workers' seeds) from torch's generators:
+    # every pass replays the first pass's draws, and the caller's states never move.
+    model = mlp().double()
+    x, y = data(40)
+    generator = torch.Generator().manual_seed(3) if seeded else None
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=generator
+    )
+    states = lambda: [torch.get_rng_state(), *([generator.get_state()] if seeded else [])]  # noqa: E731
+    before = states()
+    op = adapters.torch_hessian(model, loader, cache_data=False, reuse_primal=False)
+    v = torch.randn(op.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    first = op.matvec(v)
+    assert all(torch.equal(a, b) for a, b in zip(before, states(), strict=True))
+    torch.rand(3, generator=generator)  # the caller draws between products
+    assert torch.equal(op.matvec(v), first)
+    whole = adapters.torch_hessian(model, (x, y))
+    torch.testing.assert_close(first, whole.matvec(v), rtol=1e-12, atol=1e-13)
+
+
+class Unread:
+    """Data that fails the test if it is read: every argument is checked before."""
+
+    def __iter__(self):
+        raise AssertionError("data was read before the arguments were checked")
+
+
+COMMON_BAD_ARGUMENTS = [
+    ("model", "mlp", TypeError, "model must be a torch.nn.Module, got str"),
+    ("data", None, TypeError, "data must be one batch or an iterable of batches"),
+    ("data", torch.utils.data.TensorDataset(torch.ones(2)), TypeError, "got TensorDataset"),
+    ("loss_fn", "cross_entropy", TypeError, r"loss_fn must be callable as loss_fn\(outputs"),
+    ("batchnorm", "yes", ValueError, "batchnorm must be one of 'train', 'eval', got 'yes'"),
+    ("chunk_size", 2.5, TypeError, "chunk_size must be an integer >= 1, got 2.5"),
+    ("cache_data", "yes", TypeError, "cache_data must be True, False or None, got 'yes'"),
+    ("dropout", "yes", TypeError, "dropout must be True or False, got 'yes'"),
+    ("seed", -1, ValueError, r"seed must be in \[0, 2\*\*64\), got -1"),
+    ("seed", "0", TypeError, "seed must be an integer, got '0'"),
+    ("distributed", "yes", TypeError, "distributed must be True or False, got 'yes'"),
+]
+HESSIAN_BAD_ARGUMENTS = [
+    ("batch_loss", 3, TypeError, r"batch_loss must be callable as batch_loss\(model, batch\)"),
+    ("hvp", "yes", ValueError, "hvp must be one of 'auto'"),
+    ("reuse_primal", "yes", TypeError, "reuse_primal must be True, False or None, got 'yes'"),
+    ("compile", "yes", TypeError, "compile must be True or False, got 'yes'"),
+]
+PARAMS_BAD_ARGUMENTS = [
+    ("params", "0.weight", TypeError, r"params must be a list of parameter names .*, got str"),
+    ("params", nn.Parameter(torch.ones(2)), TypeError, r"\(wrap one in a list\), got Parameter"),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "value", "error", "message"),
+    [
+        *[("torch_hessian", *case) for case in COMMON_BAD_ARGUMENTS],
+        *[("torch_hessian", *case) for case in HESSIAN_BAD_ARGUMENTS + PARAMS_BAD_ARGUMENTS],
+        *[("torch_ggn", *case) for case in COMMON_BAD_ARGUMENTS + PARAMS_BAD_ARGUMENTS],
+        *[("torch_layer_hessians", *case) for case in COMMON_BAD_ARGUMENTS],
+        *[("torch_layer_hessians", *case) for case in HESSIAN_BAD_ARGUMENTS],
+        ("torch_layer_hessians", "by", "layer", ValueError, "by must be one of 'module'"),
+        ("torch_layer_hessians", "params", ["0.weight"], TypeError, r"unknown options .*params"),
+    ],
+)
+def test_every_argument_is_checked_before_the_data_is_read(
+    build: str, name: str, value: Any, error: type, message: str
+) -> None:
+    arguments = {"model": mlp().double(), "data": Unread(), name: value}
+    with pytest.raises(error, match=message):
+        getattr(adapters, build)(arguments.pop("model"), arguments.pop("data"), **arguments)
+
+
+@pytest.mark.parametrize("hvp", METHODS)
+def test_tensors_and_contexts_a_real_program_leaves(hvp: str) -> None:
+    model = mlp().double()
+    x, y = data(20)
+    expected_op = adapters.torch_hessian(model, (x, y), hvp=hvp)
+    v = torch.randn(expected_op.shape[0], dtype=torch.float64)
+    expected = expected_op.matvec(v)
+
+    def product(batch=(x, y), of=model):
+        return adapters.torch_hessian(of, batch, hvp=hvp).matvec(v)
+
+    with torch.inference_mode():
+        made_in_inference = (x.clone(), y.clone())
+        inference_model = mlp().double()
+        inference_model.load_state_dict(model.state_dict())
+    products = {
+        "inputs that require grad": product((x.clone().requires_grad_(), y)),
+        "inputs with a graph": product((x * torch.ones((), requires_grad=True), y)),
+        "inputs made under inference_mode": product(made_in_inference),
+        "a model made under inference_mode": product(of=inference_model),
+    }
+    with torch.no_grad():
+        products["built and used under no_grad"] = product()
+    with torch.inference_mode():
+        products["built and used under inference_mode"] = product()
+        products["used under inference_mode"] = expected_op.matvec(v.clone())
+    for what, out in products.items():
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-13, msg=what)
+        assert not out.requires_grad and not out.is_inference(), what
+
+
+def test_autocast_around_the_operator_is_left_out_of_its_products(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = mlp()  # float32: what autocast would run in bfloat16
+    x, y = data(20, dtype=torch.float32)
+    op = adapters.torch_hessian(model, (x, y))
+    v = torch.randn(op.shape[0])
+    expected = op.matvec(v)
+    with torch.autocast("cpu", dtype=torch.bfloat16), caplog.at_level(logging.WARNING, "slq"):
+        inside = op.matvec(v)
+        built_inside = adapters.torch_hessian(model, (x, y), reuse_primal=True)
+    torch.testing.assert_close(inside, expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(built_inside.matvec(v), expected, rtol=1e-6, atol=1e-7)
+    assert "torch_hessian: called inside torch.autocast('cpu'): slq's products leave it" in (
+        caplog.text
+    )
+
+
+class HalfHead(nn.Module):
+    """A float32 body and a float16 head: outputs in another dtype than the body's parameters."""
+
+    def __init__(self, frozen_body: bool = False) -> None:
+        super().__init__()
+        self.body, self.head = nn.Linear(4, 6), nn.Linear(6, 3)
+        if frozen_body:  # then the head is float32 and trained, the body float16 and fixed
+            self.body.half().requires_grad_(False)
+        else:
+            self.head.half().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.body(x.to(self.body.weight.dtype)))
+        return self.head(hidden.to(self.head.weight.dtype)).float()
+
+
+@pytest.mark.parametrize("frozen_body", [False, True])
+def test_a_model_computing_in_less_precision_than_its_parameters_warns(
+    caplog: pytest.LogCaptureFixture, frozen_body: bool
+) -> None:
+    x, y = data(8, dtype=torch.float32)
+    with caplog.at_level(logging.WARNING, "slq"):
+        adapters.torch_hessian(HalfHead(frozen_body), (x, y))
+    warned = "the model computes in torch.float16 where it depends on the parameters" in (
+        caplog.text
+    )
+    assert warned is not frozen_body  # a fixed float16 layer before θ costs θ no precision
 
 
 def test_nan_on_a_later_batch_names_it() -> None:

@@ -174,12 +174,12 @@ def test_logs_to_the_slq_logger(caplog: pytest.LogCaptureFixture) -> None:
             "probe must be one of 'rademacher', 'gaussian', got 'uniform'",
         ),
         ({"reorthogonalize": "twice"}, ValueError, "reorthogonalize must be one of"),
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
         (
-            {"seed": -1},
+            {"seed": 1.5},
             TypeError,
-            "seed must be a non-negative int, a numpy Generator or None, got -1",
+            "seed must be a non-negative int, a numpy Generator or SeedSequence, or None, got 1.5",
         ),
-        ({"seed": 1.5}, TypeError, "seed must be a non-negative int"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, message: str) -> None:

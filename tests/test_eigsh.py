@@ -234,7 +234,7 @@ def test_nan_from_the_operator_is_an_error() -> None:
             TypeError,
             "v0 must be a numpy array .the operator.s., got list",
         ),
-        ({"k": 2, "seed": -1}, TypeError, "seed must be a non-negative int"),
+        ({"k": 2, "seed": -1}, ValueError, "seed must be >= 0, got -1"),
     ],
 )
 def test_bad_input(kwargs: dict, error: type[Exception], match: str) -> None:

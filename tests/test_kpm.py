@@ -282,7 +282,7 @@ def test_result_properties_and_immutability() -> None:
         ({"bounds": (2.0, 1.0)}, ValueError, "bounds must be finite with a < b"),
         ({"bounds": (0.0, np.inf)}, ValueError, "bounds must be finite"),
         ({"bounds": (0.0, 1.0, 2.0)}, ValueError, r"bounds must be a pair \(a, b\)"),
-        ({"bounds": 3.0}, ValueError, r"bounds must be a pair \(a, b\)"),
+        ({"bounds": 3.0}, TypeError, r"bounds must be a pair \(a, b\)"),
         ({"probe": "sobol"}, ValueError, "probe must be one of"),
         ({"damping": "fejer"}, ValueError, "damping must be one of"),
         ({"probe_batch_size": 0}, ValueError, "probe_batch_size must be >= 1"),

@@ -10,8 +10,15 @@ import pytest
 from helpers import Backend, CheckedOperator
 
 import slq
+from slq import memory as memory_module
 from slq._density import DEFAULT_NUM_PROBES, DEFAULT_NUM_STEPS
-from slq.memory import MemoryEstimate, check_max_memory, format_bytes, memory_estimate
+from slq.memory import (
+    MemoryEstimate,
+    check_max_memory,
+    format_bytes,
+    largest_fitting_batch,
+    memory_estimate,
+)
 
 
 class _Diagonal:
@@ -226,3 +233,87 @@ def test_estimate_is_immutable() -> None:
     assert isinstance(e, MemoryEstimate)
     with pytest.raises(AttributeError):
         e.basis = 0  # type: ignore[misc]
+
+
+class _CountingEstimates:
+    """Stands in for `slq.memory._estimate`, counting calls; fails fast past `limit`."""
+
+    def __init__(self, estimate: Any, limit: int) -> None:
+        self.estimate, self.limit, self.calls = estimate, limit, 0
+
+    def __call__(self, *args: Any) -> MemoryEstimate:
+        self.calls += 1
+        assert self.calls <= self.limit, "the batch search is not logarithmic"
+        return self.estimate(*args)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> _CountingEstimates:
+    counter = _CountingEstimates(memory_module._estimate, limit=100)
+    monkeypatch.setattr(memory_module, "_estimate", counter)
+    return counter
+
+
+def test_a_billion_probes_are_refused_in_a_logarithmic_number_of_estimates(
+    counted: _CountingEstimates,
+) -> None:
+    # Issue 16: this tried every batch size from 10⁹ down, for more than ten minutes.
+    op = CheckedOperator(np.eye(50))
+    with pytest.raises(ValueError, match="even one probe at a time does not fit") as info:
+        slq.density(op, num_probes=10**9, max_memory=10**6)
+    assert "num_probes" in str(info.value)
+    assert counted.calls <= 2 * 30 + 5  # log2(1e9) < 30 halvings
+    assert op.inputs == 0
+
+
+def test_the_largest_fitting_batch_of_a_huge_run_is_found_by_bisection(
+    counted: _CountingEstimates,
+) -> None:
+    op = _shape_only(1000)
+    k, m, fits = 10**6, 10, 123_457
+    budget = memory_estimate(op, m, k, probe_batch_size=fits).total
+    with pytest.raises(ValueError, match=f"probe_batch_size={fits} fits"):
+        check_max_memory(budget, op, m, k, "full", k)
+    assert counted.calls <= 2 * 20 + 5
+
+
+@pytest.mark.parametrize("upper", [0, 1, 2, 7, 64, 1000])
+def test_largest_fitting_batch_is_the_largest_that_fits(upper: int) -> None:
+    for limit in range(-1, upper + 2):
+        asked: list[int] = []
+
+        def fits(b: int, limit: int = limit, asked: list[int] = asked) -> bool:
+            asked.append(b)
+            return b <= limit
+
+        assert largest_fitting_batch(fits, upper) == max(0, min(limit, upper))
+        assert len(asked) <= max(upper, 1).bit_length()
+        assert all(1 <= b <= upper for b in asked)
+
+
+class _StoppedError(Exception):
+    """Raised by the operator at its first product."""
+
+
+class _StopAtFirstProduct:
+    def __init__(self, n: int) -> None:
+        self.shape, self.dtype = (n, n), np.dtype(np.float64)
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        raise _StoppedError
+
+    def matmat(self, v: np.ndarray) -> np.ndarray:
+        raise _StoppedError
+
+
+def test_a_huge_num_probes_allocates_nothing_large_before_the_first_product() -> None:
+    # The memory before the first product is one batch's, whatever the number of probes.
+    op = _StopAtFirstProduct(50)
+    tracemalloc.start()
+    try:
+        with pytest.raises(_StoppedError):
+            slq.density(op, num_steps=20, num_probes=10**9, probe_batch_size=1, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, peak
