@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slq._kernels import grid_points, smooth
-from slq._validate import check_bool, check_open_interval, check_positive_float
+from slq._validate import check_bool, check_choice, check_open_interval, check_positive_float
 from slq.estimate import student_t_quantile
 from slq.summaries import Outliers
 
@@ -327,10 +327,7 @@ def _check_num(num: Any) -> int:
 
 
 def _check_xscale(xscale: Any) -> str:
-    if xscale not in _XSCALES:
-        msg = f"xscale must be 'linear' or 'symlog', got {xscale!r}"
-        raise ValueError(msg)
-    return str(xscale)
+    return check_choice("xscale", xscale, _XSCALES)
 
 
 def _check_confidence(confidence: Any) -> float:

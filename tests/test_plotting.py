@@ -217,7 +217,7 @@ def test_figures_render(spiked, narrow) -> None:
     ("kwargs", "error", "match"),
     [
         ({"num": 1}, ValueError, "num must be >= 2, got 1"),
-        ({"xscale": "log"}, ValueError, "xscale must be 'linear' or 'symlog'"),
+        ({"xscale": "log"}, ValueError, "xscale must be one of 'linear', 'symlog'"),
         ({"num": 2.5}, TypeError, "num must be an integer"),
         ({"confidence": 1.0}, ValueError, r"confidence must lie in \(0, 1\)"),
         ({"confidence": 0.0}, ValueError, "confidence"),
