@@ -3,14 +3,15 @@
 matplotlib is imported inside the functions, only when a figure is drawn, so
 that ``import slq`` stays light (install it with ``pip install 'slq[plot]'``).
 
-On log axes (the default) the eigenvalue axis is symmetric-log, linear within
-about one bulk kernel width of zero and logarithmic beyond, and the density
-axis is logarithmic: a network Hessian's bulk and its few outliers are both
-visible, and so are the decades the density spans (Ghorbani, Krishnan & Xiao
-2019, "An investigation into neural net optimization via Hessian eigenvalue
-density", plot log density). In the "bulk plus outliers" view each converged
-outlier is drawn as a point mass (a stem as tall as its mass) instead of being
-smeared by a kernel sized for the bulk.
+By default the eigenvalue axis is linear and the density axis logarithmic, as
+in Ghorbani, Krishnan & Xiao (2019, "An investigation into neural net
+optimization via Hessian eigenvalue density"): the decades the density spans
+are visible and distances along the spectrum are not distorted. A
+symmetric-log eigenvalue axis (``xscale="symlog"``, linear within about one
+bulk kernel width of zero) suits spectra spanning decades. In the "bulk plus
+outliers" view each converged outlier is drawn as a point mass (a stem with
+its Student-t interval as an error bar) on its own axis, on the right and
+labelled as a mass (a fraction of the eigenvalues), not as a density.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slq._kernels import grid_points, smooth
-from slq._validate import check_bool, check_open_interval, check_positive_float
+from slq._validate import check_bool, check_choice, check_open_interval, check_positive_float
 from slq.estimate import student_t_quantile
 from slq.summaries import Outliers
 
@@ -46,7 +47,9 @@ _PAD = 5.0
 # Outliers whose positions are written next to their stems, at most.
 _MAX_ANNOTATED = 8
 _LINE_WIDTH = 1.5
-_MASS_BAR_WIDTH = 5.0
+_STEM_WIDTH = 0.8
+_XSCALES = ("linear", "symlog")
+_MASS_LABEL = "mass (fraction of eigenvalues)"
 _BAND_ALPHA = 0.3
 _HINT = "plotting needs matplotlib: pip install 'slq[plot]'"
 # What a density offers that the figures use.
@@ -70,6 +73,7 @@ def plot_density(
     ax: Axes | None = None,
     *,
     log: bool = True,
+    xscale: str = "linear",
     band: bool = True,
     outliers: bool | Outliers = True,
     sigma: float | None = None,
@@ -87,26 +91,30 @@ def plot_density(
     ax : matplotlib.axes.Axes, optional
         Where to draw; default a new figure's axes (``pyplot.subplots()``).
     log : bool, default True
-        Symmetric-log eigenvalue axis (linear within ``density.bulk_sigma()``
-        of zero) and logarithmic density axis, whose floor lies 6 decades
-        below the peak or below the smallest outlier mass; the curve is
-        clipped under it. False: linear axes.
+        Logarithmic density axis, whose floor lies 6 decades below the peak;
+        the curve is clipped under it (and a logarithmic mass axis). False:
+        linear.
+    xscale : {"linear", "symlog"}, default "linear"
+        The eigenvalue axis: linear, or symmetric-log (linear within
+        ``density.bulk_sigma()`` of zero, logarithmic beyond) for spectra
+        spanning decades.
     band : bool, default True
         Shade the pointwise Student-t `confidence` band over the probes
         (needs at least 2 probes; nothing is shaded with one).
     outliers : bool or Outliers, default True
         True: the bulk (`SpectralDensity.bulk`) smoothed at the bulk's own
         width, and each outlier of ``density.outliers()`` as a stem whose
-        height is its mass (fraction of eigenvalues, not a density), marked
-        with its position. An `Outliers` found with other settings is used
-        as given. False: the plain smoothed density (`SpectralDensity.evaluate`).
+        height is its mass (fraction of eigenvalues, not a density, on a
+        second axis at the right), marked with its position. An `Outliers`
+        found with other settings is used as given. False: the plain
+        smoothed density (`SpectralDensity.evaluate`).
     sigma : float, optional
         Kernel width. Default ``density.bulk_sigma()``, except for the plain
         curve on linear axes: ``density.default_sigma()``.
     num : int, default 1024
         Points of the evaluation grid (≥ 2), equispaced in asinh(t / linthresh)
-        on log axes. Points are added around any node that the grid would
-        step over, so that narrow peaks keep their height.
+        on a symmetric-log axis. Points are added around any node that the
+        grid would step over, so that narrow peaks keep their height.
     label : str, optional
         Legend entry of the curve; a legend is drawn when given.
     color : matplotlib color, optional
@@ -123,7 +131,7 @@ def plot_density(
     ImportError
         Without matplotlib.
     ValueError
-        For num < 2, or a `confidence` or `sigma` out of range.
+        For num < 2, an unknown `xscale`, or a `confidence` or `sigma` out of range.
 
     Examples
     --------
@@ -136,7 +144,7 @@ def plot_density(
     >>> dos = slq.density(np.diag(spectrum), num_steps=40, num_probes=4, seed=0)
     >>> ax = plot_density(dos, label="1000 × 1000")
     >>> ax.get_xscale(), ax.get_yscale()
-    ('symlog', 'log')
+    ('linear', 'log')
     >>> matplotlib.pyplot.close(ax.figure)
     """
     _require_matplotlib()
@@ -145,15 +153,17 @@ def plot_density(
     _check_style(ax, log, band, sigma)
     _check_label("label", label)
     _check_color("color", color)
+    symlog = _check_xscale(xscale) == "symlog"
     found = _outliers_of(density, outliers)
-    linthresh = density.bulk_sigma(found) if log else None
+    linthresh = density.bulk_sigma(found) if symlog else None
     sigma = _sigma(density, sigma, found, log)
     low, high = _support(density, sigma, found)
     layer = _layer(density, grid_points(low, high, num, linthresh), sigma, found, band, confidence)
     ax = _axes(ax)
     floor = _floor([layer]) if log else 0.0
-    _draw(ax, layer, floor, label, color, annotate=True)
-    _finish(ax, [layer], floor, linthresh, legend=label is not None)
+    mass_ax = _mass_axes(ax, [layer], log)
+    _draw(ax, mass_ax, layer, floor, label, color, annotate=True)
+    _finish(ax, mass_ax, [layer], floor, linthresh, legend=label is not None)
     return ax
 
 
@@ -163,6 +173,7 @@ def plot_densities(
     ax: Axes | None = None,
     *,
     log: bool = True,
+    xscale: str = "linear",
     band: bool = True,
     outliers: bool = True,
     sigma: float | None = None,
@@ -185,7 +196,7 @@ def plot_densities(
         One legend entry per density; the legend is drawn when given.
     ax : matplotlib.axes.Axes, optional
         Where to draw; default a new figure's axes.
-    log, band, outliers, sigma, num, confidence
+    log, xscale, band, outliers, sigma, num, confidence
         As in `plot_density`; `sigma`, when given, is used for every density.
     colors : sequence of matplotlib colors, optional
         One per density; default the axes' color cycle.
@@ -226,9 +237,12 @@ def plot_densities(
         _check_label("each of labels", label)
     for color in colors_:
         _check_color("each of colors", color)
+    symlog = _check_xscale(xscale) == "symlog"
     found = [_outliers_of(d, outliers) for d in densities]
     sigmas = [_sigma(d, sigma, f, log) for d, f in zip(densities, found, strict=True)]
-    linthresh = min(d.bulk_sigma(f) for d, f in zip(densities, found, strict=True)) if log else None
+    linthresh = (
+        min(d.bulk_sigma(f) for d, f in zip(densities, found, strict=True)) if symlog else None
+    )
     supports = [_support(d, s, f) for d, s, f in zip(densities, sigmas, found, strict=True)]
     grid = grid_points(min(s[0] for s in supports), max(s[1] for s in supports), num, linthresh)
     layers = [
@@ -237,9 +251,10 @@ def plot_densities(
     ]
     ax = _axes(ax)
     floor = _floor(layers) if log else 0.0
+    mass_ax = _mass_axes(ax, layers, log)
     for layer, label, color in zip(layers, labels_, colors_, strict=True):
-        _draw(ax, layer, floor, label, color, annotate=False)
-    _finish(ax, layers, floor, linthresh, legend=labels is not None)
+        _draw(ax, mass_ax, layer, floor, label, color, annotate=False)
+    _finish(ax, mass_ax, layers, floor, linthresh, legend=labels is not None)
     return ax
 
 
@@ -309,6 +324,10 @@ def _check_num(num: Any) -> int:
         msg = f"num must be >= 2, got {num}"
         raise ValueError(msg)
     return int(num)
+
+
+def _check_xscale(xscale: Any) -> str:
+    return check_choice("xscale", xscale, _XSCALES)
 
 
 def _check_confidence(confidence: Any) -> float:
@@ -428,20 +447,44 @@ def _point_masses(found: Outliers | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _floor(layers: list[_Layer]) -> float:
-    """Return the log density axis' bottom: 6 decades below the peak, or under every mass."""
+    """Return the log density axis' bottom: 6 decades below the peak."""
     peak = max(float(layer.curve.max()) for layer in layers)
+    return peak * 10.0**-_DECADES if peak > 0.0 else 1e-300
+
+
+def _mass_axes(ax: Axes, layers: list[_Layer], log: bool) -> Axes | None:
+    """Return a second y axis at the right for the point masses, or None without any.
+
+    A point mass is a fraction of the eigenvalues, not a density: drawn on the
+    density's axis its height would be read in the wrong unit.
+    """
     masses = np.concatenate([layer.masses for layer in layers])
-    masses = masses[masses > 0.0]
-    floor = peak * 10.0**-_DECADES if peak > 0.0 else 1e-300
-    if masses.size:
-        floor = min(floor, 0.3 * float(masses.min()))
-    return floor
+    if masses.size == 0:
+        return None
+    mass_ax = ax.twinx()
+    mass_ax.set_gid("masses")
+    if log:
+        mass_ax.set_yscale("log")
+    tops = [layer.masses if layer.mass_band is None else layer.mass_band[1] for layer in layers]
+    top = max(float(t.max()) for t in tops if t.size)
+    positive = masses[masses > 0.0]
+    bottom = 0.3 * float(positive.min()) if log and positive.size else 0.0
+    mass_ax.set_ylim(bottom, top * (3.0 if log else 1.15))
+    mass_ax.set_ylabel(_MASS_LABEL)
+    return mass_ax
 
 
 def _draw(
-    ax: Axes, layer: _Layer, floor: float, label: str | None, color: Any, *, annotate: bool
+    ax: Axes,
+    mass_ax: Axes | None,
+    layer: _Layer,
+    floor: float,
+    label: str | None,
+    color: Any,
+    *,
+    annotate: bool,
 ) -> None:
-    """Draw one layer's curve, band and stems in one color."""
+    """Draw one layer's curve and band on `ax`, its stems on `mass_ax`, in one color."""
     clip = _CLIP * floor
     (line,) = ax.plot(
         layer.grid, np.maximum(layer.curve, clip), color=color, lw=_LINE_WIDTH, label=label
@@ -450,26 +493,36 @@ def _draw(
     if layer.band is not None:
         low, high = (np.maximum(limit, clip) for limit in layer.band)
         ax.fill_between(layer.grid, low, high, color=color, alpha=_BAND_ALPHA, lw=0)
-    if layer.positions.size:
-        _draw_stems(ax, layer, floor, color, single=annotate)
+    if layer.positions.size and mass_ax is not None:
+        _draw_stems(mass_ax, layer, color, single=annotate)
 
 
-def _draw_stems(ax: Axes, layer: _Layer, floor: float, color: Any, *, single: bool) -> None:
-    """Point masses: a line from the axis' bottom up to each mass, and a marker on top.
+def _draw_stems(ax: Axes, layer: _Layer, color: Any, *, single: bool) -> None:
+    """Point masses on the mass axis: a thin stem from its bottom, a marker, an error bar.
 
-    With a band, each mass' Student-t interval is a wide translucent bar. A
-    single density's outliers get a legend entry and their positions written
-    above them; in an overlay the curve's entry stands for its stems.
+    The error bar is the mass' Student-t interval over the probes. A single
+    density's outliers get a legend entry and their positions written above
+    them; in an overlay the curve's entry stands for its stems.
     """
     count = layer.positions.size
-    ax.vlines(layer.positions, floor, layer.masses, colors=color, lw=_LINE_WIDTH)
-    tops = layer.masses
+    bottom = ax.get_ylim()[0]
+    ax.vlines(layer.positions, bottom, layer.masses, colors=color, lw=_STEM_WIDTH, ls=":")
+    tops, yerr = layer.masses, None
     if layer.mass_band is not None:
-        low, tops = (np.maximum(limit, _CLIP * floor) for limit in layer.mass_band)
-        ax.vlines(layer.positions, low, tops, colors=color, lw=_MASS_BAR_WIDTH, alpha=_BAND_ALPHA)
+        low, tops = (np.maximum(limit, bottom) for limit in layer.mass_band)
+        yerr = np.vstack([layer.masses - low, tops - layer.masses]).clip(min=0.0)
     label = f"{count} outlier{'s' if count > 1 else ''}" if single else "_outliers"
-    (markers,) = ax.plot(layer.positions, layer.masses, "o", color=color, ms=4.5, label=label)
-    markers.set_gid("outliers")
+    bars = ax.errorbar(
+        layer.positions,
+        layer.masses,
+        yerr=yerr,
+        fmt="o",
+        color=color,
+        ms=4.5,
+        capsize=3,
+        label=label,
+    )
+    bars.lines[0].set_gid("outliers")
     if single and count <= _MAX_ANNOTATED:
         _annotate(ax, layer.positions, np.maximum(tops, layer.masses), color)
 
@@ -490,16 +543,22 @@ def _annotate(ax: Axes, positions: np.ndarray, heights: np.ndarray, color: Any) 
 
 
 def _finish(
-    ax: Axes, layers: list[_Layer], floor: float, linthresh: float | None, *, legend: bool
+    ax: Axes,
+    mass_ax: Axes | None,
+    layers: list[_Layer],
+    floor: float,
+    linthresh: float | None,
+    *,
+    legend: bool,
 ) -> None:
     """Scales, limits, labels and legend."""
     if linthresh is not None:
         ax.set_xscale("symlog", linthresh=linthresh)
         ax.xaxis.set_major_locator(_symlog_locator(linthresh, subs=(1.0,)))
         ax.xaxis.set_minor_locator(_symlog_locator(linthresh, subs=np.arange(2.0, 10.0)))
+    top = _max_curve(layers)
+    if floor > 0.0:
         ax.set_yscale("log")
-    top = max(_max_curve(layers), _max_mass(layers))
-    if linthresh is not None:
         # Headroom of a tenth of the decades shown keeps labels inside the frame.
         top *= (top / floor) ** 0.1
     else:
@@ -507,10 +566,14 @@ def _finish(
     ax.set_ylim(floor, top)
     ax.margins(x=0.02)
     ax.autoscale_view(scalex=True, scaley=False)
-    ax.set_xlabel("eigenvalue λ")
+    ax.set_xlabel(r"eigenvalue $\lambda$")
     ax.set_ylabel("density")
     if legend:
-        ax.legend(frameon=False)
+        handles, labels = ax.get_legend_handles_labels()
+        if mass_ax is not None:
+            more = mass_ax.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        ax.legend(handles, labels, frameon=False)
 
 
 def _max_curve(layers: list[_Layer]) -> float:
@@ -518,12 +581,6 @@ def _max_curve(layers: list[_Layer]) -> float:
     return max(
         float((layer.curve if layer.band is None else layer.band[1]).max()) for layer in layers
     )
-
-
-def _max_mass(layers: list[_Layer]) -> float:
-    """Return the top of the highest stem or of its interval."""
-    tops = [layer.masses if layer.mass_band is None else layer.mass_band[1] for layer in layers]
-    return max((float(top.max()) for top in tops if top.size), default=0.0)
 
 
 def _symlog_locator(linthresh: float, subs: Any) -> Any:

@@ -22,7 +22,6 @@ import numpy as np
 
 from slq import bounds, functionals, persistence, plotting, report, smoothing, summaries
 from slq._validate import (
-    check_non_negative_float,
     check_non_negative_int,
     check_optional_str,
     check_path,
@@ -326,7 +325,7 @@ class SpectralDensity:
         return summaries.mass_below(self.nodes, self.weights, x, exact=self.exact)
 
     def negative_mass(self, threshold: float = 0.0) -> MassBelow:
-        """Return the fraction of eigenvalues below −`threshold`, as `mass_below`.
+        """Return the fraction below −max(`threshold`, `slq.summaries.zero_resolution`).
 
         Examples
         --------
@@ -335,7 +334,7 @@ class SpectralDensity:
         >>> round(slq.density(np.diag(np.linspace(-1, 3, 400)), seed=0).negative_mass().value, 2)
         0.25
         """
-        return self.mass_below(-check_non_negative_float("threshold", threshold) or 0.0)
+        return self.mass_below(summaries.negative_point(self.nodes, self.weights, threshold))
 
     def outliers(
         self, *, tail: float = 0.01, separation: float = 1.0, rtol: float = 1e-3

@@ -22,8 +22,15 @@ __all__ = [
     "extreme_ratio",
     "find_outliers",
     "mass_below",
+    "negative_point",
     "weighted_quantile",
+    "zero_resolution",
 ]
+
+# Unit roundoff of float32, the precision network Hessians are run in: a
+# SpectralDensity keeps float64 coefficients and does not record the dtype of
+# the products, so the resolution of zero assumes the coarser of the two.
+_EPS = float(2.0**-23)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,45 @@ def mass_below(
         float(gap.mean()),
         float(x),
     )
+
+
+def zero_resolution(nodes: np.ndarray, weights: np.ndarray, *, eps: float = _EPS) -> float:
+    """Return how close to 0 a Ritz value can lie and still be rounding of a zero eigenvalue.
+
+    m steps of Lanczos in precision eps place Ritz values within about
+    m · eps · ‖A‖ of the spectrum they approximate (Paige 1980, Thm 3.1; Meurant
+    & Strakoš 2006, §4), with ‖A‖ estimated by max|θ|. A Ritz value of −1e-15
+    for an exactly singular positive semi-definite matrix is such rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.summaries import zero_resolution
+    >>> nodes = np.array([[-1e-15, 1.0, 4.0]])
+    >>> bool(1e-15 < zero_resolution(nodes, np.full((1, 3), 1 / 3)) < 1e-4)
+    True
+    """
+    eps = check_non_negative_float("eps", eps)
+    used = used_nodes(weights)
+    scale = float(np.abs(nodes[used]).max()) if used.any() else 0.0
+    return nodes.shape[1] * eps * scale
+
+
+def negative_point(nodes: np.ndarray, weights: np.ndarray, threshold: float) -> float:
+    """Return −max(threshold, `zero_resolution`): where negative mass is counted below.
+
+    Ritz values closer to 0 are rounding, not negative curvature: a positive
+    semi-definite matrix reports a negative mass of 0, its bracket's lower end 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.summaries import negative_point
+    >>> negative_point(np.array([[-1e-15, 1.0]]), np.full((1, 2), 0.5), 0.5)
+    -0.5
+    """
+    threshold = check_non_negative_float("threshold", threshold)
+    return -max(threshold, zero_resolution(nodes, weights)) or 0.0
 
 
 def weighted_quantile(nodes: np.ndarray, weights: np.ndarray, q: float) -> float:

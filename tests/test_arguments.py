@@ -112,6 +112,8 @@ TABLE = [
     Bad("plot_densities", "outliers", "yes", TypeError, "outliers must be True, False or an"),
     Bad("plot_densities", "sigma", "0.1", TypeError, "sigma must be a real number"),
     Bad("plot_densities", "num", 1, ValueError, "num must be >= 2"),
+    Bad("plot_densities", "xscale", "log", ValueError, "xscale must be one of 'linear'"),
+    Bad("plot_densities", "xscale", 3, TypeError, "xscale must be one of 'linear'"),
     Bad("plot_densities", "colors", ["k", "no"], ValueError, "each of colors must be a matplot"),
     Bad("plot_densities", "confidence", "0.9", TypeError, "confidence must be a real number"),
     Bad("slq_budget", "f", 3, TypeError, "f must be a callable or the name"),

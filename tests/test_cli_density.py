@@ -88,6 +88,21 @@ def test_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert out.splitlines()[-1] == f"slq: figure written to {figure}"
 
 
+@pytest.mark.parametrize("flag", ["--linear", "--symlog"])
+def test_plot_axis_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    from slq.apps.cli import figure as figure_module
+
+    seen = []
+    monkeypatch.setattr(figure_module, "save_figure", lambda *a, **k: seen.append(k["xscale"]))
+    monkeypatch.setattr("slq.apps.cli.density.save_figure", figure_module.save_figure)
+    path = save_npy(tmp_path, MATRIX)
+    status, _, _ = run(capsys, "density", path, "--probes", 2, "--plot", tmp_path / "a", flag)
+    assert status == 0 and seen == [flag[2:]]
+
+
 def test_plot_message_goes_to_stderr_with_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,25 +17,16 @@ from helpers import Backend, need
 from slq.apps.demo import run
 from slq.apps.demo.config import QUICK
 
-FIGURES = (
-    "densities_no_bn.png",
-    "densities_bn.png",
-    "final_overlay.png",
-    "final_outliers.png",
-    "negative_mass.png",
-    "extremes.png",
+IDS = (
+    "quadrature-vs-exact",
+    "negative-mass-vanishes-early",
+    "bulk-stabilises",
+    "learning-rate-drop",
+    "batchnorm-suppresses-outliers",
+    "population-statistics-restore-outliers",
 )
-NETWORKS = ("no_bn", "bn")
-CHECKPOINTS = ("init", "epoch_1", "end")
-SCALARS = (
-    "train_loss",
-    "train_accuracy",
-    "test_accuracy",
-    "wall_time_s",
-    "lambda_min",
-    "lambda_max",
-    "num_matvecs",
-)
+KEYS = ("id", "claim", "statistic", "values", "uncertainty", "verdict", "figure")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
 
 @dataclass
@@ -78,94 +69,74 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return Demo(out, summary, same_rng, same_threads, handler.messages)
 
 
-def test_writes_every_file_and_the_figures_are_images(quick: Demo) -> None:
-    from matplotlib.image import imread
-
-    names = {Path(f).name for f in quick.summary["files"]}
-    assert names == {*FIGURES, "summary.md", "summary.json"}
-    for name in FIGURES:
-        path = quick.out / name
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        image = imread(path)
-        assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 500
-        assert image.std() > 0.01  # something is drawn
+def test_findings_contract(quick: Demo) -> None:
+    findings = quick.summary["findings"]
+    assert [f["id"] for f in findings] == list(IDS)
+    for finding in findings:
+        assert tuple(finding) == KEYS
+        assert finding["verdict"] in VERDICTS
+        assert finding["claim"] and finding["statistic"]
+        figure = quick.out / finding["figure"]
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_summary_json_is_the_returned_summary(quick: Demo) -> None:
-    written = json.loads((quick.out / "summary.json").read_text(encoding="utf-8"))
-    assert written["files"] == [Path(f).name for f in quick.summary["files"]]
-    assert written["networks"]["bn"]["checkpoints"]["end"]["lambda_max"] == pytest.approx(
-        quick.summary["networks"]["bn"]["checkpoints"]["end"]["lambda_max"]
-    )
-    assert written["quick"] is True and written["seed"] == 0
-    assert written["wall_time_s"] > 0.0
+def test_summary_json_is_the_returned_summary_and_lists_the_files(quick: Demo) -> None:
+    saved = json.loads((quick.out / "summary.json").read_text(encoding="utf-8"))
+    assert [f["verdict"] for f in saved["findings"]] == [
+        f["verdict"] for f in quick.summary["findings"]
+    ]
+    assert sorted(saved["files"]) == sorted(p.name for p in quick.out.iterdir())
 
 
-def test_both_networks_have_the_three_checkpoints_with_finite_numbers(quick: Demo) -> None:
-    written = json.loads((quick.out / "summary.json").read_text(encoding="utf-8"))
-    assert set(written["networks"]) == set(NETWORKS)
-    for name in NETWORKS:
-        network = written["networks"][name]
-        assert network["num_params"] > 0
-        assert set(network["checkpoints"]) == set(CHECKPOINTS)
-        for record in network["checkpoints"].values():
-            numbers = [record[k] for k in SCALARS]
-            numbers += list(record["negative_mass"].values())
-            numbers += list(record["extreme_ratio"].values())[:1]
-            assert all(isinstance(x, (int, float)) and math.isfinite(x) for x in numbers)
-            assert record["lambda_min"] < 0.0 < record["lambda_max"]
-            assert 0.0 <= record["test_accuracy"] <= 1.0
-            assert record["outliers"]["count"] == len(record["outliers"]["positions"])
-    # The BN network has BN's scale and shift instead of the convolutions' biases.
-    c1, c2 = QUICK.channels
-    assert written["networks"]["bn"]["num_params"] - written["networks"]["no_bn"]["num_params"] == (
-        c1 + c2
-    )
+def test_figures_show_the_numbers_of_the_findings(quick: Demo) -> None:
+    by_id = {f["id"]: json.loads(json.dumps(f)) for f in quick.summary["findings"]}
+
+    def plotted(key: str) -> dict[str, Any]:
+        name = Path(by_id[key]["figure"]).with_suffix(".json")
+        return json.loads((quick.out / name).read_text(encoding="utf-8"))
+
+    exact = by_id["quadrature-vs-exact"]
+    assert plotted("quadrature-vs-exact")["l1"] == exact["values"]["l1"]
+    assert plotted("quadrature-vs-exact")["w1"] == exact["values"]["w1"]
+    mass = by_id["negative-mass-vanishes-early"]["values"]
+    lam = by_id["learning-rate-drop"]["values"]
+    bulk = by_id["bulk-stabilises"]["values"]
+    for name in ("no_bn", "bn"):
+        assert plotted("negative-mass-vanishes-early")[name]["y"] == mass[name]["mass"]
+        assert plotted("negative-mass-vanishes-early")[name]["x"] == mass["epochs"]
+        assert plotted("learning-rate-drop")[name]["y"] == lam[name]["lambda_max"]
+        assert plotted("bulk-stabilises")[name]["y"] == bulk[name]["w1_per_epoch"]
+    for key, pair in (
+        ("batchnorm-suppresses-outliers", ("no_bn", "bn")),
+        ("population-statistics-restore-outliers", ("eval", "train")),
+    ):
+        for name in pair:
+            shown, values = plotted(key)[name], by_id[key]["values"][name]
+            assert shown["separation"] == values["separation"]
+            assert shown["per_seed"] == values["separation_per_seed"]
 
 
-def test_negative_mass_brackets_are_ordered(quick: Demo) -> None:
-    for network in quick.summary["networks"].values():
-        records = [*network["checkpoints"].values(), *network["track"]]
-        for record in records:
-            for key in ("negative_mass", "negative_mass_below"):
-                mass = record[key]
-                assert 0.0 <= mass["lower"] <= mass["value"] <= mass["upper"] <= 1.0 + 1e-12
-            # Mass below -λ_max/100 is part of the mass below 0.
-            assert record["negative_mass_below"]["x"] < 0.0
-            assert record["negative_mass_below"]["value"] <= record["negative_mass"]["value"]
+def test_training_claims_use_three_seeds(quick: Demo) -> None:
+    by_id = {f["id"]: f for f in quick.summary["findings"]}
+    per_seed = by_id["batchnorm-suppresses-outliers"]["values"]["no_bn"]["separation_per_seed"]
+    assert len(per_seed) == QUICK.seeds >= 3
+    seed_se = by_id["negative-mass-vanishes-early"]["uncertainty"]["no_bn"]["seed_se"]
+    assert all(math.isfinite(x) for x in seed_se)
 
 
-def test_tracking_follows_training_at_one_budget(quick: Demo) -> None:
-    config = QUICK
-    for network in quick.summary["networks"].values():
-        track = network["track"]
-        epochs = [r["epoch"] for r in track]
-        assert epochs[0] == 0.0 and epochs[-1] == config.epochs
-        assert epochs == sorted(epochs) and len(epochs) > len(CHECKPOINTS)
-        assert {(r["num_steps"], r["num_probes"]) for r in track} == {
-            (config.track_steps, config.track_probes)
-        }
-        steps = {r["step"] for r in track}
-        assert {r["step"] for r in network["checkpoints"].values()} <= steps
-        assert network["checkpoints"]["end"]["num_steps"] == config.num_steps
-
-
-def test_report_describes_both_networks_from_the_numbers(quick: Demo) -> None:
+def test_report_is_generated_from_the_findings(quick: Demo) -> None:
     report = (quick.out / "summary.md").read_text(encoding="utf-8")
-    assert "without BN" in report and "with BN" in report
-    for name in FIGURES:
-        assert f"]({name})" in report
-    ratio = quick.summary["comparison"]["lambda_max_ratio"]
-    assert f"{ratio:.3g} times that with BN" in report
-    assert report.count("\n| ") == 1 + len(NETWORKS) * len(CHECKPOINTS)
+    for finding in quick.summary["findings"]:
+        assert f"## {finding['id']}: {finding['verdict']}" in report
+        assert f"![{finding['id']}]({finding['figure']})" in report
 
 
 def test_caller_state_is_untouched_and_progress_is_logged(quick: Demo) -> None:
     assert quick.same_rng, "run changed the global torch RNG state"
     assert quick.same_threads, "run changed torch's number of threads"
-    measured = [m for m in quick.messages if m.startswith("demo:") and "products" in m]
-    steps = sum(len(n["track"]) for n in quick.summary["networks"].values())
-    assert len(measured) == steps
+    trained = [m for m in quick.messages if m.startswith("demo: trained")]
+    assert len(trained) == 2 * QUICK.seeds
+    assert any(m.startswith("demo: exact check") for m in quick.messages)
     assert any(m.startswith("demo: done") for m in quick.messages)
 
 

@@ -42,21 +42,41 @@ def curves(ax) -> list:
     return [line for line in ax.get_lines() if line.get_gid() != "outliers"]
 
 
+def mass_axes(ax):
+    twins = [other for other in ax.figure.axes if other.get_gid() == "masses"]
+    return twins[0] if twins else None
+
+
 def stems(ax) -> list:
-    return [line for line in ax.get_lines() if line.get_gid() == "outliers"]
+    masses = mass_axes(ax)
+    return [] if masses is None else [x for x in masses.get_lines() if x.get_gid() == "outliers"]
 
 
 def bands(ax) -> list:
     return [c for c in ax.collections if isinstance(c, PolyCollection)]
 
 
-def test_log_mode_has_symlog_x_at_the_bulk_width_and_log_y(spiked) -> None:
+def test_default_is_a_linear_eigenvalue_axis_and_log_density(spiked) -> None:
     ax = plot_density(spiked)
-    assert (ax.get_xscale(), ax.get_yscale()) == ("symlog", "log")
-    assert ax.xaxis.get_transform().linthresh == pytest.approx(spiked.bulk_sigma())
-    assert ax.get_xlabel() == "eigenvalue λ"
+    assert (ax.get_xscale(), ax.get_yscale()) == ("linear", "log")
+    assert ax.get_xlabel() == r"eigenvalue $\lambda$"  # mathtext, not a literal λ_max
     assert ax.get_ylabel() == "density"
     assert ax.get_title() == ""
+
+
+def test_symlog_option_has_symlog_x_at_the_bulk_width(spiked) -> None:
+    ax = plot_density(spiked, xscale="symlog")
+    assert (ax.get_xscale(), ax.get_yscale()) == ("symlog", "log")
+    assert ax.xaxis.get_transform().linthresh == pytest.approx(spiked.bulk_sigma())
+
+
+def test_point_masses_are_on_their_own_axis_labelled_as_mass(spiked) -> None:
+    ax = plot_density(spiked)
+    masses = mass_axes(ax)
+    assert masses is not None and masses.get_ylabel() == "mass (fraction of eigenvalues)"
+    assert masses.get_yscale() == "log"
+    assert stems(ax) and not [x for x in ax.get_lines() if x.get_gid() == "outliers"]
+    assert mass_axes(plot_density(spiked, outliers=False)) is None
 
 
 def test_linear_mode_has_linear_axes(spiked) -> None:
@@ -79,7 +99,7 @@ def test_bulk_curve_is_the_bulk_density_clipped_above_zero(spiked) -> None:
 
 
 def test_plain_curve_keeps_outlier_peaks_on_a_symlog_grid(spiked) -> None:
-    ax = plot_density(spiked, outliers=False)
+    ax = plot_density(spiked, outliers=False, xscale="symlog")
     (line,) = curves(ax)
     t, y = line.get_xdata(), line.get_ydata()
     sigma = spiked.bulk_sigma()
@@ -123,17 +143,18 @@ def test_outliers_are_stems_at_their_positions_as_tall_as_their_masses(spiked) -
     (markers,) = stems(ax)
     np.testing.assert_allclose(markers.get_xdata(), [10.0, 30.0, 100.0], rtol=1e-9)
     np.testing.assert_allclose(markers.get_ydata(), found.masses)
-    floor = ax.get_ylim()[0]
-    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
-    stem_lines, mass_bars = lines  # stems from the floor, then the masses' intervals
+    masses = mass_axes(ax)
+    floor = masses.get_ylim()[0]
+    lines = [c for c in masses.collections if isinstance(c, LineCollection)]
+    stem_lines, error_bars = lines  # stems from the floor, then the masses' intervals
     expected = [
         [[x, floor], [x, mass]] for x, mass in zip([10, 30, 100], found.masses, strict=True)
     ]
     np.testing.assert_allclose(stem_lines.get_segments(), expected, rtol=1e-9)
-    assert len(mass_bars.get_segments()) == 3
-    assert [text.get_text() for text in ax.texts] == ["10", "30", "100"]
+    assert len(error_bars.get_segments()) == 3
+    assert [text.get_text() for text in masses.texts] == ["10", "30", "100"]
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["spiked", "3 outliers"]
-    assert floor < found.masses.min() < ax.get_ylim()[1]
+    assert floor < found.masses.min() < masses.get_ylim()[1]
 
 
 def test_given_outliers_are_drawn_as_given(spiked) -> None:
@@ -148,7 +169,7 @@ def test_no_legend_without_a_label(spiked) -> None:
 
 
 def test_symlog_ticks_leave_out_decades_inside_the_linear_part(spiked) -> None:
-    ax = plot_density(spiked)
+    ax = plot_density(spiked, xscale="symlog")
     ticks = ax.get_xticks()
     low, high = ax.get_xlim()
     ticks = ticks[(ticks >= low) & (ticks <= high)]
@@ -166,7 +187,7 @@ def test_draws_on_given_axes_without_pyplot(spiked) -> None:
 
 
 def test_plot_densities_overlays_one_curve_per_density(spiked, narrow) -> None:
-    ax = plot_densities([spiked, narrow], labels=["spiked", "narrow"])
+    ax = plot_densities([spiked, narrow], labels=["spiked", "narrow"], xscale="symlog")
     lines = curves(ax)
     assert len(lines) == 2
     assert lines[0].get_color() != lines[1].get_color()
@@ -176,7 +197,7 @@ def test_plot_densities_overlays_one_curve_per_density(spiked, narrow) -> None:
     # One grid covers both; refinement only adds interior points.
     assert lines[0].get_xdata()[0] == lines[1].get_xdata()[0]
     assert lines[0].get_xdata()[-1] == lines[1].get_xdata()[-1]
-    assert len(stems(ax)) == 1 and len(ax.texts) == 0
+    assert len(stems(ax)) == 1 and len(ax.texts) == len(mass_axes(ax).texts) == 0
     assert len(bands(ax)) == 2
 
 
@@ -196,6 +217,7 @@ def test_figures_render(spiked, narrow) -> None:
     ("kwargs", "error", "match"),
     [
         ({"num": 1}, ValueError, "num must be >= 2, got 1"),
+        ({"xscale": "log"}, ValueError, "xscale must be one of 'linear', 'symlog'"),
         ({"num": 2.5}, TypeError, "num must be an integer"),
         ({"confidence": 1.0}, ValueError, r"confidence must lie in \(0, 1\)"),
         ({"confidence": 0.0}, ValueError, "confidence"),

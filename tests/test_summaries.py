@@ -11,6 +11,7 @@ from strategies import Case, cases
 
 import slq
 import slq.bounds
+from slq.summaries import zero_resolution
 
 SPIKED = np.concatenate([np.linspace(-1.0, 1.0, 997), [10.0, 30.0, 100.0]])
 
@@ -92,3 +93,17 @@ def test_extreme_ratio_is_zero_without_negative_curvature() -> None:
     assert dos.extreme_ratio().value == 0.0
     with pytest.raises(ValueError, match="positive largest"):
         slq.density(-np.eye(3) - np.diag([0, 1.0, 2]), num_probes=2, seed=0).extreme_ratio()
+
+
+def test_rounding_of_zero_eigenvalues_is_not_negative_mass() -> None:
+    # A positive semi-definite matrix of rank 100 < 300: Ritz values of its zero
+    # eigenvalues come out at about -1e-14, rounding, not negative curvature.
+    b = np.random.default_rng(0).standard_normal((300, 100))
+    dos = slq.density(b @ b.T, num_steps=60, num_probes=3, seed=0)
+    assert dos.nodes[:, 0].min() < 0.0
+    negative = dos.negative_mass()
+    assert negative.value == negative.lower == 0.0
+    assert negative.upper >= 0.0
+    assert negative.x == -zero_resolution(dos.nodes, dos.weights)
+    assert -1e-4 * dos.lambda_max < negative.x < dos.nodes[:, 0].min()
+    assert dos.negative_mass(1.0).x == -1.0

@@ -47,7 +47,7 @@ def run_density(args: argparse.Namespace) -> int:
     if figure is not None:
         s = summary
         title = f"{args.file.name}: n = {s['dim']}, {s['num_probes']} probes x {s['num_steps']}"
-        save_figure(dos, figure, title=f"{title} steps")
+        save_figure(dos, figure, title=f"{title} steps", xscale=args.xscale)
         message = f"slq: figure written to {figure}"
         if args.json:  # stdout holds the JSON alone
             say(message)

@@ -72,8 +72,10 @@ def _check_writable(path: Path) -> None:
         raise UsageError(msg) from error
 
 
-def save_figure(dos: Any, path: Path, *, title: str) -> None:
+def save_figure(dos: Any, path: Path, *, title: str, xscale: str = "linear") -> None:
     """Draw `dos` into `path` (matplotlib's object API: no pyplot state), or raise `OutputError`.
+
+    `xscale` is the eigenvalue axis, ``"linear"`` or ``"symlog"`` (`slq.plotting.plot_density`).
 
     Examples
     --------
@@ -91,7 +93,7 @@ def save_figure(dos: Any, path: Path, *, title: str) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = dos.plot(figure.subplots())
+    ax = dos.plot(figure.subplots(), xscale=xscale)
     ax.set_title(title)
     try:
         figure.savefig(path, dpi=_DPI, format=path.suffix[1:].lower())

@@ -129,6 +129,22 @@ def _add_density(commands: Any) -> None:
         metavar="PATH",
         help="also draw the density into PATH (needs matplotlib)",
     )
+    axis = command.add_mutually_exclusive_group()
+    axis.add_argument(
+        "--linear",
+        dest="xscale",
+        action="store_const",
+        const="linear",
+        default="linear",
+        help="--plot: linear eigenvalue axis, log density (the default)",
+    )
+    axis.add_argument(
+        "--symlog",
+        dest="xscale",
+        action="store_const",
+        const="symlog",
+        help="--plot: symmetric-log eigenvalue axis, for spectra spanning decades",
+    )
     command.add_argument(
         "--json",
         action="store_true",

@@ -14,7 +14,7 @@ torch, scikit-learn and matplotlib are imported when `run` is called, never
 by ``import slq.apps.demo``.
 
 The package is split by job: ``arguments`` (the checks before any work),
-``config`` (the two sizes), ``data`` (the digits), ``networks``, ``training``,
+
 ``measuring`` (a density at one point), ``summary`` (plain numbers),
 ``report`` (``summary.md``), ``figures`` and ``outputs``; ``experiment``
 holds `run`, which calls them in that order.

@@ -1,161 +1,196 @@
-"""The figures: densities at the checkpoints, and the negative mass and extremes over training."""
+"""One figure per finding, drawn from the finding's own numbers; the plotted data beside it."""
 
 from __future__ import annotations
 
-import math
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slq.apps.demo.config import CHECKPOINTS, NETWORKS, THRESHOLD
-from slq.apps.demo.measuring import Study
-from slq.spectral_density import SpectralDensity
+from slq.apps.demo.config import NETWORKS
+from slq.apps.demo.training import Run
+from slq.persistence import json_ready
 
 __all__ = ["write_figures"]
 
+_COLORS = {"no_bn": "C3", "bn": "C0", "eval": "C2", "train": "C0"}
 
-def _figure(width: float = 6.4, height: float = 4.4, **subplots: Any) -> tuple[Any, Any]:
-    """Return a matplotlib Figure (no pyplot state) and its axes."""
+
+def _figure(ncols: int = 1) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
-    return figure, figure.subplots(**subplots)
+    figure = Figure(figsize=(5.2 * ncols, 4.2), layout="constrained")
+    return figure, figure.subplots(1, ncols)
 
 
-def _save(figure: Any, path: Path) -> Path:
-    figure.savefig(path, dpi=120)
-    return path
+def _save(figure: Any, path: Path, plotted: dict[str, Any]) -> list[Path]:
+    """Save the PNG and, beside it, the numbers it shows (``name.json``)."""
+    figure.savefig(path, dpi=110)
+    data = path.with_suffix(".json")
+    data.write_text(json.dumps(json_ready(plotted), indent=1, allow_nan=False), encoding="utf-8")
+    return [path, data]
 
 
-def write_figures(path: Path, studies: dict[str, Study]) -> list[Path]:
-    """Draw the six figures into the folder `path`; return their paths."""
-    files = [_densities_figure(path, study) for study in studies.values()]
-    files += [_overlay_figure(path, studies), _outliers_figure(path, studies)]
-    files += [_negative_mass_figure(path, studies), _extremes_figure(path, studies)]
+def write_figures(
+    path: Path, findings: list[dict], runs: dict[str, list[Run]], exact: dict[str, Any]
+) -> list[Path]:
+    """Draw each finding's figure into the folder `path`; return the files written."""
+    by_id = {f["id"]: f for f in findings}
+    draw = {
+        "quadrature-vs-exact": lambda f: _exact(f, exact),
+        "negative-mass-vanishes-early": _negative_mass,
+        "bulk-stabilises": lambda f: _bulk(f, runs),
+        "learning-rate-drop": _learning_rate,
+        "batchnorm-suppresses-outliers": lambda f: _outliers(f, runs, ("no_bn", "bn")),
+        "population-statistics-restore-outliers": lambda f: _outliers(f, runs, ("eval", "train")),
+    }
+    files: list[Path] = []
+    for key, function in draw.items():
+        figure, plotted = function(by_id[key])
+        figure.suptitle(f"{key}: {by_id[key]['verdict']}", fontsize="medium")
+        files += _save(figure, path / by_id[key]["figure"], plotted)
     return files
 
 
-def _densities_figure(path: Path, study: Study) -> Path:
-    """Figure: one network's density at the three checkpoints."""
+def _errorbars(ax: Any, x: Any, y: Any, err: Any, label: str, color: str) -> dict[str, Any]:
+    ax.errorbar(x, y, yerr=err, fmt="o-", ms=4, capsize=3, lw=1, color=color, label=label)
+    return {"x": list(x), "y": list(y), "yerr": list(err)}
+
+
+def _two_se(*errors: list[float]) -> list[float]:
+    """Error bars: two combined standard errors (seeds and probes) per point."""
+    a = np.sqrt(sum(np.nan_to_num(np.asarray(e, dtype=float)) ** 2 for e in errors))
+    return (2.0 * a).tolist()
+
+
+def _exact(finding: dict, exact: dict[str, Any]) -> tuple[Any, dict]:
+    figure, ax = _figure()
+    v, u = finding["values"], finding["uncertainty"]
+    grid = exact["grid"]
+    floor = float(exact["exact_curve"].max()) * 1e-5
+    ax.semilogy(grid, np.maximum(exact["exact_curve"], floor), "k", lw=2, label="exact (eigh)")
+    ax.semilogy(
+        grid,
+        np.maximum(exact["slq_curve"], floor),
+        "C1--",
+        lw=1.5,
+        label=f"SLQ, {v['num_steps']} steps × {v['num_probes']} probes",
+    )
+    ax.set_ylim(floor, None)
+    ax.set_xlabel(r"eigenvalue $\lambda$")
+    ax.set_ylabel(rf"density (Gaussian $\sigma$ = {v['sigma']:.2g})")
+    ax.set_title(
+        f"n = {v['num_params']}: $L_1$ = {v['l1']:.3g} ± {u['l1_probe_se']:.2g}, "
+        f"$W_1$ = {v['w1']:.3g} ± {u['w1_probe_se']:.2g}",
+        fontsize="small",
+    )
+    ax.legend(frameon=False)
+    return figure, {
+        "l1": v["l1"],
+        "w1": v["w1"],
+        "l1_se": u["l1_probe_se"],
+        "w1_se": u["w1_probe_se"],
+    }
+
+
+def _negative_mass(finding: dict) -> tuple[Any, dict]:
+    figure, ax = _figure()
+    v, u = finding["values"], finding["uncertainty"]
+    plotted = {}
+    for name in NETWORKS:
+        err = _two_se(u[name]["seed_se"], u[name]["probe_se"])
+        plotted[name] = _errorbars(
+            ax, v["epochs"], v[name]["mass"], err, NETWORKS[name], _COLORS[name]
+        )
+        ax.fill_between(
+            v["epochs"], v[name]["lower"], v[name]["upper"], color=_COLORS[name], alpha=0.15, lw=0
+        )
+    ax.set_xscale("symlog", linthresh=v["epochs"][1] or 0.1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(r"fraction of eigenvalues below $-0.01\,\lambda_{\max}^{\mathrm{init}}$")
+    ax.set_title("seed mean ± 2 s.e.; shaded: quadrature bracket", fontsize="small")
+    ax.legend(frameon=False)
+    return figure, plotted
+
+
+def _bulk(finding: dict, runs: dict[str, list[Run]]) -> tuple[Any, dict]:
     from slq.plotting import plot_densities
 
+    figure, (left, right) = _figure(2)
+    run = runs["no_bn"][0]
+    picks = [0, next(i for i, p in enumerate(run.points) if p.epoch == 1.0), len(run.points) - 1]
+    plot_densities(
+        [run.points[i].density for i in picks],
+        labels=[f"epoch {run.points[i].epoch:g}" for i in picks],
+        ax=left,
+        colors=["C7", "C1", "C3"],
+        band=False,
+    )
+    left.set_title(f"{NETWORKS['no_bn']}, seed {run.seed}", fontsize="small")
+    v, u = finding["values"], finding["uncertainty"]
+    plotted = {}
+    for name in NETWORKS:
+        err = _two_se(u[name]["w1_per_epoch_seed_se"])
+        x = v["epochs"]
+        plotted[name] = _errorbars(
+            right, x, v[name]["w1_per_epoch"], err, NETWORKS[name], _COLORS[name]
+        )
+        right.axhline(v[name]["w1_first_epoch"], color=_COLORS[name], ls="--", lw=1)
+        right.axhline(v[name]["probe_noise_w1"], color=_COLORS[name], ls=":", lw=1)
+    right.set_yscale("log")
+    right.set_xlabel("epoch e")
+    right.set_ylabel(r"$W_1$(density at $e-1$, density at $e$)")
+    right.set_title("dashed: $W_1$ across epoch 1; dotted: probe noise", fontsize="small")
+    right.legend(frameon=False)
+    return figure, plotted
+
+
+def _learning_rate(finding: dict) -> tuple[Any, dict]:
     figure, ax = _figure()
-    points = [study.checkpoints[name] for name in CHECKPOINTS]
-    labels = [f"{CHECKPOINTS[name]}" for name in CHECKPOINTS]
-    plot_densities([p.density for p in points], labels=labels, ax=ax)
-    ax.set_title(f"Hessian eigenvalue density {NETWORKS[study.name]} (n = {study.num_params})")
-    return _save(figure, path / f"densities_{study.name}.png")
+    v, u = finding["values"], finding["uncertainty"]
+    plotted = {}
+    for name in NETWORKS:
+        err = _two_se(u[name]["lambda_max_seed_se"])
+        plotted[name] = _errorbars(
+            ax, v["epochs"], v[name]["lambda_max"], err, NETWORKS[name], _COLORS[name]
+        )
+    ax.axvline(v["drop_epoch"], color="k", ls=":", lw=1, label="learning rate / 10")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(r"$\lambda_{\max}$")
+    ax.set_title("seed mean ± 2 s.e.", fontsize="small")
+    ax.legend(frameon=False)
+    return figure, plotted
 
 
-def _overlay_figure(path: Path, studies: dict[str, Study]) -> Path:
-    """Figure: the final densities with and without BN on one axes."""
+def _outliers(finding: dict, runs: dict[str, list[Run]], keys: tuple[str, str]) -> tuple[Any, dict]:
     from slq.plotting import plot_densities
 
-    figure, ax = _figure()
-    ends = [studies[name].checkpoints["end"].density for name in NETWORKS]
-    plot_densities(ends, labels=list(NETWORKS.values()), ax=ax, colors=["C3", "C0"])
-    ax.set_title("Hessian eigenvalue density at the end of training")
-    return _save(figure, path / "final_overlay.png")
-
-
-def _outliers_figure(path: Path, studies: dict[str, Study]) -> Path:
-    """Figure: each final density on its own, outliers as annotated point masses."""
-    figure, axes = _figure(11.0, 4.4, ncols=2)
-    for ax, name, color in zip(axes, NETWORKS, ["C3", "C0"], strict=True):
-        studies[name].checkpoints["end"].density.plot(ax, label=NETWORKS[name], color=color)
-        end = studies[name].checkpoints["end"].density
-        ax.set_title(f"end of training, {NETWORKS[name]}: λ_max = {end.lambda_max:.3g}")
-    _share_limits(axes)
-    return _save(figure, path / "final_outliers.png")
-
-
-def _share_limits(axes: Any) -> None:
-    """Give the axes common limits, so that the spectra's extents compare at a glance."""
-    for get, put in (("get_xlim", "set_xlim"), ("get_ylim", "set_ylim")):
-        lows, highs = zip(*(getattr(ax, get)() for ax in axes), strict=True)
-        for ax in axes:
-            getattr(ax, put)(min(lows), max(highs))
-
-
-def _track(study: Study, key: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return the epochs and one quantity of each tracked point."""
-    epochs = np.array([p.epoch for p in study.points])
-    return epochs, np.array([key(p.density) for p in study.points], dtype=np.float64)
-
-
-def _negative_mass_figure(path: Path, studies: dict[str, Study]) -> Path:
-    """Figure: the mass below 0 and below -λ_max/100 over training, ± stderr, with brackets."""
-    figure, axes = _figure(11.0, 4.4, ncols=2)
-    for ax, scale in zip(axes, (0.0, THRESHOLD), strict=True):
-        for name, color in zip(NETWORKS, ["C3", "C0"], strict=True):
-            _negative_mass_curve(ax, studies[name], scale, color)
-        ax.set_xlabel("epoch")
-        ax.legend(frameon=False, fontsize="small")
-    axes[0].set_ylim(bottom=0.0)
-    # Late in training the resolved mass is a thousandth of the early one: log scale.
-    axes[1].set_yscale("log")
-    axes[1].set_ylim(bottom=_log_floor(axes[1]))
-    axes[0].set_ylabel("fraction of eigenvalues < 0")
-    axes[0].set_title("below 0 (band: quadrature bracket)")
-    axes[1].set_ylabel(f"fraction of eigenvalues < -λ_max/{1 / THRESHOLD:.0f}")
-    axes[1].set_title(f"below -λ_max/{1 / THRESHOLD:.0f} (band: quadrature bracket)")
-    figure.suptitle("Negative-eigenvalue mass of the Hessian over training (± 1 stderr)")
-    return _save(figure, path / "negative_mass.png")
-
-
-def _log_floor(ax: Any) -> float:
-    """Return a log axis' bottom: a third of the smallest positive value drawn, at least 1e-5."""
-    values = [line.get_ydata() for line in ax.get_lines()]
-    positive = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
-    positive = positive[positive > 0.0]
-    return max(1e-5, float(positive.min()) / 3.0) if positive.size else 1e-5
-
-
-def _negative_mass_curve(ax: Any, study: Study, scale: float, color: str) -> None:
-    """Draw one network's negative mass below -scale·λ_max: value ± stderr, bracket as a band."""
-    masses = [p.density.negative_mass(scale * max(p.density.lambda_max, 0.0)) for p in study.points]
-    epochs = np.array([p.epoch for p in study.points])
-    lower, upper = np.array([m.lower for m in masses]), np.array([m.upper for m in masses])
-    ax.fill_between(epochs, lower, upper, color=color, alpha=0.15, lw=0)
-    ax.errorbar(
-        epochs,
-        [m.value for m in masses],
-        yerr=[m.stderr for m in masses],
-        color=color,
-        marker="o",
-        ms=4,
-        capsize=3,
-        label=NETWORKS[study.name],
-    )
-
-
-def _separation_of(dos: SpectralDensity) -> float:
-    edge = dos.outliers().bulk[1]
-    return dos.lambda_max / edge if edge > 0.0 else math.nan
-
-
-def _extremes_figure(path: Path, studies: dict[str, Study]) -> Path:
-    """Figure: λ_max, |λ_min|/λ_max, λ_max over the bulk's edge and the outliers over training."""
-    figure, axes = _figure(6.4, 8.8, nrows=4, sharex=True)
-    quantities = [
-        (lambda d: d.lambda_max, "λ_max", "log"),
-        (lambda d: max(-d.lambda_min, 0.0) / d.lambda_max, "|λ_min| / λ_max", "log"),
-        (_separation_of, "λ_max / bulk's upper edge", "linear"),
-        (lambda d: len(d.outliers()), "outliers", "linear"),
-    ]
-    for ax, (key, label, scale) in zip(axes, quantities, strict=True):
-        for name, color in zip(NETWORKS, ["C3", "C0"], strict=True):
-            epochs, values = _track(studies[name], key)
-            ax.plot(epochs, values, "o-", color=color, ms=4, label=NETWORKS[name])
-        ax.set_yscale(scale)
-        ax.set_ylabel(label)
-    steps, probes = studies["no_bn"].points[0].density.alpha.shape[::-1]
-    axes[0].set_title(
-        f"Extreme eigenvalues and outliers over training\n(each point: {steps} Lanczos steps "
-        f"x {probes} probes)"
-    )
-    axes[-1].yaxis.get_major_locator().set_params(integer=True)
-    axes[0].legend(frameon=False)
-    axes[-1].set_xlabel("epoch")
-    return _save(figure, path / "extremes.png")
+    figure, (left, right) = _figure(2)
+    if keys == ("no_bn", "bn"):
+        densities = [runs["no_bn"][0].points[-1].density, runs["bn"][0].points[-1].density]
+        labels = [NETWORKS["no_bn"], NETWORKS["bn"]]
+    else:
+        densities = [runs["bn"][0].eval_density, runs["bn"][0].points[-1].density]
+        labels = ["BN, population statistics", "BN, batch statistics"]
+    plot_densities(densities, labels=labels, ax=left, colors=[_COLORS[k] for k in keys], band=False)
+    left.set_title("end of training, seed 0", fontsize="small")
+    v, u = finding["values"], finding["uncertainty"]
+    plotted = {}
+    for i, key in enumerate(keys):
+        se = np.hypot(u[key]["separation_seed_se"], np.nan_to_num(u[key]["separation_probe_se"]))
+        right.errorbar(
+            [i], [v[key]["separation"]], yerr=[2.0 * se], fmt="o", capsize=4, color=_COLORS[key]
+        )
+        seeds = v[key]["separation_per_seed"]
+        right.plot([i + 0.1] * len(seeds), seeds, "x", color=_COLORS[key], ms=5)
+        plotted[key] = {
+            "separation": v[key]["separation"],
+            "yerr": 2.0 * float(se),
+            "per_seed": seeds,
+        }
+    right.set_xticks([0, 1], labels)
+    right.set_xlim(-0.5, 1.5)
+    right.set_ylabel(r"$\lambda_{\max}$ / bulk edge")
+    right.set_title("seed mean ± 2 s.e.; ×: each seed", fontsize="small")
+    return figure, plotted

@@ -1,40 +1,59 @@
-"""Training: both networks by SGD, measured on a fixed schedule of optimiser steps."""
+"""Training: one network from one seed by SGD, its Hessian density measured on a schedule."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from slq.apps.demo.config import NETWORKS, Config
-from slq.apps.demo.data import Data, load_digits
-from slq.apps.demo.measuring import Study, measure_into
-from slq.apps.demo.networks import networks
+from slq.apps.demo.data import Data
+from slq.spectral_density import SpectralDensity
 
-__all__ = ["num_stages", "run_studies", "schedule", "sgd_step", "train"]
+__all__ = ["Point", "Run", "hessian_density", "measured_steps", "one_thread", "train"]
 
-
-def schedule(config: Config, steps_per_epoch: int) -> tuple[list[int], dict[int, str]]:
-    """Return the optimiser steps after which to measure, and the named checkpoints among them."""
-    inside = {max(1, round(f * steps_per_epoch)) for f in config.track_fractions}
-    epochs = {e * steps_per_epoch for e in range(1, config.epochs + 1)}
-    steps = sorted({0} | inside | epochs)
-    return steps, {0: "init", steps_per_epoch: "epoch_1", config.epochs * steps_per_epoch: "end"}
+logger = logging.getLogger("slq")
 
 
-def num_stages(config: Config) -> int:
-    """Return the progress bar's stages of one network: its epochs and measurements."""
-    steps_per_epoch = math.ceil(config.num_train / config.batch_size)
-    return config.epochs + len(schedule(config, steps_per_epoch)[0])
+@dataclass
+class Point:
+    """One measurement: where in training, the loss the Hessian is of, and its density."""
+
+    epoch: float
+    step: int
+    learning_rate: float
+    loss: float
+    accuracy: float
+    density: SpectralDensity
+
+
+@dataclass
+class Run:
+    """One network trained from one seed: its measurements in order."""
+
+    name: str
+    seed: int
+    num_params: int
+    points: list[Point] = field(default_factory=list)
+    eval_density: SpectralDensity | None = None  # BN only: population statistics, at the end
+
+
+def measured_steps(config: Config) -> list[int]:
+    """Return the optimiser steps after which the density is measured (0 is initialisation)."""
+    per_epoch = math.ceil(config.train_size / config.batch_size)
+    early = [s for s in config.early_steps if s < per_epoch]
+    return [0, *early, *(e * per_epoch for e in range(1, config.epochs + 1))]
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run torch on one intra-op thread, restoring the caller's setting afterwards.
 
-    The tensors are batches of 8 × 8 images: too small for threads to pay, and
-    on busy cores oversubscribed threads made the products ten times slower.
+    The tensors are batches of 64 pixels: too small for threads to pay, and on
+    busy cores oversubscribed threads made the products ten times slower.
     """
     import torch
 
@@ -46,45 +65,81 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def run_studies(config: Config, seed: int, bar: Any) -> dict[str, Study]:
-    """Train and measure both networks, with the caller's torch RNG state forked away."""
+def hessian_density(
+    model: Any, data: Data, config: Config, seed: int, batchnorm: str = "train"
+) -> SpectralDensity:
+    """Return `slq.density` of the training loss' Hessian over the fixed batches.
+
+    The same probes (`seed`) at every point: changes over training are not probe noise.
+    """
+    from slq import adapters  # type: ignore[attr-defined]
+    from slq._density import density
+
+    op = adapters.torch_hessian(model, data.batches, batchnorm=batchnorm, hvp="double-backward")
+    return density(op, num_steps=config.num_steps, num_probes=config.num_probes, seed=seed)
+
+
+def _loss(model: Any, data: Data) -> tuple[float, float]:
+    """Return the training loss the Hessian is of (train-mode BN, fixed batches) and accuracy."""
+    import copy
+
     import torch
 
-    data = load_digits(config)
-    with torch.random.fork_rng(devices=[]), _one_thread():
-        models = networks(config, seed)
-        return {name: train(name, model, data, config, seed, bar) for name, model in models.items()}
+    with torch.no_grad():
+        copied = copy.deepcopy(model).train()  # its BN running statistics may change
+        total, correct = 0.0, 0
+        for x, y in data.batches:
+            logits = copied(x)
+            total += float(torch.nn.functional.cross_entropy(logits, y)) * x.shape[0]
+            correct += int((logits.argmax(dim=1) == y).sum())
+    size = data.x.shape[0]
+    return total / size, correct / size
 
 
-def train(name: str, model: Any, data: Data, config: Config, seed: int, bar: Any) -> Study:
-    """Train one network for `config.epochs` epochs, measuring on the schedule."""
+def train(name: str, model: Any, data: Data, config: Config, seed: int, bar: Any) -> Run:
+    """Train one network for `config.epochs` epochs, measuring after `measured_steps`."""
     import torch
 
-    num_params = sum(p.numel() for p in model.parameters())
-    study = Study(name, num_params)
-    steps, named = schedule(config, len(data.batches))
+    run = Run(name, seed, sum(p.numel() for p in model.parameters()))
+    steps = set(measured_steps(config))
+    per_epoch = len(data.batches)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
     shuffle = torch.Generator().manual_seed(seed)
     step = 0
-    measure_into(study, model, data, config, seed, step, named, bar)
+    _measure(run, model, data, config, 0, config.learning_rate)
     for epoch in range(config.epochs):
-        order = torch.randperm(data.train_x.shape[0], generator=shuffle)
-        for indices in order.split(config.batch_size):
-            sgd_step(model, optimizer, data.train_x[indices], data.train_y[indices])
+        if epoch == config.drop_epoch:
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate / 10.0
+        rate = optimizer.param_groups[0]["lr"]
+        for indices in torch.randperm(data.x.shape[0], generator=shuffle).split(config.batch_size):
+            model.train()
+            loss = torch.nn.functional.cross_entropy(model(data.x[indices]), data.y[indices])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
             step += 1
             if step in steps:
-                measure_into(study, model, data, config, seed, step, named, bar)
-        bar.update()
-        bar.set_postfix_str(f"{NETWORKS[name]}: epoch {epoch + 1}")
-    return study
+                _measure(run, model, data, config, step / per_epoch, rate)
+    if name == "bn":
+        model.eval()  # a forward pass in eval mode leaves the running statistics as they are
+        run.eval_density = hessian_density(model, data, config, seed, batchnorm="eval")
+    bar.update()
+    bar.set_postfix_str(f"{NETWORKS[name]}, seed {seed}")
+    point = run.points[-1].density
+    logger.info(
+        "demo: trained %s from seed %d (%d parameters): λ in [%.3g, %.3g] at the end",
+        NETWORKS[name],
+        seed,
+        run.num_params,
+        point.lambda_min,
+        point.lambda_max,
+    )
+    return run
 
 
-def sgd_step(model: Any, optimizer: Any, x: Any, y: Any) -> None:
-    """Take one SGD step on the batch (x, y), the model in train mode."""
-    import torch
-
-    model.train()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
+def _measure(run: Run, model: Any, data: Data, config: Config, epoch: float, rate: float) -> None:
+    loss, accuracy = _loss(model, data)
+    dos = hessian_density(model, data, config, run.seed)
+    step = round(epoch * len(data.batches))
+    run.points.append(Point(epoch, step, rate, loss, accuracy, dos))
