@@ -63,10 +63,11 @@ def check_seed(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         msg = f"{name} must be an integer, got {value!r}"
         raise TypeError(msg)
-    if not 0 <= value < 2**64:
-        msg = f"{name} must be in [0, 2**64), got {value}"
+    seed = int(value)
+    if not 0 <= seed < 2**64:
+        msg = f"{name} must be in [0, 2**64), got {seed}"
         raise ValueError(msg)
-    return int(value)
+    return seed
 
 
 def check_selection(name: str, value: Any, what: str) -> None:

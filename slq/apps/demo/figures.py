@@ -171,7 +171,9 @@ def _outliers(finding: dict, runs: dict[str, list[Run]], keys: tuple[str, str]) 
         densities = [runs["no_bn"][0].points[-1].density, runs["bn"][0].points[-1].density]
         labels = [NETWORKS["no_bn"], NETWORKS["bn"]]
     else:
-        densities = [runs["bn"][0].eval_density, runs["bn"][0].points[-1].density]
+        population = runs["bn"][0].eval_density
+        assert population is not None, "the BN network is measured with population statistics"
+        densities = [population, runs["bn"][0].points[-1].density]
         labels = ["BN, population statistics", "BN, batch statistics"]
     plot_densities(densities, labels=labels, ax=left, colors=[_COLORS[k] for k in keys], band=False)
     left.set_title("end of training, seed 0", fontsize="small")
