@@ -18,7 +18,6 @@ from slq._backends import (
     library_name,
     to_host,
 )
-from slq._backends.array_api import gram_schmidt_twice
 from slq._basis import DeviceBasis, HostBasis, storage
 from slq._reorthogonalization import Policy, policy
 from slq._validate import check_bool, check_positive_int
@@ -193,7 +192,7 @@ def _fused_step(op: Any, state: _State, w: Any, basis: DeviceBasis, j: int) -> t
     backend = op.backend
     residual = backend.compiled(_residual, static_argnums=(5, 6, 7))
     rows = backend.rows_to_project(basis.data, j + 1)
-    return residual(q, q_prev, beta_prev, w, basis.data, rows, acc, backend.project_pass)
+    return residual(q, q_prev, beta_prev, w, basis.data, rows, acc, backend.project_twice)
 
 
 def _recurrence_step(op: Any, state: _State, w: Any, local: bool) -> tuple[Any, Any]:
@@ -216,13 +215,13 @@ def _residual(
     basis: Any,
     rows: int | None,
     acc: Any,
-    project_pass: Callable[..., tuple[Any, Any]] | None,
+    project_twice: Callable[..., tuple[Any, Any]] | None,
     local: bool = False,
 ) -> tuple[Any, Any]:
     """Return r_j = A q_j minus its projections, and (α_j, β_j, ‖A q_j‖) as a (3, k) array.
 
     With `rows` (full reorthogonalisation) r_j is projected by Gram–Schmidt
-    twice, with the backend's `project_pass`, against the first `rows` stored
+    twice, with the backend's `project_twice`, against the first `rows` stored
     vectors, q_j and q_{j-1} among them, which subsumes the three-term
     recurrence; without, it is the recurrence (Paige 1976), followed with
     `local` by one more Gram–Schmidt pass against q_j and q_{j-1} (two inner
@@ -231,8 +230,8 @@ def _residual(
     xp = array_namespace(q, w)
     image_norm = norms_in(w, xp, acc)
     alpha = xp.vecdot(xp.astype(q, acc, copy=False), xp.astype(w, acc, copy=False), axis=-1)
-    if rows is not None and project_pass is not None:
-        w, _ = gram_schmidt_twice(project_pass, w, basis, rows, w.dtype)
+    if rows is not None and project_twice is not None:
+        w, _ = project_twice(w, basis, rows, w.dtype)
     else:
         w = w - xp.expand_dims(xp.astype(alpha, w.dtype), axis=1) * q - beta_prev * q_prev
         if local:

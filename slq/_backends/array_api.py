@@ -9,7 +9,13 @@ import array_api_compat
 
 from slq._backends.namespace import array_namespace
 
-__all__ = ["ACCUMULATION_ELEMENTS", "ArrayAPIBackend", "gram_schmidt_pass", "gram_schmidt_twice"]
+__all__ = [
+    "ACCUMULATION_ELEMENTS",
+    "ArrayAPIBackend",
+    "gram_schmidt_pass",
+    "gram_schmidt_twice",
+    "project_twice",
+]
 
 # Largest copy of stored rows (k · rows · n numbers) cast to a wider dtype for the
 # inner products of one pass: 32 MB in float64. Larger bases are read in row blocks.
@@ -75,6 +81,11 @@ def gram_schmidt_twice(
     return w, first + second
 
 
+def project_twice(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
+    """`gram_schmidt_twice` with the generic pass: the projection a Lanczos step runs."""
+    return gram_schmidt_twice(gram_schmidt_pass, w, basis, rows, acc)
+
+
 class ArrayAPIBackend:
     """What the algorithms need from an array library, written once against the array API.
 
@@ -99,8 +110,10 @@ class ArrayAPIBackend:
     def __init__(self, xp: Any) -> None:
         self.xp = xp
 
-    # The projection kernel: a plain function, so that it can run inside a compiled step.
+    # The projection kernels: plain functions, so that they can run inside a compiled
+    # step. One pass, and the pass twice (a library may run both in one call).
     project_pass: ProjectPass = staticmethod(gram_schmidt_pass)
+    project_twice: ProjectPass = staticmethod(project_twice)
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> Any:
         """Return an empty basis of `shape` (k, m, n), to be filled by `store_row`."""
@@ -127,10 +140,8 @@ class ArrayAPIBackend:
 
     def orthogonalize(self, w: Any, basis: Any, rows: int) -> Any:
         """Return `w` (k, n) projected against the first `rows` stored vectors (CGS twice)."""
-        kernel = self.compiled(gram_schmidt_twice, static_argnums=(0, 3, 4))
-        projected, _ = kernel(
-            type(self).project_pass, w, basis, self.rows_to_project(basis, rows), w.dtype
-        )
+        kernel = self.compiled(type(self).project_twice, static_argnums=(2, 3))
+        projected, _ = kernel(w, basis, self.rows_to_project(basis, rows), w.dtype)
         return projected
 
     def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:

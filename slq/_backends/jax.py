@@ -14,9 +14,9 @@ from typing import Any
 
 import jax
 
-from slq._backends.array_api import ArrayAPIBackend
+from slq._backends.array_api import ArrayAPIBackend, gram_schmidt_twice
 
-__all__ = ["JaxBackend", "compiled", "project_pass", "store_row"]
+__all__ = ["JaxBackend", "compiled", "project_pass", "project_twice", "store_row"]
 
 # Row-count granularity of the basis slices: JAX compiles once per shape, so per
 # block of rows rather than once per step. Rows not yet filled are zero and add nothing.
@@ -43,12 +43,28 @@ def project_pass(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
     """
 
     def one(probe: tuple[Any, Any]) -> tuple[Any, Any]:
-        x, stored = probe
-        stored = stored[:rows]
-        c = stored.astype(acc) @ x.astype(acc)
-        return x - c.astype(x.dtype) @ stored, c
+        return _probe_pass(probe[0], probe[1], rows, acc)
 
     return jax.lax.map(one, (w, basis))  # type: ignore[no-any-return]
+
+
+def project_twice(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
+    """`gram_schmidt_twice` of the same pass, both passes of a probe in one iteration.
+
+    Two loops over the probes, one per pass, ran 9% slower (MLP Hessian, n = 15010,
+    k = 10): a probe's stored rows are read twice while they are in cache.
+    """
+
+    def one(probe: tuple[Any, Any]) -> tuple[Any, Any]:
+        return gram_schmidt_twice(_probe_pass, probe[0], probe[1], rows, acc)
+
+    return jax.lax.map(one, (w, basis))  # type: ignore[no-any-return]
+
+
+def _probe_pass(x: Any, stored: Any, rows: int, acc: Any) -> tuple[Any, Any]:
+    stored = stored[:rows]
+    c = stored.astype(acc) @ x.astype(acc)
+    return x - c.astype(x.dtype) @ stored, c
 
 
 @functools.cache
@@ -75,6 +91,7 @@ class JaxBackend(ArrayAPIBackend):
 
     name = "jax"
     project_pass = staticmethod(project_pass)
+    project_twice = staticmethod(project_twice)
 
     def store_row(self, basis: Any, j: int, rows: Any) -> Any:
         """Return `basis` with row j written into its own (donated) buffer."""

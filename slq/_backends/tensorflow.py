@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from slq._backends.array_api import ArrayAPIBackend
+from slq._backends.array_api import ArrayAPIBackend, gram_schmidt_twice
 
 __array_api_version__ = "2023.12"
 
@@ -238,9 +238,28 @@ def project_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, A
     return _project_pass(w, first_rows(blocks, rows), tf.as_dtype(acc))  # type: ignore[no-any-return]
 
 
+def project_twice(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]:
+    """`gram_schmidt_twice` with the pass below, both passes in one graph call.
+
+    Two calls of `project_pass` cost a Lanczos step 0.65 ms more at n = 1e4, k = 1
+    (the blocks are cut and dispatched twice).
+    """
+    return _project_twice(w, first_rows(blocks, rows), tf.as_dtype(acc))  # type: ignore[no-any-return]
+
+
 # Traced once per number of blocks and dtype and, with reduce_retracing, then for any shape.
 @tf.function(reduce_retracing=True, autograph=False)
+def _project_twice(w: Any, blocks: list[Any], acc: Any) -> tuple[Any, Any]:
+    return gram_schmidt_twice(_one_pass, w, blocks, len(blocks), acc)
+
+
+@tf.function(reduce_retracing=True, autograph=False)
 def _project_pass(w: Any, blocks: list[Any], acc: Any) -> tuple[Any, Any]:
+    return _one_pass(w, blocks, len(blocks), acc)
+
+
+def _one_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]:
+    # `rows` is unused: the blocks hold exactly the rows to project against.
     w_acc = tf.cast(w, acc)
     coefficients = [_einsum("kjn,kn->kj", tf.cast(block, acc), w_acc) for block in blocks]
     update = tf.add_n(
@@ -275,6 +294,7 @@ class TensorFlowBackend(ArrayAPIBackend):
 
     name = "tensorflow"
     project_pass = staticmethod(project_pass)
+    project_twice = staticmethod(project_twice)
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> list[Any]:
         """Return an empty list of row blocks: a tensor cannot be written in place."""
