@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import enum
 import importlib
+import json
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import array_api_compat
@@ -202,3 +205,19 @@ def check_extreme_eigenvalues(op: Any, dense: np.ndarray) -> None:
     scale = np.abs(exact).max()
     assert dos.lambda_max == pytest.approx(exact[-1], abs=1e-8 * scale)
     assert dos.lambda_min == pytest.approx(exact[0], abs=1e-8 * scale)
+
+
+def rewrite_archive(path: Path, change: Callable[[dict[str, Any], dict[str, Any]], Any]) -> None:
+    """Apply `change` to the metadata and arrays of the slq archive at `path`, as a tamperer would.
+
+    `change(meta, arrays)` edits them in place, or returns a str or list that
+    replaces the metadata whole.
+    """
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    replaced = change(meta, arrays)
+    if isinstance(replaced, (str, list)):
+        meta = replaced
+    arrays.setdefault("meta", np.asarray(meta if isinstance(meta, str) else json.dumps(meta)))
+    np.savez(path, **arrays)

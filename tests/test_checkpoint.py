@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import Backend, assert_close
+from helpers import Backend, assert_close, rewrite_archive
 
 import slq
 from slq._archive import Archive
@@ -240,15 +240,6 @@ def test_a_read_only_directory_is_refused_before_any_product(
         tmp_path.chmod(0o700)
 
 
-def rewrite(path: Path, change: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
-    """Apply `change` to the metadata and arrays of the archive at `path`, as a tamperer would."""
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    change(meta, arrays)
-    np.savez(path, meta=np.asarray(json.dumps(meta)), **arrays)
-
-
 def _settings(**values: Any) -> Callable[[dict, dict], None]:
     return lambda meta, arrays: meta["settings"].update(values)
 
@@ -281,7 +272,7 @@ def test_a_tampered_checkpoint_is_refused_naming_the_file_and_field(
 ) -> None:
     path = tmp_path / "run.npz"
     slq.density(MATRIX, **{**RUN, "num_probes": 4}, checkpoint=path)
-    rewrite(path, TAMPERED[field])
+    rewrite_archive(path, TAMPERED[field])
     op = Counting(MATRIX)
     with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))}.* {re.escape(field)} "):
         slq.density(op, **RUN, checkpoint=path)
@@ -291,10 +282,10 @@ def test_a_tampered_checkpoint_is_refused_naming_the_file_and_field(
 def test_a_checkpoint_without_fingerprint_or_with_a_bad_seed_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "run.npz"
     slq.density(MATRIX, **{**RUN, "num_probes": 2}, checkpoint=path)
-    rewrite(path, _settings(seed="5"))
+    rewrite_archive(path, _settings(seed="5"))
     with pytest.raises(ValueError, match=r"settings\.seed must be an integer"):
         slq.density(MATRIX, **{**RUN, "seed": None}, checkpoint=path)
-    rewrite(path, lambda meta, arrays: meta.update(format="slq.density-checkpoint/1"))
+    rewrite_archive(path, lambda meta, arrays: meta.update(format="slq.density-checkpoint/1"))
     with pytest.raises(ValueError, match="older slq, without the operator fingerprint"):
         slq.density(MATRIX, **RUN, checkpoint=path)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import rewrite_archive
 
 import slq
 from slq._progress import progress_bar
@@ -56,18 +57,6 @@ def test_load_refuses_what_it_did_not_write(tmp_path: Path) -> None:
     np.savez(tmp_path / "pickled.npz", meta=np.array([{"x": 1}], dtype=object))
     with pytest.raises(ValueError, match=r"cannot read|pickle"):
         slq.load(tmp_path / "pickled.npz")
-
-
-def rewrite(path: Path, change: Callable[[dict[str, Any], dict[str, Any]], Any]) -> None:
-    """Apply `change` to the metadata and arrays of the archive at `path`, as a tamperer would."""
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    replaced = change(meta, arrays)  # a str or list replaces the metadata; None changed it
-    if isinstance(replaced, (str, list)):
-        meta = replaced
-    arrays.setdefault("meta", np.asarray(meta if isinstance(meta, str) else json.dumps(meta)))
-    np.savez(path, **arrays)
 
 
 def _meta(**values: Any) -> Callable[[dict, dict], None]:
@@ -121,7 +110,7 @@ def test_load_refuses_a_tampered_file_naming_the_file_and_the_field(
 ) -> None:
     path = tmp_path / "dos.npz"
     slq.density(MATRIX, num_steps=20, num_probes=4, seed=3).save(path)
-    rewrite(path, change)
+    rewrite_archive(path, change)
     with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))}.*: {field} ") as info:
         slq.load(path)
     assert type(info.value) is ValueError
