@@ -171,7 +171,9 @@ def _start_vector(v0: Any, op: CoreOperator, entropy: int) -> Any:
         raise ValueError(msg)
     check_real_floating(v0.dtype, xp, what="v0")
     v0 = xp.astype(v0, op.dtype)
-    v0 = v0 * (1.0 / power_of_two_scale(v0, xp))  # a start vector of any representable size
+    scale = power_of_two_scale(v0, xp)  # a start vector of any representable size
+    if scale != 1.0:
+        v0 = v0 * (1.0 / scale)
     norm = float(to_host(norms_in(v0, xp, _accumulation(op))))
     if not (math.isfinite(norm) and norm > 0.0):
         msg = f"v0 must be finite and nonzero, got a vector of norm {norm}"

@@ -11,7 +11,7 @@ from strategies import Case, cases
 
 import slq
 import slq.bounds
-from slq.summaries import zero_resolution
+from slq.summaries import negative_point, zero_resolution
 
 SPIKED = np.concatenate([np.linspace(-1.0, 1.0, 997), [10.0, 30.0, 100.0]])
 
@@ -107,3 +107,13 @@ def test_rounding_of_zero_eigenvalues_is_not_negative_mass() -> None:
     assert negative.x == -zero_resolution(dos.nodes, dos.weights)
     assert -1e-4 * dos.lambda_max < negative.x < dos.nodes[:, 0].min()
     assert dos.negative_mass(1.0).x == -1.0
+
+
+def test_zero_resolution_and_negative_point_refuse_bad_input() -> None:
+    nodes, weights = np.array([[-1e-15, 1.0]]), np.full((1, 2), 0.5)
+    with pytest.raises(TypeError, match="eps must be a real number"):
+        zero_resolution(nodes, weights, eps="tiny")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="eps must be"):
+        zero_resolution(nodes, weights, eps=-1.0)
+    with pytest.raises(ValueError, match="threshold must be"):
+        negative_point(nodes, weights, -0.1)
