@@ -1,11 +1,28 @@
-"""How a torch Hessian product is computed: measured once, on the first batch.
+"""How a torch Hessian product is computed: decided on the first batch, at almost no cost.
 
 A fresh exact product repeats the forward pass and the gradient for every
 vector (about 3 gradients of work). What does not depend on the vector can be
 kept per batch instead — the gradient's graph, differentiated again for each
 vector, or the gradient linearized by ``torch.func.linearize`` — so that each
-product costs only its tangent part. This module measures the options on the
-first batch and picks the fastest that fits in memory.
+product costs only its tangent part.
+
+Deciding costs next to nothing beyond what the operator needs anyway — the
+first batch's gradient graph (its kept state) and the check that a fast path
+reproduces a fresh double-backward product (`slq.adapters._torch_verify`):
+each candidate is timed once, on the check's own products (no warm-up, no
+repeats), and only where it could be used.
+
+- State is kept by the retained graph whenever it passes its check. A
+  linearized product does the same arithmetic (a forward-mode instead of a
+  reverse-mode pass over the gradient's graph) and measured within ±20% of
+  it, but tracing it costs 45–100 gradients, more than a default density wins
+  back (benchmarks/README.md). It is kept where double backward cannot run,
+  or where ``hvp="forward-over-reverse"`` asks for it.
+- The fresh methods are timed only where some batch's state is not kept.
+- A way replaces the plainer one only when clearly faster (`CLEARLY_FASTER`),
+  and the decision is remembered for the model's structure
+  (`slq.adapters._torch_plan_cache`), so that timing noise does not flip it
+  and a second operator of the same model times nothing.
 
 Data parallel, only rank 0 measures: its `Choice` (a few names) goes to every
 rank, and each rank keeps its own batches' state by `follow_plan`, as many as
@@ -25,6 +42,7 @@ import torch
 from slq.adapters._torch_data import Batches
 from slq.adapters._torch_func import (
     FunctionalModel,
+    Tangents,
     double_backward,
     forward_over_reverse,
     gradient_graph,
@@ -32,10 +50,12 @@ from slq.adapters._torch_func import (
     linearized_products,
     vjp_of_gradient,
 )
-from slq.adapters._torch_verify import Check, disagreement, reference_check
+from slq.adapters._torch_plan_cache import forget, plan_key, recall, remember
+from slq.adapters._torch_verify import NUM_VECTORS, Check, disagreement, reference_check
 
 __all__ = [
     "CHOICES",
+    "CLEARLY_FASTER",
     "DEFAULT_RETAIN_BYTES",
     "Choice",
     "Kept",
@@ -113,21 +133,83 @@ class Plan(NamedTuple):
         return f"{kind}{batched} for {count} batches, else {self.method}"
 
 
-def _timed(device: torch.device, f: Callable[[], Any], repeat: int = 1) -> float:
-    """Best wall time of `f` over `repeat` calls after one warm-up, synchronising a GPU."""
+CLEARLY_FASTER = 2 / 3
+"""A way replaces the plainer one only if it takes at most 2/3 of its time, per vector.
+
+Each is timed once, on a machine whose single timings may vary by ±30%
+(benchmarks/README.md): a smaller margin would let noise flip between ways
+that cost the same. The plainer ways are double backward (the reference
+itself) and looped linearized products; a smaller gain is given up for a
+stable choice.
+"""
+
+Clock = Callable[[torch.device, Callable[[], Any]], tuple[Any, float]]
+
+
+def _timed(device: torch.device, f: Callable[[], Any]) -> tuple[Any, float]:
+    """Return ``f()`` and its wall time in seconds: one call, synchronising a GPU."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    f()
-    best = math.inf
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        f()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+    sync()
+    start = time.perf_counter()
+    out = f()
+    sync()
+    return out, time.perf_counter() - start
+
+
+def _untimed(device: torch.device, f: Callable[[], Any]) -> tuple[Any, float]:
+    """Return ``f()`` and NaN: for a plan that is remembered, not measured."""
+    del device
+    return f(), math.nan
+
+
+class _Stopwatch:
+    """A product path whose last call is timed: the check calls it twice, the second warm."""
+
+    def __init__(
+        self, device: torch.device, path: Callable[[Tangents], Tangents], clock: Clock
+    ) -> None:
+        self.device, self.path, self.clock = device, path, clock
+        self.seconds = math.nan
+        self.error: Exception | None = None
+
+    def __call__(self, tangents: Tangents) -> Tangents:
+        try:
+            out, self.seconds = self.clock(self.device, lambda: self.path(tangents))
+        except Exception as err:  # torch.func raises many kinds for models it cannot trace
+            self.error = err
+            raise
+        return out
+
+
+def _device(fm: FunctionalModel) -> torch.device:
+    return fm.primal[fm.names[0]].device
+
+
+def _passes(
+    fm: FunctionalModel,
+    path: Callable[[Tangents], Tangents],
+    check: Check,
+    what: str,
+    clock: Clock = _timed,
+) -> float | None:
+    """Return the seconds per vector of `path` if it passes its check, else None (logged).
+
+    A path that raises is unavailable (logged as information); one that runs
+    but disagrees is discarded with a warning: it would have been wrong.
+    """
+    watch = _Stopwatch(_device(fm), path, clock)
+    why = disagreement(watch, check)
+    if why is None:
+        return watch.seconds / NUM_VECTORS
+    if watch.error is not None:
+        logger.info("torch_hessian: %s unavailable (%s)", what, watch.error)
+    else:
+        logger.warning("torch_hessian: %s products discarded: %s", what, why)
+    return None
 
 
 def _gradient_seconds(fm: FunctionalModel, batch: Any) -> float:
+    """One gradient's wall time: the unit of the logged ratios where no graph is kept."""
     leaves = [fm.primal[n].detach().requires_grad_() for n in fm.names]
 
     def gradient() -> None:
@@ -135,33 +217,7 @@ def _gradient_seconds(fm: FunctionalModel, batch: Any) -> float:
             loss = fm.loss(dict(zip(fm.names, leaves, strict=True)), batch)
             torch.autograd.grad(loss, leaves, allow_unused=True)
 
-    return _timed(leaves[0].device, gradient, repeat=2)
-
-
-def _fresh_ratios(
-    fm: FunctionalModel, batch: Any, candidates: list[str], chunk: int | None, gradient: float
-) -> dict[str, float]:
-    """Time fresh products; forward-over-reverse may be untraceable, double backward not."""
-    tangent = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
-    device = fm.primal[fm.names[0]].device
-    ratios: dict[str, float] = {}
-    for name in candidates:
-        method = _FRESH[name]
-        try:
-            seconds = _timed(device, lambda: method(fm, batch, tangent, chunk), repeat=2)  # noqa: B023
-        except Exception as err:  # torch.func raises many kinds for models it cannot trace
-            if len(candidates) == 1:
-                msg = (
-                    f"hvp={name!r} cannot compute this model's Hessian products ({err}); "
-                    "pass hvp='auto'"
-                )
-                raise ValueError(msg) from err
-            if name == "double-backward":
-                raise
-            logger.info("torch_hessian: forward-over-reverse unavailable (%s)", err)
-            continue
-        ratios[name] = seconds / gradient
-    return ratios
+    return _timed(leaves[0].device, gradient)[1]
 
 
 def _graph_bytes(fm: FunctionalModel, batch: Any, *, create_graph: bool = True) -> tuple[Any, int]:
@@ -202,73 +258,43 @@ def _kept_count(batches: Batches, bytes_first: int, reuse_primal: bool | None) -
     return count
 
 
-def _reuse_ratios(
+class _Start(NamedTuple):
+    """What every plan needs from the first batch, built once, and what it took."""
+
+    check: Check  # what a fast path must reproduce
+    graph: Any  # the first batch's gradient graph, or None where state is not kept
+    num_kept: int  # how many leading batches' state fits
+    reference: float  # seconds per vector of the check's fresh products (NaN if not timed)
+    gradient: float  # seconds of the first batch's gradient (with its graph, where built)
+
+
+def _start(
     fm: FunctionalModel,
-    graph: Any,
-    batch: Any,
-    kinds: list[str],
+    batches: Batches,
     chunk: int | None,
-    gradient: float,
-) -> tuple[dict[tuple[str, bool], float], Any]:
-    """Time each way of reusing the primal pass, per vector of a batch of 4.
-
-    Returns the ratios and the first batch's linearized product (None if not built).
-    """
-    tangents = {
-        n: torch.ones(4, *t.shape, dtype=t.dtype, device=t.device) for n, t in fm.primal.items()
-    }
-    device = fm.primal[fm.names[0]].device
-    ratios: dict[tuple[str, bool], float] = {}
-    if "graph" in kinds:
-        seconds = _timed(
-            device, lambda: vjp_of_gradient(graph, fm.names, tangents, retain=True), repeat=2
-        )
-        ratios[("graph", False)] = seconds / 4 / gradient
-    product = None
-    # A traced product would redraw dropout masks. And linearize traces jvp(grad): where
-    # eager jvp(grad) fails, tracing it can crash the process (torch 2.13 segfaults on
-    # mse_loss), so it is only tried where an eager product works.
-    if "linearized" in kinds and not fm.stochastic and _eager_jvp_works(fm, batch, chunk):
-        try:
-            product = linearized_hessian(fm, batch)
-        except Exception as err:  # torch.func raises many kinds for models it cannot trace
-            logger.info("torch_hessian: torch.func.linearize unavailable (%s)", err)
-    if product is not None:
-        ratios |= _time_linearized(product, tangents, chunk, device, gradient)
-    return ratios, product
+    reuse_primal: bool | None,
+    clock: Clock,
+) -> _Start:
+    """Build the check and the first batch's graph, timing them with `clock`."""
+    first, device = batches.first(), batches.device
+    check, reference = clock(device, functools.partial(reference_check, fm, first, chunk))
+    if reuse_primal is False:
+        gradient = _gradient_seconds(fm, first) if clock is _timed else math.nan
+        return _Start(check, None, 0, reference / NUM_VECTORS, gradient)
+    build = functools.partial(
+        _graph_bytes, fm, first, create_graph=check.double_backward_error is None
+    )
+    (graph, size), gradient = clock(device, build)
+    count = _kept_count(batches, size, reuse_primal)
+    return _Start(check, graph, count, reference / NUM_VECTORS, gradient)
 
 
-def _eager_jvp_works(fm: FunctionalModel, batch: Any, chunk: int | None) -> bool:
-    """Return whether one eager forward-over-reverse product runs on `batch`."""
-    tangent = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
-    try:
-        forward_over_reverse(fm, batch, tangent, chunk)
-    except Exception as err:  # torch.func raises many kinds for models it cannot trace
-        logger.info("torch_hessian: forward-over-reverse unavailable (%s)", err)
-        return False
-    return True
+class _Remembered(NamedTuple):
+    """A measured decision, as remembered for the model's structure."""
 
-
-def _time_linearized(
-    product: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
-    tangents: Any,
-    chunk: int | None,
-    device: torch.device,
-    gradient: float,
-) -> dict[tuple[str, bool], float]:
-    """Time the linearized product looped and vmapped, as multiples of a gradient."""
-    ratios: dict[tuple[str, bool], float] = {}
-    for batched in (False, True):
-        try:
-            seconds = _timed(
-                device,
-                functools.partial(linearized_products, product, tangents, batched, chunk),
-                repeat=2,
-            )
-        except Exception:  # an op without a vmap rule: the loop stays available
-            continue
-        ratios[("linearized", batched)] = seconds / 4 / gradient
-    return ratios
+    choice: Choice
+    ratios: dict[str, float]
+    fresh_measured: bool  # whether the fresh method was chosen by timing (else the default)
 
 
 def plan_products(
@@ -280,36 +306,39 @@ def plan_products(
     *,
     time_fresh: bool = False,
 ) -> Plan:
-    """Measure the ways of computing products on the first batch and return the fastest plan.
+    """Decide how products are computed, on the first batch, and build the per-batch state.
 
     `hvp` "auto" considers every way; "forward-over-reverse" keeps to it (fresh, or
     linearized when reused); "double-backward" likewise (fresh, or a retained graph).
     A method that cannot run on the model is refused with an error naming `hvp`.
     Every way of reusing state, and a fresh forward-over-reverse product, must
-    first reproduce a fresh double-backward product (`slq.adapters._torch_verify`).
-    The fresh methods are timed only when some batch's state is not kept, or
-    when `time_fresh` and there is a choice (for other ranks, whose batches may
-    not all fit).
+    first reproduce a fresh double-backward product (`slq.adapters._torch_verify`),
+    also when the decision is remembered from an earlier operator of the same
+    structure: then nothing is timed. The fresh methods are timed only when
+    some batch's state is not kept, or when `time_fresh` and there is a choice
+    (for other ranks, whose batches may not all fit).
     """
-    first = batches.first()
-    gradient = _gradient_seconds(fm, first)
-    check = reference_check(fm, first, chunk)
-    fresh = _fresh_candidates(hvp, check)
-    graph, size = (None, 0)
-    if reuse_primal is not False:
-        graph, size = _graph_bytes(fm, first, create_graph=check.double_backward_error is None)
-    count = _kept_count(batches, size, reuse_primal) if graph is not None else 0
-    kept, ratios = _verified_kept(fm, batches, graph, count, hvp, check, chunk, gradient)
-    # The fresh method only serves batches whose state is not kept.
-    if len(kept.by_batch) < batches.num_batches or (time_fresh and len(fresh) > 1):
-        ratios = _fresh_ratios(fm, first, fresh, chunk, gradient) | ratios
-        fresh = [m for m in fresh if m in ratios]
-        if fresh == ["forward-over-reverse", "double-backward"]:
-            fresh.sort(key=ratios.__getitem__)
-        method = _verified_fresh(fm, fresh, hvp, check, chunk)
-    else:
-        method = fresh[-1]
-    return Plan(method, kept, ratios, check)
+    key = plan_key(
+        fm, batches.layouts, hvp=hvp, chunk=chunk, reuse_primal=reuse_primal, time_fresh=time_fresh
+    )
+    remembered = recall(key)
+    if remembered is not None:
+        plan = _replay(fm, batches, remembered, chunk, reuse_primal)
+        if plan is not None:
+            return plan
+        forget(key)
+    start = _start(fm, batches, chunk, reuse_primal, _timed)
+    fresh = _fresh_candidates(hvp, start.check)
+    kept, seconds = _verified_kept(fm, batches, start, hvp, chunk)
+    fresh_measured = len(kept.by_batch) < batches.num_batches or (time_fresh and len(fresh) > 1)
+    method = fresh[-1]
+    if fresh_measured:
+        method, fresh_seconds = _chosen_fresh(fm, fresh, hvp, start, chunk)
+        seconds = fresh_seconds | seconds
+    ratios = {name: s / start.gradient for name, s in seconds.items()}
+    plan = Plan(method, kept, ratios, start.check)
+    remember(key, _Remembered(plan.choice, ratios, fresh_measured))
+    return plan
 
 
 def _fresh_candidates(hvp: str, check: Check) -> list[str]:
@@ -327,57 +356,167 @@ def _fresh_candidates(hvp: str, check: Check) -> list[str]:
     return list(_FRESH) if hvp == "auto" else [hvp]
 
 
-def _verified_fresh(
-    fm: FunctionalModel, fresh: list[str], hvp: str, check: Check, chunk: int | None
-) -> str:
-    """Return the first of `fresh` (fastest first) that reproduces the reference."""
-    for method in fresh:
-        if method == check.method:  # the reference itself
-            return method
+def _chosen_fresh(
+    fm: FunctionalModel, fresh: list[str], hvp: str, start: _Start, chunk: int | None
+) -> tuple[str, dict[str, float]]:
+    """Return the fresh method and the seconds per vector measured on the check's products.
+
+    The reference is itself a fresh product of its method; forward-over-reverse,
+    where it is not the reference, is timed on its own check and used only if
+    it passes and, against double backward, is clearly faster.
+    """
+    check = start.check
+    seconds = {check.method: start.reference}
+    if "forward-over-reverse" in fresh and check.method != "forward-over-reverse":
         path = functools.partial(forward_over_reverse, fm, check.batch, chunk=chunk)
-        why = disagreement(path, check)
-        if why is None:
-            return method
-        logger.warning("torch_hessian: fresh forward-over-reverse products discarded: %s", why)
-    msg = (
-        f"hvp={hvp!r} cannot compute this model's Hessian products (see the log); "
-        "pass hvp='auto' or hvp='double-backward'"
-    )
-    raise ValueError(msg)
+        timed = _passes(fm, path, check, "fresh forward-over-reverse")
+        if timed is not None:
+            seconds["forward-over-reverse"] = timed
+    usable = [method for method in fresh if method in seconds]
+    if not usable:
+        msg = (
+            f"hvp={hvp!r} cannot compute this model's Hessian products (see the log); "
+            "pass hvp='auto' or hvp='double-backward'"
+        )
+        raise ValueError(msg)
+    if len(usable) == 1:
+        return usable[0], seconds
+    faster = seconds["forward-over-reverse"] <= CLEARLY_FASTER * seconds["double-backward"]
+    return ("forward-over-reverse" if faster else "double-backward"), seconds
 
 
-def _verified_kept(
-    fm: FunctionalModel,
-    batches: Batches,
-    graph: Any,
-    count: int,
-    hvp: str,
-    check: Check,
-    chunk: int | None,
-    gradient: float,
-) -> tuple[Kept, dict[str, float]]:
-    """Time the ways of keeping state, and keep it by the fastest one that passes its check."""
+def _kept_kinds(hvp: str, check: Check) -> list[str]:
+    """Return the ways `hvp` allows to keep state, the preferred first."""
     kinds = {"auto": ["graph", "linearized"], "double-backward": ["graph"]}.get(hvp, ["linearized"])
     if check.double_backward_error is not None:
         kinds = [k for k in kinds if k != "graph"]
-    nothing = Kept("graph" if "graph" in kinds else "none", {}, False)
-    if count == 0 or not kinds:
-        return nothing, {}
-    reuse, product = _reuse_ratios(fm, graph, check.batch, kinds, chunk, gradient)
-    ratios = {f"{k}{' vmapped' if b else ''}": r for (k, b), r in reuse.items()}
-    for kind, batched in sorted(reuse, key=reuse.__getitem__):
-        if kind == "graph":
-            path = functools.partial(vjp_of_gradient, graph, fm.names, retain=True)
-        else:
-            path = functools.partial(linearized_products, product, batched=batched, chunk=chunk)
-        why = disagreement(path, check)
-        if why is None:
-            state = graph if kind == "graph" else product
-            return Kept(kind, _keep(fm, batches, count, kind, state), batched), ratios
-        what = "retained graph" if kind == "graph" else "linearized gradient"
-        what += " (vmapped)" if batched else ""
-        logger.warning("torch_hessian: %s products discarded: %s", what, why)
-    return Kept("none", {}, False), ratios
+    return kinds
+
+
+def _kept_path(
+    fm: FunctionalModel, kind: str, state: Any, batched: bool, chunk: int | None
+) -> Callable[[Tangents], Tangents]:
+    if kind == "graph":
+        return functools.partial(vjp_of_gradient, state, fm.names, retain=True)
+    return functools.partial(linearized_products, state, batched=batched, chunk=chunk)
+
+
+def _what(kind: str, batched: bool) -> str:
+    what = "retained graph" if kind == "graph" else "linearized gradient"
+    return what + (" (vmapped)" if batched else "")
+
+
+def _verified_kept(
+    fm: FunctionalModel, batches: Batches, start: _Start, hvp: str, chunk: int | None
+) -> tuple[Kept, dict[str, float]]:
+    """Keep state by the first way that passes its check; return it and its seconds per vector."""
+    kinds = _kept_kinds(hvp, start.check)
+    if start.num_kept == 0 or not kinds:
+        return Kept("graph" if "graph" in kinds else "none", {}, False), {}
+    if "graph" in kinds:
+        path = _kept_path(fm, "graph", start.graph, False, chunk)
+        seconds = _passes(fm, path, start.check, "retained graph")
+        if seconds is not None:
+            by_batch = _keep(fm, batches, start.num_kept, "graph", start.graph)
+            return Kept("graph", by_batch, False), {"graph": seconds}
+    if "linearized" in kinds:
+        return _kept_linearized(fm, batches, start, chunk)
+    return Kept("none", {}, False), {}
+
+
+def _kept_linearized(
+    fm: FunctionalModel, batches: Batches, start: _Start, chunk: int | None
+) -> tuple[Kept, dict[str, float]]:
+    """Keep linearized gradients: looped, or vmapped where clearly faster; none if both fail."""
+    product = _linearized_product(fm, start.check.batch, chunk)
+    if product is None:
+        return Kept("none", {}, False), {}
+    seconds: dict[bool, float] = {}
+    for batched in (False, True):
+        path = _kept_path(fm, "linearized", product, batched, chunk)
+        timed = _passes(fm, path, start.check, _what("linearized", batched))
+        if timed is not None:
+            seconds[batched] = timed
+    if not seconds:
+        return Kept("none", {}, False), {}
+    batched = len(seconds) == 1 and True in seconds
+    if len(seconds) == 2:
+        batched = seconds[True] <= CLEARLY_FASTER * seconds[False]
+    by_batch = _keep(fm, batches, start.num_kept, "linearized", product)
+    ratios = {f"linearized{' vmapped' if b else ''}": s for b, s in seconds.items()}
+    return Kept("linearized", by_batch, batched), ratios
+
+
+def _linearized_product(
+    fm: FunctionalModel, batch: Any, chunk: int | None
+) -> Callable[[Tangents], Tangents] | None:
+    """Return `batch`'s linearized product, or None where it cannot be traced (logged)."""
+    # A traced product would redraw dropout masks. And linearize traces jvp(grad): where
+    # eager jvp(grad) fails, tracing it can crash the process (torch 2.13 segfaults on
+    # mse_loss), so it is only tried where an eager product works.
+    if fm.stochastic or not _eager_jvp_works(fm, batch, chunk):
+        return None
+    try:
+        return linearized_hessian(fm, batch)
+    except Exception as err:  # torch.func raises many kinds for models it cannot trace
+        logger.info("torch_hessian: torch.func.linearize unavailable (%s)", err)
+        return None
+
+
+def _eager_jvp_works(fm: FunctionalModel, batch: Any, chunk: int | None) -> bool:
+    """Return whether one eager forward-over-reverse product runs on `batch`."""
+    tangent = {n: torch.ones_like(t).unsqueeze(0) for n, t in fm.primal.items()}
+    try:
+        forward_over_reverse(fm, batch, tangent, chunk)
+    except Exception as err:  # torch.func raises many kinds for models it cannot trace
+        logger.info("torch_hessian: forward-over-reverse unavailable (%s)", err)
+        return False
+    return True
+
+
+def _replay(
+    fm: FunctionalModel,
+    batches: Batches,
+    remembered: _Remembered,
+    chunk: int | None,
+    reuse_primal: bool | None,
+) -> Plan | None:
+    """Return the remembered plan with this operator's own state and check, timing nothing.
+
+    None, to measure again, where this operator needs a decision the
+    remembered one did not measure or its fast path fails the check now.
+    """
+    choice, ratios, fresh_measured = remembered
+    start = _start(fm, batches, chunk, reuse_primal, _untimed)
+    check = start.check
+    uses = {choice.method} | ({"double-backward"} if choice.kept == "graph" else set())
+    if check.double_backward_error is not None and "double-backward" in uses:
+        return None
+    kept = Kept(choice.kept, {}, choice.batched)
+    if start.num_kept > 0 and choice.kept != "none":
+        state = start.graph
+        if choice.kept == "linearized":
+            state = _linearized_product(fm, check.batch, chunk)
+        path = (
+            _kept_path(fm, choice.kept, state, choice.batched, chunk) if state is not None else None
+        )
+        if path is None or _passes(fm, path, check, _what(*choice[1:]), _untimed) is None:
+            return None
+        by_batch = _keep(fm, batches, start.num_kept, choice.kept, state)
+        kept = Kept(choice.kept, by_batch, choice.batched)
+    if len(kept.by_batch) < batches.num_batches:
+        if not fresh_measured:
+            return None
+        if choice.method != check.method:
+            path = functools.partial(forward_over_reverse, fm, check.batch, chunk=chunk)
+            if _passes(fm, path, check, "fresh forward-over-reverse", _untimed) is None:
+                return None
+    logger.info(
+        "torch_hessian: products computed as measured before for this model's structure "
+        "(the same modules, parameter shapes, dtype, device, batch shapes and options); "
+        "the fast path passed its check again, nothing was timed"
+    )
+    return Plan(choice.method, kept, ratios, check)
 
 
 def follow_plan(
