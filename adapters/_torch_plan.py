@@ -14,9 +14,10 @@ repeats), and only where it could be used.
 
 - State is kept by the retained graph whenever it passes its check. A
   linearized product does the same arithmetic (a forward-mode instead of a
-  reverse-mode pass over the gradient's graph) and measured within ±20% of
-  it, but tracing it costs 45–100 gradients, more than a default density wins
-  back (benchmarks/README.md). It is kept where double backward cannot run,
+  reverse-mode pass over the gradient's graph) and measured 0.7–1.4x its
+  time (faster on a CNN with BatchNorm, slower on an MLP: below the margin),
+  but tracing it costs 45–100 gradients, up to 8% of a default density
+  (benchmarks/README.md). It is kept where double backward cannot run,
   or where ``hvp="forward-over-reverse"`` asks for it.
 - The fresh methods are timed only where some batch's state is not kept.
 - A way replaces the plainer one only when clearly faster (`CLEARLY_FASTER`),

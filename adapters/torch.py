@@ -312,18 +312,25 @@ def torch_hessian(
     hvp : {"auto", "forward-over-reverse", "double-backward"}
         How a fresh Hessian-vector product is computed: ``torch.func.jvp`` of
         ``torch.func.grad`` (Pearlmutter 1994), or differentiating the
-        gradient's graph. "auto" times both on the first batch, keeps the faster,
-        falls back to double-backward when torch.func cannot trace the model,
-        and logs its choice with the measured HVP / gradient time ratios.
-        Distributed, only rank 0 measures, and every rank follows its choice
-        (``hvp_choice``).
+        gradient's graph. "auto" keeps double backward unless
+        forward-over-reverse is clearly faster (at most 2/3 of its time), each
+        timed once on the products that check it on the first batch, and only
+        where some batch is computed fresh; it falls back to double backward
+        when torch.func cannot trace the model, and logs its choice with the
+        measured HVP / gradient time ratios. The decision is remembered for
+        the model's structure (modules, parameter shapes, dtype, device, batch
+        shapes, loss and options): a second operator of the same model times
+        nothing, but still builds its own state and checks it. Distributed,
+        only rank 0 measures, and every rank follows its choice (``hvp_choice``).
     reuse_primal : bool, optional
         Keep, per batch, the part of a product that does not depend on the
         vector, so that each product costs only its tangent part instead of a
         fresh forward and gradient: the gradient's graph (double backward
         through it), or the gradient linearized by ``torch.func.linearize``
-        (forward-over-reverse). "auto" keeps whichever is faster on the first
-        batch; an explicit `hvp` keeps its own kind. None (default): for as many
+        (forward-over-reverse). "auto" keeps the retained graph (the same
+        arithmetic as a linearized product, without the cost of tracing it),
+        and a linearized gradient only where the model cannot be differentiated
+        twice; an explicit `hvp` keeps its own kind. None (default): for as many
         batches as fit in 2 GiB on the CPU or half of the free GPU memory,
         measured on the first batch's graph; the rest are computed fresh.
     chunk_size : int, optional

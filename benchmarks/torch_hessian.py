@@ -11,17 +11,24 @@ and a small CNN with BatchNorm, trained briefly:
    curvlinops 3.0.1 at an equal matvec budget (10 probes x 90 steps): wall time,
    and the L1 distance of each smoothed density to the exact one from a dense
    eigendecomposition of the float64 Hessian.
+4. With ``--planning`` (no peers needed), only the cost of ``hvp="auto"``:
+   building the operator, first for the model (plans forgotten before each of
+   ``--builds`` builds) and again (the plan remembered), against a default
+   ``slq.density(op, num_probes=10)`` on it, and the choices it made.
 
 Peers are installed only for this script:
     pip install -c constraints.txt scikit-learn pyhessian curvlinops-for-pytorch
     pip install -c constraints.txt --pre hessian-eigenthings
 
-Run:  python benchmarks/torch_hessian.py
+Run:  python benchmarks/torch_hessian.py [--planning [--builds 5]]
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import copy
+import statistics
 import time
 
 import numpy as np
@@ -206,7 +213,63 @@ def compare(
         )
 
 
+def _forget_plans() -> None:
+    try:
+        from slq.adapters._torch_plan_cache import clear_plans
+    except ImportError:  # before issue 18 nothing was remembered
+        return
+    clear_plans()
+
+
+def _seconds(f):
+    start = time.perf_counter()
+    out = f()
+    return out, time.perf_counter() - start
+
+
+def planning_cost(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, builds: int):
+    """Build with hvp="auto" `builds` times from scratch and once remembered; then a density."""
+    firsts, choices = [], collections.Counter()
+    for _ in range(builds):
+        _forget_plans()
+        op, seconds = _seconds(lambda: adapters.torch_hessian(model, (x, y)))
+        firsts.append(seconds)
+        choices[op.hvp] += 1
+    _, again = _seconds(lambda: adapters.torch_hessian(model, (x, y)))
+    _, density = _seconds(lambda op=op: slq.density(op, num_steps=STEPS, num_probes=PROBES, seed=0))
+    first = statistics.median(firsts)
+    chosen = "; ".join(f"{hvp} ({count}x)" for hvp, count in choices.items())
+    print(
+        f"| {name} | {first:.3f} | {again:.3f} | {density:.2f} | {first / density:.1%} | "
+        f"{again / density:.1%} | {chosen} |",
+        flush=True,
+    )
+
+
+def planning(builds: int) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x, y = digits(image=False)
+    xi, _ = digits(image=True)
+    big_mlp, cnn = trained(mlp(200), x, y), trained(cnn_bn(), xi, y)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, float32, {builds} builds")
+    print(
+        "| model | build (s), median | build, remembered (s) | density k=10 m=90 (s) | "
+        "build / density | remembered / density | choices |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    planning_cost("MLP 64-200-10 tanh, n = 15010", big_mlp, x, y, builds)
+    planning_cost("CNN with BatchNorm (train mode), n = 3866", cnn, xi, y, builds)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--planning", action="store_true", help="only the cost of hvp='auto'")
+    parser.add_argument("--builds", type=int, default=5, help="builds per model for --planning")
+    args = parser.parse_args()
+    if args.planning:
+        planning(args.builds)
+        return
     torch.manual_seed(0)
     x, y = digits(image=False)
     xi, _ = digits(image=True)
