@@ -517,7 +517,7 @@ def _replay(
         "(the same modules, parameter shapes, dtype, device, batch shapes and options); "
         "the fast path passed its check again, nothing was timed"
     )
-    return Plan(choice.method, kept, ratios, check)
+    return Plan(choice.method, kept, dict(ratios), check)
 
 
 def follow_plan(
