@@ -9,6 +9,7 @@ every process of a `jax.distributed` run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -26,6 +27,7 @@ from slq.adapters._jax_checks import TRANSFORMED, check_loss, check_params
 from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
 from slq.adapters._operator import CurvatureOperator
 
+from slq._backends.traceable import TraceableProduct
 from slq._validate import check_bool, check_positive_int
 
 __all__ = ["JaxCurvatureOperator", "JaxHessian", "jax_hessian"]
@@ -186,34 +188,44 @@ class JaxCurvatureOperator(CurvatureOperator):
     # The traced bodies: Python here runs only while tracing, so `traces` counts compiles.
     def _fresh_products(self, params: Any, batch: Any, tangents: Any, weight: Any) -> Any:
         self.traces += 1
-        gradient = jax.grad(self._loss)
-
-        def one(t: Any) -> Any:
-            return ravel_pytree(
-                jax.jvp(lambda p: gradient(p, batch), (params,), (self._unravel(t),))[1]
-            )[0]
-
-        return self._weighted(self._map(one, tangents), weight)
-
-    def _weighted(self, products: Any, weight: Any) -> tuple[Any, Any]:
-        """Return the batch's share of the products and whether they are all finite."""
-        return weight * products, jnp.isfinite(products).all()
-
-    def _map(self, one: Callable[[Any], Any], tangents: Any) -> Any:
-        """Apply `one` to a vector, or to every column: `chunk` columns at a time."""
-        if tangents.ndim == 1:
-            return one(tangents)
-        if self._chunk is None:
-            return jax.vmap(one, in_axes=1, out_axes=1)(tangents)
-        return jax.lax.map(one, tangents.T, batch_size=self._chunk).T
+        products = _hvp_fresh(self._loss, self._unravel, params, batch, tangents, self._chunk)
+        return _weighted(products, weight)
 
     def _linear_products(self, linear: Any, tangents: Any, weight: Any) -> Any:
         self.traces += 1
+        return _weighted(_hvp_linear(linear, self._unravel, tangents, self._chunk), weight)
 
-        def one(t: Any) -> Any:
-            return ravel_pytree(linear(self._unravel(t)))[0]
+    def traceable_product(self) -> TraceableProduct | None:
+        """Return the product as a pure function of the parameters and batches, or None.
 
-        return self._weighted(self._map(one, tangents), weight)
+        `slq.lanczos` and `slq.density` compile a batch's whole Lanczos run, these
+        products and the finite flag of every batch included, into one XLA program
+        with it (see `slq.aslinearoperator`'s ``traceable``). None where a product
+        is more than one function of arrays on this device: batches read again on
+        every pass (not cached) or sharded over devices; those runs go step by step.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> op = adapters.jax_hessian(loss, {"w": jnp.ones(3)}, jnp.ones((2, 3)))
+        >>> product = op.traceable_product()
+        >>> products, finite = product.function(product.operands, jnp.eye(3)[:, :2])
+        >>> products.tolist(), finite.tolist()
+        ([[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]], [True])
+        """
+        if self._sharding is not None or not self._batches.cached:
+            return None
+        data, linears = [], []
+        for index, batch, _ in self._batches:
+            linear = self._linear.get(index)
+            linears.append(linear)
+            data.append(None if linear is not None else batch)  # a linearized batch needs none
+        weights = jnp.asarray([size / self.num_examples for size in self._batches.sizes])
+        operands = (self._params, tuple(data), tuple(linears), weights.astype(self.dtype))
+        function = _HessianProduct(self._loss, self._chunk)
+        return TraceableProduct(function, operands, self._raise_non_finite)
 
     def _keep_primals(
         self, loss_fn: Callable[[Any, Any], Any], reuse: bool | None
@@ -287,6 +299,77 @@ class JaxCurvatureOperator(CurvatureOperator):
 
 JaxHessian = JaxCurvatureOperator
 """The former name of `JaxCurvatureOperator`, kept for existing code."""
+
+
+def _hvp_fresh(
+    loss: Callable[[Any, Any], Any],
+    unravel: Callable[[Any], Any],
+    params: Any,
+    batch: Any,
+    tangents: Any,
+    chunk: int | None,
+) -> Any:
+    """H_b V by `jax.jvp` of `jax.grad` on one batch: a vector (n,), or the columns of (n, k)."""
+    gradient = jax.grad(loss)
+
+    def one(t: Any) -> Any:
+        return ravel_pytree(jax.jvp(lambda p: gradient(p, batch), (params,), (unravel(t),))[1])[0]
+
+    return _columns(one, tangents, chunk)
+
+
+def _hvp_linear(
+    linear: Any, unravel: Callable[[Any], Any], tangents: Any, chunk: int | None
+) -> Any:
+    """H_b V by a batch's linearized gradient (`jax.linearize`): its tangent part only."""
+
+    def one(t: Any) -> Any:
+        return ravel_pytree(linear(unravel(t)))[0]
+
+    return _columns(one, tangents, chunk)
+
+
+def _columns(one: Callable[[Any], Any], tangents: Any, chunk: int | None) -> Any:
+    """Apply `one` to a vector, or to every column: `chunk` columns at a time."""
+    if tangents.ndim == 1:
+        return one(tangents)
+    if chunk is None:
+        return jax.vmap(one, in_axes=1, out_axes=1)(tangents)
+    return jax.lax.map(one, tangents.T, batch_size=chunk).T
+
+
+def _weighted(products: Any, weight: Any) -> tuple[Any, Any]:
+    """Return the batch's share of the products and whether they are all finite."""
+    return weight * products, jnp.isfinite(products).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class _HessianProduct:
+    """The Hessian product over cached batches as a pure function of its arrays.
+
+    Operands: (params, batches, linearized gradients, weights), a batch None
+    where its gradient is linearized and the linearization None where not.
+    Holds no arrays, so that compiled runs cached by it keep no data alive;
+    operators of one loss and chunk share their compiled runs.
+    """
+
+    loss: Callable[[Any, Any], Any]
+    chunk: int | None
+
+    def __call__(self, operands: Any, tangents: Any) -> tuple[Any, Any]:
+        """Return Σ_b (N_b / N) H_b V and the finite flag of every batch, as `matmat` does."""
+        params, batches, linears, weights = operands
+        unravel = ravel_pytree(params)[1]
+        total, finite = None, []
+        for b, (batch, linear) in enumerate(zip(batches, linears, strict=True)):
+            if linear is not None:
+                products = _hvp_linear(linear, unravel, tangents, self.chunk)
+            else:
+                products = _hvp_fresh(self.loss, unravel, params, batch, tangents, self.chunk)
+            share, ok = _weighted(products, weights[b])
+            finite.append(ok)
+            total = share if total is None else total + share
+        return total, jnp.stack(finite)
 
 
 def _first_local_device(x: Any) -> Any:
