@@ -217,20 +217,22 @@ class JaxCurvatureOperator(CurvatureOperator):
         """
         if self._sharding is not None or not self._batches.cached:
             return None
-        data, linears = [], []
-        for index, batch, _ in self._batches:
-            linear = self._linear.get(index)
-            linears.append(linear)
-            data.append(None if linear is not None else batch)  # a linearized batch needs none
+        batches = tuple(batch for _, batch, _ in self._batches)
         weights = jnp.asarray([size / self.num_examples for size in self._batches.sizes])
-        operands = (self._params, tuple(data), tuple(linears), weights.astype(self.dtype))
-        function = _HessianProduct(self._loss, self._chunk)
-        return TraceableProduct(function, operands, self._raise_non_finite)
+        operands = (self._params, batches, weights.astype(self.dtype))
+        linearized = tuple(index in self._linear for index in range(len(batches)))
+        function = _HessianProduct(self._loss, self._chunk, linearized)
+        return TraceableProduct(function, operands, self._raise_non_finite, function.linearize)
 
     def _keep_primals(
         self, loss_fn: Callable[[Any, Any], Any], reuse: bool | None
     ) -> dict[int, Any]:
-        """Linearize the gradient for as many batches as fit, so they skip the primal pass."""
+        """Choose the batches whose gradient is linearized, so they skip the primal pass.
+
+        As many as fit, by the residuals' size from `jax.eval_shape` (nothing is
+        computed). Each is linearized at its first product (None until then):
+        a run compiled whole linearizes inside its own program and keeps none.
+        """
         if reuse is False:
             return {}
         budget = math.inf if reuse else _budget(self.device)
@@ -247,14 +249,15 @@ class JaxCurvatureOperator(CurvatureOperator):
         def linearize(params: Any, batch: Any) -> Any:
             return jax.linearize(lambda p: gradient(p, batch), params)[1]
 
+        self._linearize = linearize
         for index, batch, _ in self._batches:
-            linear = linearize(self._params, batch)
-            size = sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(linear))
+            shapes = jax.tree_util.tree_leaves(jax.eval_shape(linearize, self._params, batch))
+            size = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in shapes)
             if used + size > budget:
                 break
-            kept[index] = linear
+            kept[index] = None
             used += size
-        logger.debug("jax_hessian: kept %d linearized gradients (%.1f MB)", len(kept), used / 1e6)
+        logger.debug("jax_hessian: linearizing %d gradients (%.1f MB)", len(kept), used / 1e6)
         return kept
 
     # The framework's parts of `CurvatureOperator`'s data pass.
@@ -269,10 +272,12 @@ class JaxCurvatureOperator(CurvatureOperator):
         return vectors if self._sharding is None else self._sharding.replicate(vectors)
 
     def _batch_product(self, index: int, batch: Any, weight: float, tangents: Any) -> Any:
-        linear = self._linear.get(index)
-        if linear is not None:
-            return self._apply_linear(linear, tangents, weight)
-        return self._fresh(self._params, batch, tangents, weight)
+        if index not in self._linear:
+            return self._fresh(self._params, batch, tangents, weight)
+        linear = self._linear[index]
+        if linear is None:
+            linear = self._linear[index] = self._linearize(self._params, batch)
+        return self._apply_linear(linear, tangents, weight)
 
     def _flags(self, finite: list[Any]) -> np.ndarray:
         return np.asarray(finite)
@@ -347,17 +352,32 @@ def _weighted(products: Any, weight: Any) -> tuple[Any, Any]:
 class _HessianProduct:
     """The Hessian product over cached batches as a pure function of its arrays.
 
-    Operands: (params, batches, linearized gradients, weights), a batch None
-    where its gradient is linearized and the linearization None where not.
-    Holds no arrays, so that compiled runs cached by it keep no data alive;
-    operators of one loss and chunk share their compiled runs.
+    Operands: (params, batches, weights). Holds no arrays, so that compiled runs
+    cached by it keep no data alive; operators of one loss, chunk and choice of
+    linearized batches share their compiled runs (a new operator at new
+    parameters, as during training, compiles nothing).
     """
 
     loss: Callable[[Any, Any], Any]
     chunk: int | None
+    linearized: tuple[bool, ...]
+    """Per batch: whether its gradient is linearized once per run (`jax.linearize`)."""
+
+    def linearize(self, operands: Any) -> Any:
+        """Return the operands with each chosen batch's gradient linearized: once per run."""
+        params, batches, weights = operands
+        gradient = jax.grad(self.loss)
+        linears = tuple(
+            jax.linearize(lambda p, b=batch: gradient(p, b), params)[1] if chosen else None
+            for batch, chosen in zip(batches, self.linearized, strict=True)
+        )
+        return params, batches, linears, weights
 
     def __call__(self, operands: Any, tangents: Any) -> tuple[Any, Any]:
-        """Return Σ_b (N_b / N) H_b V and the finite flag of every batch, as `matmat` does."""
+        """Return Σ_b (N_b / N) H_b V and the finite flag of every batch, as `matmat` does.
+
+        `operands` are those `linearize` returns.
+        """
         params, batches, linears, weights = operands
         unravel = ravel_pytree(params)[1]
         total, finite = None, []

@@ -159,7 +159,8 @@ class JaxBackend(ArrayAPIBackend):
             settings = Settings(
                 full=every_step, project_twice=project_twice, block=SHAPE_BLOCK, **engine
             )
-            return compiled_run(traceable.function, settings)(traceable.operands, rows)
+            program = compiled_run(traceable.function, traceable.prepare, settings)
+            return program(traceable.operands, rows)
 
         return run
 

@@ -40,7 +40,7 @@ class Settings(NamedTuple):
     project_twice: Callable[..., tuple[Any, Any]]
     """The backend's Gram–Schmidt twice, ``(w, basis, rows, acc) -> (w, coefficients)``."""
     block: int
-    """Rows are projected in blocks of this many (`JaxBackend.rows_to_project`)."""
+    """Rows are projected in blocks of a multiple of this many (`JaxBackend.rows_to_project`)."""
 
 
 class CompiledRun(NamedTuple):
@@ -144,23 +144,27 @@ def unit_rows(rows: Any, acc: Any, safe_exponent: int) -> Any:
     return rows / norms.astype(rows.dtype)[:, None]
 
 
-def compiled_run(product: Any, settings: Settings) -> Callable[[Any, Any], CompiledRun]:
+def compiled_run(
+    product: Any, prepare: Any, settings: Settings
+) -> Callable[[Any, Any], CompiledRun]:
     """Return the run as a function ``(operands, rows) -> CompiledRun``, compiled.
 
-    One program per (product function, settings), and JAX's own cache per shapes
-    and dtypes of the operands and start rows: a second run does not recompile.
-    A run inside a user's `jax.jit` is traced into the user's program.
+    `product` and `prepare` are a `TraceableProduct`'s. One program per
+    (product, prepare, settings), and JAX's own cache per shapes and dtypes of
+    the operands and start rows: a second run does not recompile. A run inside
+    a user's `jax.jit` is traced into the user's program.
     """
-    return _program(product, settings)
+    return _program(product, prepare, settings)
 
 
 @functools.lru_cache(maxsize=32)
-def _program(product: Any, settings: Settings) -> Any:
-    return jax.jit(functools.partial(_run, product, settings))
+def _program(product: Any, prepare: Any, settings: Settings) -> Any:
+    return jax.jit(functools.partial(_run, product, prepare, settings))
 
 
-def _run(product: Any, settings: Settings, operands: Any, rows: Any) -> CompiledRun:
+def _run(product: Any, prepare: Any, settings: Settings, operands: Any, rows: Any) -> CompiledRun:
     m = settings.num_steps
+    operands = operands if prepare is None else prepare(operands)
     init = _initial(product, settings, operands, rows)
     branches = _projections(settings, rows.dtype)
 
@@ -200,22 +204,33 @@ def _accumulation(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
-def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any], Any]]:
-    """Gram–Schmidt twice against the first 16, 32, … stored rows: one branch per block.
+# At most this many projection kernels per program: each is compiled on its own.
+_MAX_BRANCHES = 4
 
-    Step j projects against as many rows as the eager engine's JAX backend
-    (`JaxBackend.rows_to_project`), so the work and the sums are the same.
+
+def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any], Any]]:
+    """Gram–Schmidt twice against the first b, 2b, … stored rows: one branch per block.
+
+    Step j projects against the block of rows that holds q_0 … q_j, with the
+    backend's kernel (`JaxBackend.project_twice`); rows not yet stored are zero
+    and add nothing. Blocks of `settings.block` rows, as the eager engine
+    projects, widened to at most `_MAX_BRANCHES` branches: every branch is
+    compiled, and a fixed m-row projection (matfree's) streams twice the rows.
     """
-    m = settings.num_steps
-    if not settings.full:
-        return []
-    block, project = settings.block, settings.project_twice
+    m, block = settings.num_steps, _branch_block(settings)
     counts = [min(m, end) for end in range(block, m + block, block)]
+    project = settings.project_twice
 
     def branch(rows: int) -> Callable[[Any, Any], Any]:
         return lambda w, basis: project(w, basis, rows, dtype)[0]
 
-    return [branch(rows) for rows in counts]
+    return [branch(rows) for rows in counts] if settings.full else []
+
+
+def _branch_block(settings: Settings) -> int:
+    """Rows per branch: a multiple of the backend's block, at most `_MAX_BRANCHES` branches."""
+    block = settings.block
+    return block * -(-settings.num_steps // (block * _MAX_BRANCHES))
 
 
 def _step(
@@ -232,7 +247,7 @@ def _step(
     image_norm = _norms(w, acc)
     alpha = jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
     if settings.full:
-        w = jax.lax.switch(j // settings.block, branches, w, basis)
+        w = jax.lax.switch(j // _branch_block(settings), branches, w, basis)
     else:
         w = w - alpha.astype(w.dtype)[:, None] * q - c.beta_prev * c.q_prev
     beta = _norms(w, acc)

@@ -38,3 +38,6 @@ class TraceableProduct(NamedTuple):
     """The arrays `function` reads (a pytree)."""
     raise_non_finite: Callable[[int], None] | None = None
     """Raises the operator's own error for the index of a false flag (its batch)."""
+    prepare: Callable[[Any], Any] | None = None
+    """Work every product of a run shares (linearizing a gradient), traced once before
+    the loop: ``prepare(operands)`` returns the operands `function` reads. Hashable."""
