@@ -318,7 +318,11 @@ def lanczos(
         per-probe ``lengths``, ``residual_norm``, ``basis``, ``num_matvecs``
         and ``num_reorthogonalizations``. A 1-D `v0` is a batch of one: k = 1.
         If every probe breaks down (an invariant subspace is found) before m
-        steps, m is the longest run.
+        steps, m is the longest run. A JAX operator with a traceable product
+        runs each batch as one compiled program; inside a user's `jax.jit`
+        the array fields and `num_matvecs` are then JAX arrays, with all m
+        columns (zeros past a breakdown) and nothing checked on the host (see
+        the JAX page of the docs).
 
     Raises
     ------
