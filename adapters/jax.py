@@ -211,7 +211,8 @@ class JaxCurvatureOperator(CurvatureOperator):
         >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
         >>> op = adapters.jax_hessian(loss, {"w": jnp.ones(3)}, jnp.ones((2, 3)))
         >>> product = op.traceable_product()
-        >>> products, finite = product.function(product.operands, jnp.eye(3)[:, :2])
+        >>> operands = product.prepare(product.operands)  # the gradient linearized
+        >>> products, finite = product.function(operands, jnp.eye(3)[:, :2])
         >>> products.tolist(), finite.tolist()
         ([[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]], [True])
         """

@@ -135,8 +135,8 @@ def unit_rows(rows: Any, acc: Any, safe_exponent: int) -> Any:
     --------
     >>> import jax.numpy as jnp
     >>> from slq._backends.jax_lanczos import unit_rows
-    >>> unit_rows(jnp.asarray([[3.0, 4.0]]), jnp.float32, 60).tolist()
-    [[0.6000000238418579, 0.800000011920929]]
+    >>> unit_rows(jnp.asarray([[0.0, 2.0**-100]]), jnp.float32, 60).tolist()
+    [[0.0, 1.0]]
     """
     rows = rows * (1 / power_of_two(rows, safe_exponent))
     wide = rows.astype(acc)
