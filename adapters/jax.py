@@ -9,6 +9,7 @@ every process of a `jax.distributed` run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -26,6 +27,7 @@ from slq.adapters._jax_checks import TRANSFORMED, check_loss, check_params
 from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
 from slq.adapters._operator import CurvatureOperator
 
+from slq._backends.traceable import TraceableProduct
 from slq._validate import check_bool, check_positive_int
 
 __all__ = ["JaxCurvatureOperator", "JaxHessian", "jax_hessian"]
@@ -186,39 +188,52 @@ class JaxCurvatureOperator(CurvatureOperator):
     # The traced bodies: Python here runs only while tracing, so `traces` counts compiles.
     def _fresh_products(self, params: Any, batch: Any, tangents: Any, weight: Any) -> Any:
         self.traces += 1
-        gradient = jax.grad(self._loss)
-
-        def one(t: Any) -> Any:
-            return ravel_pytree(
-                jax.jvp(lambda p: gradient(p, batch), (params,), (self._unravel(t),))[1]
-            )[0]
-
-        return self._weighted(self._map(one, tangents), weight)
-
-    def _weighted(self, products: Any, weight: Any) -> tuple[Any, Any]:
-        """Return the batch's share of the products and whether they are all finite."""
-        return weight * products, jnp.isfinite(products).all()
-
-    def _map(self, one: Callable[[Any], Any], tangents: Any) -> Any:
-        """Apply `one` to a vector, or to every column: `chunk` columns at a time."""
-        if tangents.ndim == 1:
-            return one(tangents)
-        if self._chunk is None:
-            return jax.vmap(one, in_axes=1, out_axes=1)(tangents)
-        return jax.lax.map(one, tangents.T, batch_size=self._chunk).T
+        products = _hvp_fresh(self._loss, self._unravel, params, batch, tangents, self._chunk)
+        return _weighted(products, weight)
 
     def _linear_products(self, linear: Any, tangents: Any, weight: Any) -> Any:
         self.traces += 1
+        return _weighted(_hvp_linear(linear, self._unravel, tangents, self._chunk), weight)
 
-        def one(t: Any) -> Any:
-            return ravel_pytree(linear(self._unravel(t)))[0]
+    def traceable_product(self) -> TraceableProduct | None:
+        """Return the product as a pure function of the parameters and batches, or None.
 
-        return self._weighted(self._map(one, tangents), weight)
+        `slq.lanczos` and `slq.density` compile a batch's whole Lanczos run, these
+        products and the finite flag of every batch included, into one XLA program
+        with it (see `slq.aslinearoperator`'s ``traceable``). None where a product
+        is more than one function of arrays on this device: batches read again on
+        every pass (not cached) or sharded over devices; those runs go step by step.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> from slq import adapters
+        >>> loss = lambda params, batch: jnp.mean((batch @ params["w"]) ** 2)
+        >>> op = adapters.jax_hessian(loss, {"w": jnp.ones(3)}, jnp.ones((2, 3)))
+        >>> product = op.traceable_product()
+        >>> operands = product.prepare(product.operands)  # the gradient linearized
+        >>> products, finite = product.function(operands, jnp.eye(3)[:, :2])
+        >>> products.tolist(), finite.tolist()
+        ([[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]], [True])
+        """
+        if self._sharding is not None or not self._batches.cached:
+            return None
+        batches = tuple(batch for _, batch, _ in self._batches)
+        weights = jnp.asarray([size / self.num_examples for size in self._batches.sizes])
+        operands = (self._params, batches, weights.astype(self.dtype))
+        linearized = tuple(index in self._linear for index in range(len(batches)))
+        function = _HessianProduct(self._loss, self._chunk, linearized)
+        return TraceableProduct(function, operands, self._raise_non_finite, function.linearize)
 
     def _keep_primals(
         self, loss_fn: Callable[[Any, Any], Any], reuse: bool | None
     ) -> dict[int, Any]:
-        """Linearize the gradient for as many batches as fit, so they skip the primal pass."""
+        """Choose the batches whose gradient is linearized, so they skip the primal pass.
+
+        As many as fit, by the residuals' size from `jax.eval_shape` (nothing is
+        computed). Each is linearized at its first product (None until then):
+        a run compiled whole linearizes inside its own program and keeps none.
+        """
         if reuse is False:
             return {}
         budget = math.inf if reuse else _budget(self.device)
@@ -235,14 +250,15 @@ class JaxCurvatureOperator(CurvatureOperator):
         def linearize(params: Any, batch: Any) -> Any:
             return jax.linearize(lambda p: gradient(p, batch), params)[1]
 
+        self._linearize = linearize
         for index, batch, _ in self._batches:
-            linear = linearize(self._params, batch)
-            size = sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(linear))
+            shapes = jax.tree_util.tree_leaves(jax.eval_shape(linearize, self._params, batch))
+            size = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in shapes)
             if used + size > budget:
                 break
-            kept[index] = linear
+            kept[index] = None
             used += size
-        logger.debug("jax_hessian: kept %d linearized gradients (%.1f MB)", len(kept), used / 1e6)
+        logger.debug("jax_hessian: linearizing %d gradients (%.1f MB)", len(kept), used / 1e6)
         return kept
 
     # The framework's parts of `CurvatureOperator`'s data pass.
@@ -257,10 +273,12 @@ class JaxCurvatureOperator(CurvatureOperator):
         return vectors if self._sharding is None else self._sharding.replicate(vectors)
 
     def _batch_product(self, index: int, batch: Any, weight: float, tangents: Any) -> Any:
-        linear = self._linear.get(index)
-        if linear is not None:
-            return self._apply_linear(linear, tangents, weight)
-        return self._fresh(self._params, batch, tangents, weight)
+        if index not in self._linear:
+            return self._fresh(self._params, batch, tangents, weight)
+        linear = self._linear[index]
+        if linear is None:
+            linear = self._linear[index] = self._linearize(self._params, batch)
+        return self._apply_linear(linear, tangents, weight)
 
     def _flags(self, finite: list[Any]) -> np.ndarray:
         return np.asarray(finite)
@@ -287,6 +305,92 @@ class JaxCurvatureOperator(CurvatureOperator):
 
 JaxHessian = JaxCurvatureOperator
 """The former name of `JaxCurvatureOperator`, kept for existing code."""
+
+
+def _hvp_fresh(
+    loss: Callable[[Any, Any], Any],
+    unravel: Callable[[Any], Any],
+    params: Any,
+    batch: Any,
+    tangents: Any,
+    chunk: int | None,
+) -> Any:
+    """H_b V by `jax.jvp` of `jax.grad` on one batch: a vector (n,), or the columns of (n, k)."""
+    gradient = jax.grad(loss)
+
+    def one(t: Any) -> Any:
+        return ravel_pytree(jax.jvp(lambda p: gradient(p, batch), (params,), (unravel(t),))[1])[0]
+
+    return _columns(one, tangents, chunk)
+
+
+def _hvp_linear(
+    linear: Any, unravel: Callable[[Any], Any], tangents: Any, chunk: int | None
+) -> Any:
+    """H_b V by a batch's linearized gradient (`jax.linearize`): its tangent part only."""
+
+    def one(t: Any) -> Any:
+        return ravel_pytree(linear(unravel(t)))[0]
+
+    return _columns(one, tangents, chunk)
+
+
+def _columns(one: Callable[[Any], Any], tangents: Any, chunk: int | None) -> Any:
+    """Apply `one` to a vector, or to every column: `chunk` columns at a time."""
+    if tangents.ndim == 1:
+        return one(tangents)
+    if chunk is None:
+        return jax.vmap(one, in_axes=1, out_axes=1)(tangents)
+    return jax.lax.map(one, tangents.T, batch_size=chunk).T
+
+
+def _weighted(products: Any, weight: Any) -> tuple[Any, Any]:
+    """Return the batch's share of the products and whether they are all finite."""
+    return weight * products, jnp.isfinite(products).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class _HessianProduct:
+    """The Hessian product over cached batches as a pure function of its arrays.
+
+    Operands: (params, batches, weights). Holds no arrays, so that compiled runs
+    cached by it keep no data alive; operators of one loss, chunk and choice of
+    linearized batches share their compiled runs (a new operator at new
+    parameters, as during training, compiles nothing).
+    """
+
+    loss: Callable[[Any, Any], Any]
+    chunk: int | None
+    linearized: tuple[bool, ...]
+    """Per batch: whether its gradient is linearized once per run (`jax.linearize`)."""
+
+    def linearize(self, operands: Any) -> Any:
+        """Return the operands with each chosen batch's gradient linearized: once per run."""
+        params, batches, weights = operands
+        gradient = jax.grad(self.loss)
+        linears = tuple(
+            jax.linearize(lambda p, b=batch: gradient(p, b), params)[1] if chosen else None
+            for batch, chosen in zip(batches, self.linearized, strict=True)
+        )
+        return params, batches, linears, weights
+
+    def __call__(self, operands: Any, tangents: Any) -> tuple[Any, Any]:
+        """Return Σ_b (N_b / N) H_b V and the finite flag of every batch, as `matmat` does.
+
+        `operands` are those `linearize` returns.
+        """
+        params, batches, linears, weights = operands
+        unravel = ravel_pytree(params)[1]
+        total, finite = None, []
+        for b, (batch, linear) in enumerate(zip(batches, linears, strict=True)):
+            if linear is not None:
+                products = _hvp_linear(linear, unravel, tangents, self.chunk)
+            else:
+                products = _hvp_fresh(self.loss, unravel, params, batch, tangents, self.chunk)
+            share, ok = _weighted(products, weights[b])
+            finite.append(ok)
+            total = share if total is None else total + share
+        return total, jnp.stack(finite)
 
 
 def _first_local_device(x: Any) -> Any:

@@ -17,14 +17,22 @@ trained briefly with Adam, in float32 (JAX's default):
    compiling, and a repeat call) and the L1 distance of each smoothed density to
    the exact one from a dense eigendecomposition of the float64 Hessian.
 
+5. ``--float64``: the compiled run (issue 18) against matfree in float64, m = 90,
+   k = 10, on the MLP 64-32-10 Hessian and a dense n = 4000 spiked matrix: the
+   first call (operator built and everything compiled) and repeat calls (slq:
+   a new operator each time, as at new parameters; matfree: its jitted
+   function called again), each with its compile time apart.
+
 Peers are installed only for this script:
     pip install -c constraints.txt scikit-learn matfree==0.6.3
 
-Run:  python benchmarks/jax_hessian.py
+Run:  python benchmarks/jax_hessian.py            (float32 sections 1-4)
+      python benchmarks/jax_hessian.py --float64  (section 5)
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -221,7 +229,119 @@ def compare(name: str, params: Any, batch: Any, seeds: int = 3) -> None:
         )
 
 
+def matfree_prepared(matvec: Callable[[Any, jax.Array], jax.Array], n: int) -> Any:
+    """matfree's SLQ of ``matvec(operand, v)``, jitted once: ``run(operand, seed)``."""
+    from matfree import decomp, stochtrace
+
+    tridiag = decomp.tridiag_sym(STEPS, reortho="full")
+
+    @jax.jit
+    def quadrature(operand: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def one(v: jax.Array) -> tuple[jax.Array, jax.Array]:
+            length = jnp.linalg.norm(v)
+            _, t, *_ = tridiag(lambda u: matvec(operand, u), v / length)
+            nodes, vectors = jnp.linalg.eigh(t)
+            return nodes, length**2 * vectors[0] ** 2 / n
+
+        like = jnp.zeros(n, jnp.float64)
+        return jax.vmap(one)(stochtrace.sampler_signs(like, num=PROBES)(key))
+
+    def run(operand: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        nodes, weights = quadrature(operand, jax.random.key(seed))
+        return np.asarray(nodes), np.asarray(weights)
+
+    return run
+
+
+def spiked(n: int = 4000, seed: int = 0) -> np.ndarray:
+    """A Wigner matrix (semicircle on [-2, 2]) plus four outlying spikes θ u uᵀ."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((n, n))
+    a = (g + g.T) / np.sqrt(2 * n)
+    for theta in (4.0, 6.0, 8.0, 12.0):
+        u = rng.standard_normal(n)
+        a += theta * np.outer(u, u) / (u @ u)
+    return a
+
+
+def timed(f: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = f()
+    return time.perf_counter() - start, out
+
+
+def float64_rows(name: str, reference: Reference, tools: dict[str, Any], seeds: int) -> None:
+    print(f"\n{name}: n = {reference.eigenvalues.size}, float64, {PROBES} probes x {STEPS} steps")
+    print(
+        "| tool | first call (s) | first − repeat: compiling (s) | repeat (s), median | "
+        "repeat / matfree's | first / matfree's | L1, mean |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    firsts: dict[str, float] = {}
+    medians: dict[str, float] = {}
+    for tool, run in tools.items():
+        first, _ = timed(lambda run=run: run(100))
+        seconds, errors = [], []
+        for seed in range(seeds):
+            t, (nodes, weights) = timed(lambda run=run, seed=seed: run(seed))
+            seconds.append(t)
+            errors.append(reference.error(nodes, weights))
+        medians[tool], firsts[tool] = float(np.median(seconds)), first
+        base, base_first = medians.get("matfree 0.6.3", 1.0), firsts.get("matfree 0.6.3", 1.0)
+        print(
+            f"| {tool} | {first:.2f} | {first - medians[tool]:.2f} | {medians[tool]:.2f} | "
+            f"{medians[tool] / base:.2f} | {first / base_first:.2f} | {np.mean(errors):.4f} |",
+            flush=True,
+        )
+
+
+def compiled_versus_matfree(seeds: int = 3) -> None:
+    """Section 5: float64 MLP Hessian and dense matrix, matfree first (the ratios' base)."""
+    x, y = digits()
+    batch = (jnp.asarray(x, jnp.float64), jnp.asarray(y))
+    params = trained((64, 32, 10), (jnp.asarray(x), jnp.asarray(y)))
+    params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
+    flat, unravel = ravel_pytree(params)
+    n = flat.size
+
+    def hvp(theta: Any, v: jax.Array) -> jax.Array:
+        gradient = jax.grad(lambda f: loss_fn(unravel(f), batch))
+        return jax.jvp(gradient, (theta,), (v,))[1]
+
+    def mlp_slq(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        op = adapters.jax_hessian(loss_fn, params, batch)
+        dos = slq.density(op, num_steps=STEPS, num_probes=PROBES, seed=seed)
+        return dos.nodes, dos.weights
+
+    mlp_matfree = matfree_prepared(hvp, n)
+    float64_rows(
+        "MLP 64-32-10 tanh",
+        Reference(dense_hessian(params, batch), STEPS),
+        {"matfree 0.6.3": lambda seed: mlp_matfree(flat, seed), "slq": mlp_slq},
+        seeds,
+    )
+    dense = spiked()
+    matrix = jnp.asarray(dense)
+
+    def dense_slq(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        dos = slq.density(matrix, num_steps=STEPS, num_probes=PROBES, seed=seed)
+        return dos.nodes, dos.weights
+
+    dense_matfree = matfree_prepared(lambda a, v: a @ v, dense.shape[0])
+    float64_rows(
+        "Dense spiked Wigner",
+        Reference(dense, STEPS),
+        {"matfree 0.6.3": lambda seed: dense_matfree(matrix, seed), "slq": dense_slq},
+        seeds,
+    )
+
+
 def main() -> None:
+    if "--float64" in sys.argv:
+        jax.config.update("jax_enable_x64", True)
+        print(f"jax {jax.__version__}, slq from {slq.__file__}")
+        compiled_versus_matfree()
+        return
     x, y = digits()
     batch = (jnp.asarray(x), jnp.asarray(y))
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}, {len(jax.devices())} device(s)")

@@ -109,6 +109,10 @@ def prepare_start(v0: Any, op: Any) -> Any:
     check_real_floating(v0.dtype, xp, what="v0")
     rows = xp.astype(v0[None, :] if ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
+    if op.backend.is_traced(rows):  # inside a user's jax.jit: scaled in the graph, unchecked
+        return op.backend.unit_rows(
+            rows, accumulation_dtype(xp, op.device, op.dtype), _SAFE_EXPONENT
+        )
     scale = power_of_two_scale(rows, xp)  # a start vector of any representable size
     if scale != 1.0:
         rows = rows * (1.0 / scale)
@@ -314,7 +318,11 @@ def lanczos(
         per-probe ``lengths``, ``residual_norm``, ``basis``, ``num_matvecs``
         and ``num_reorthogonalizations``. A 1-D `v0` is a batch of one: k = 1.
         If every probe breaks down (an invariant subspace is found) before m
-        steps, m is the longest run.
+        steps, m is the longest run. A JAX operator with a traceable product
+        runs each batch as one compiled program; inside a user's `jax.jit`
+        the array fields and `num_matvecs` are then JAX arrays, with all m
+        columns (zeros past a breakdown) and nothing checked on the host (see
+        the JAX page of the docs).
 
     Raises
     ------
@@ -380,16 +388,24 @@ def run_batch(
 
     `reorthogonalize` is a policy of `slq._reorthogonalization`; the basis is kept
     on the host with `offload_basis`. `on_step(j, alpha_j, beta_j, products)` is
-    called after every step.
+    called after every step; where the backend compiles the whole batch into one
+    program (JAX), for every step once the batch has run.
     """
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
+    tolerance = _BREAKDOWN_ROUNDOFFS * eps(dtype, xp)
+    program = op.backend.lanczos_program(op, reorthogonalize, offload_basis)
+    if program is not None:  # the whole batch as one compiled program (JAX)
+        settings = {"tolerance": tolerance, "safe_exponent": _SAFE_EXPONENT}
+        run = program(rows, num_steps=m, return_basis=return_basis, **settings)
+        return _compiled_result(run, op, reorthogonalize, return_basis, probe_offset, on_step)
+    if op.backend.is_traced(rows):
+        raise TypeError(_NOT_TRACEABLE)
     keeper = _BasisKeeper(op, (k, m, n), reorthogonalize, offload_basis, return_basis)
     state = _State(rows, xp.zeros_like(rows), xp.zeros((k, 1), dtype=dtype, device=device))
     alpha, beta = np.zeros((k, m)), np.zeros((k, m))
     lengths = np.full(k, m)
     active = np.ones(k, dtype=bool)
-    tolerance = _BREAKDOWN_ROUNDOFFS * eps(dtype, xp)
     steps_run = 0
     for j in range(m):
         w, a, b, image_norm = keeper.step(state, j, active, tolerance, probe_offset)
@@ -498,7 +514,7 @@ def _result(
     beta: np.ndarray,
     lengths: np.ndarray,
     steps_run: int,
-    basis: DeviceBasis | HostBasis | None,
+    basis: DeviceBasis | HostBasis | Any,
     k: int,
     reorthogonalizations: int,
 ) -> LanczosResult:
@@ -513,4 +529,90 @@ def _result(
         basis=vectors,
         num_matvecs=steps_run * k,
         num_reorthogonalizations=reorthogonalizations,
+    )
+
+
+_NOT_TRACEABLE = (
+    "v0 is a traced value (slq.lanczos inside jax.jit or another transformation), but this "
+    "run cannot be traced: it needs an operator with a traceable product (a JAX array, "
+    "adapters.jax_hessian, or aslinearoperator(f, ..., traceable=True)), "
+    "reorthogonalize='full' or 'none', and offload_basis=False"
+)
+
+_TRACED_ESTIMATE = (
+    "the operator's products are traced (inside jax.jit or another transformation): "
+    "slq.lanczos runs there and returns JAX arrays, but this estimate is computed on the "
+    "host; call it outside the transformation"
+)
+
+
+def _compiled_result(
+    run: Any,
+    op: Any,
+    reorthogonalize: Policy,
+    return_basis: bool,
+    probe_offset: int,
+    on_step: Callable[[int, np.ndarray, np.ndarray, int], None] | None,
+) -> LanczosResult:
+    """Check and report a batch run as one program (`lanczos_program`), step by step.
+
+    The same checks, `on_step` calls and result as the eager loop, made after the
+    run from its coefficients and the operator's finite flags.
+    """
+    k = int(run.alpha.shape[0])
+    if run.is_traced():
+        if on_step is not None:
+            raise TypeError(_TRACED_ESTIMATE)
+        return _traced_result(run, reorthogonalize, return_basis)
+    host = run.host()
+    steps = int(host.steps)
+    # Exact: the scale is a power of two.
+    alpha = host.alpha.astype(np.float64) * float(host.scale)
+    beta = host.beta.astype(np.float64) * float(host.scale)
+    for j in range(steps):
+        if host.flags is not None:
+            _check_flags(op, host.flags[j], j, probe_offset)
+        _check_finite(host.raw[j], j, probe_offset)
+        if on_step is not None:
+            on_step(j, alpha[:, j], beta[:, j], k)
+    reorthogonalizations = steps if reorthogonalize.projects_every_step else 0
+    logger.debug(
+        "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, compiled, breakdowns=%d",
+        k,
+        steps,
+        op.shape[0],
+        reorthogonalize.name,
+        int(np.sum(beta[:, steps - 1] == 0)),
+    )
+    lengths = host.lengths.astype(int)
+    basis = run if return_basis else None
+    return _result(alpha, beta, lengths, steps, basis, k, reorthogonalizations)
+
+
+def _check_flags(op: Any, flags: np.ndarray, step: int, probe_offset: int) -> None:
+    """Raise the operator's own error for its first false finite flag (a batch of its data)."""
+    if flags.all():
+        return
+    first = int(np.flatnonzero(~flags)[0])
+    if op.traceable.raise_non_finite is not None:
+        op.traceable.raise_non_finite(first)
+    msg = (
+        f"the operator's product was not finite (its check {first}) at Lanczos step "
+        f"{step + 1} for probes {probe_offset} on: check the operator for NaN or Inf"
+    )
+    raise FloatingPointError(msg)
+
+
+def _traced_result(run: Any, reorthogonalize: Policy, return_basis: bool) -> LanczosResult:
+    """Return a run traced into a user's program: arrays of m columns, zeros past a breakdown."""
+    alpha, beta, lengths, residual = run.traced_coefficients()
+    m = int(alpha.shape[1])
+    return LanczosResult(
+        alpha,
+        beta,
+        lengths,
+        residual,
+        basis=run.vectors(m) if return_basis else None,
+        num_matvecs=run.steps * alpha.shape[0],
+        num_reorthogonalizations=run.steps if reorthogonalize.projects_every_step else 0,
     )

@@ -18,6 +18,8 @@ from slq._backends import (
     like_from_dtype,
     namespace_and_device,
 )
+from slq._backends.traceable import TraceableProduct
+from slq._validate import check_bool
 
 __all__ = ["LinearOperator", "aslinearoperator", "check_array_of", "matmat"]
 
@@ -48,6 +50,10 @@ class LinearOperator(Protocol):
     ``device``
         Where the vectors live (a torch, JAX, CuPy or TensorFlow device); without it, the
         library's default device.
+    ``traceable_product()``
+        Returns the product as a pure function of the operator's arrays (a
+        JAX operator's, as `adapters.jax_hessian` offers), or None: a batch's
+        whole Lanczos run is then compiled into one program with it.
 
     Examples
     --------
@@ -73,7 +79,17 @@ class LinearOperator(Protocol):
 class CoreOperator:
     """An operator with every optional member filled in: what the core works with."""
 
-    __slots__ = ("_matmat", "_matvec", "backend", "device", "dtype", "shape", "source", "xp")
+    __slots__ = (
+        "_matmat",
+        "_matvec",
+        "backend",
+        "device",
+        "dtype",
+        "shape",
+        "source",
+        "traceable",
+        "xp",
+    )
 
     def __init__(
         self,
@@ -92,6 +108,9 @@ class CoreOperator:
         self._matvec = matvec
         self._matmat = matmat
         self.source = source
+        # The product as a pure function of arrays, where the backend can compile a
+        # whole run around it (`slq._backends.traceable`); None: products one by one.
+        self.traceable: TraceableProduct | None = None
         check_real_floating(dtype, self.xp)
 
     def matvec(self, v: Any, /) -> Any:
@@ -203,7 +222,9 @@ def _from_array(a: Any) -> CoreOperator:
     shape = _check_shape(a.shape)
     # xp.matmul, not `a @`: TensorFlow's `@` refuses a 1-D operand.
     product = functools.partial(xp.matmul, a)
-    return CoreOperator(shape, a.dtype, a, product, product, f"a {library_name(xp)} array")
+    op = CoreOperator(shape, a.dtype, a, product, product, f"a {library_name(xp)} array")
+    op.traceable = op.backend.traceable_array(a)
+    return op
 
 
 def _from_scipy_sparse(a: Any) -> CoreOperator:
@@ -219,10 +240,15 @@ def _from_protocol(obj: Any, like: Any) -> CoreOperator:
     if like is None:
         like = like_from_dtype(obj.dtype, getattr(obj, "device", None))
     matmat = getattr(obj, "matmat", None)
-    return CoreOperator(shape, obj.dtype, like, obj.matvec, matmat, type(obj).__name__)
+    op = CoreOperator(shape, obj.dtype, like, obj.matvec, matmat, type(obj).__name__)
+    offer = getattr(obj, "traceable_product", None)
+    op.traceable = offer() if callable(offer) else None
+    return op
 
 
-def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -> CoreOperator:
+def _from_callable(
+    f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any, traceable: bool
+) -> CoreOperator:
     if shape is None:
         msg = "a callable needs shape=(n, n) (and dtype= or like=) to be an operator"
         raise TypeError(msg)
@@ -237,16 +263,33 @@ def _from_callable(f: Callable[[Any], Any], shape: Any, dtype: Any, like: Any) -
     if dtype is None:
         dtype = like.dtype
     name = getattr(f, "__name__", type(f).__name__)
-    return CoreOperator(shape, dtype, like, f, None, f"callable {name}")
+    op = CoreOperator(shape, dtype, like, f, None, f"callable {name}")
+    if traceable:
+        op.traceable = op.backend.traceable_callable(f)
+    return op
 
 
 def as_operator(
-    obj: Any, /, *, shape: Any = None, dtype: Any = None, like: Any = None
+    obj: Any,
+    /,
+    *,
+    shape: Any = None,
+    dtype: Any = None,
+    like: Any = None,
+    traceable: bool = False,
 ) -> CoreOperator:
     """`aslinearoperator`, typed as what it returns: the core's operator class."""
-    if isinstance(obj, CoreOperator) and shape is None and dtype is None and like is None:
+    check_bool("traceable", traceable)
+    unchanged = shape is None and dtype is None and like is None and not traceable
+    if isinstance(obj, CoreOperator) and unchanged:
         return obj
     like, dtype = _check_like(like), _check_dtype(dtype)
+    if traceable and (not callable(obj) or is_array(obj) or hasattr(obj, "matvec")):
+        msg = (
+            "traceable=True describes a callable; arrays and adapters' operators are "
+            "traceable already"
+        )
+        raise TypeError(msg)
     array_like = is_array(obj) or _is_scipy_sparse(obj)
     is_protocol = hasattr(obj, "matvec") and hasattr(obj, "shape") and hasattr(obj, "dtype")
     if (array_like or is_protocol) and (shape is not None or dtype is not None):
@@ -262,7 +305,7 @@ def as_operator(
             raise TypeError(msg)
         return _from_array(obj)
     if callable(obj):
-        return _from_callable(obj, shape, dtype, like)
+        return _from_callable(obj, shape, dtype, like, traceable)
     msg = (
         f"cannot make a linear operator from {type(obj).__name__}: pass a 2-D array, a "
         "scipy.sparse matrix, an object with shape, dtype and matvec, or a callable "
@@ -272,7 +315,13 @@ def as_operator(
 
 
 def aslinearoperator(
-    obj: Any, /, *, shape: Any = None, dtype: Any = None, like: Any = None
+    obj: Any,
+    /,
+    *,
+    shape: Any = None,
+    dtype: Any = None,
+    like: Any = None,
+    traceable: bool = False,
 ) -> LinearOperator:
     """Return `obj` as a `LinearOperator` whose vectors live in the right library.
 
@@ -293,6 +342,13 @@ def aslinearoperator(
         An array of the library and device the vectors live in (a CuPy array,
         a tensor on a GPU, ...). Used with callables and protocol objects whose
         dtype does not name the library (JAX and CuPy use numpy dtypes).
+    traceable : bool, default False
+        The callable is a pure JAX function of its vector (``like=`` a JAX
+        array): the same vector always gives the same product, and it can be
+        traced by `jax.jit` and `jax.vmap`. `lanczos` and `density` then run a
+        batch's whole Lanczos recurrence, products included, as one compiled
+        XLA program, and `lanczos` runs inside a user's `jax.jit`. A 2-D JAX
+        array and `adapters.jax_hessian` are traceable without asking.
 
     Returns
     -------
@@ -307,6 +363,9 @@ def aslinearoperator(
         If the operator is not 2-D and square.
     TypeError
         If its dtype is not real floating, or a callable lacks `shape`/`dtype`.
+    ValueError
+        For ``traceable=True`` with vectors of a library that does not compile
+        whole runs (anything but JAX).
 
     Examples
     --------
@@ -319,7 +378,7 @@ def aslinearoperator(
     >>> op.matmat(np.ones((4, 2), dtype=np.float32))[:, 0]
     array([2., 2., 2., 2.], dtype=float32)
     """
-    return as_operator(obj, shape=shape, dtype=dtype, like=like)
+    return as_operator(obj, shape=shape, dtype=dtype, like=like, traceable=traceable)
 
 
 def matmat(op: LinearOperator, vectors: Any, /) -> Any:

@@ -64,6 +64,7 @@ TABLE = [
     Bad("aslinearoperator", "shape", (3.0, 3.0), TypeError, "shape must be a pair"),
     Bad("aslinearoperator", "dtype", "float64", TypeError, "dtype must be a dtype object"),
     Bad("aslinearoperator", "like", 3, TypeError, "like must be an array"),
+    Bad("aslinearoperator", "traceable", "yes", TypeError, "traceable must be True or False"),
     Bad("eigsh", "op", None, TypeError, "cannot make a linear operator from NoneType"),
     Bad("eigsh", "k", 1.5, TypeError, "k must be an integer"),
     Bad("eigsh", "which", 3, TypeError, "which must be one of"),

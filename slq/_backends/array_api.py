@@ -7,7 +7,8 @@ from typing import Any
 
 import array_api_compat
 
-from slq._backends.namespace import array_namespace
+from slq._backends.namespace import array_namespace, library_name
+from slq._backends.traceable import TraceableProduct
 
 __all__ = [
     "ACCUMULATION_ELEMENTS",
@@ -147,3 +148,25 @@ class ArrayAPIBackend:
     def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
         """Return `function` as this library runs a step's kernel best: here, as it is."""
         return function
+
+    # Whole runs compiled into one program (JAX): here never, every step runs eagerly.
+
+    def lanczos_program(self, op: Any, reorthogonalize: Any, offload_basis: bool) -> Any:
+        """Return a batch's whole Lanczos run as one compiled program, or None: here, None."""
+        return None
+
+    def is_traced(self, x: Any) -> bool:
+        """Return whether `x` is a value being traced into a program: never here."""
+        return False
+
+    def traceable_array(self, a: Any) -> TraceableProduct | None:
+        """Return the product with the 2-D array `a` for compiled runs, or None: here, None."""
+        return None
+
+    def traceable_callable(self, f: Callable[[Any], Any]) -> TraceableProduct:
+        """Return the callable `f` on vectors as a traceable product; only where runs compile."""
+        msg = (
+            "traceable=True needs vectors of a library that compiles whole runs (JAX: pass "
+            f"like= a JAX array), got {library_name(self.xp)} vectors"
+        )
+        raise ValueError(msg)

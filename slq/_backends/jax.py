@@ -2,12 +2,15 @@
 
 Eager JAX copies an immutable array on every indexed update and dispatches each
 operation on its own; these kernels keep the basis in one donated buffer and
-reorthogonalise in one compiled call per step. Imported only when the vectors
-already are JAX arrays, so JAX is already loaded.
+reorthogonalise in one compiled call per step. An operator with a traceable
+product runs a batch's whole recurrence as one program instead
+(`slq._backends.jax_lanczos`). Imported only when the vectors already are JAX
+arrays, so JAX is already loaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +18,18 @@ from typing import Any
 import jax
 
 from slq._backends.array_api import ArrayAPIBackend, gram_schmidt_twice
+from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, unit_rows
+from slq._backends.traceable import TraceableProduct
 
-__all__ = ["JaxBackend", "compiled", "project_pass", "project_twice", "store_row"]
+__all__ = [
+    "ColumnProduct",
+    "JaxBackend",
+    "compiled",
+    "matrix_product",
+    "project_pass",
+    "project_twice",
+    "store_row",
+]
 
 # Row-count granularity of the basis slices: JAX compiles once per shape, so per
 # block of rows rather than once per step. Rows not yet filled are zero and add nothing.
@@ -73,6 +86,26 @@ def compiled(function: Callable[..., Any], static_argnums: tuple[int, ...]) -> A
     return jax.jit(function, static_argnums=static_argnums)
 
 
+def matrix_product(a: Any, vectors: Any) -> tuple[Any, None]:
+    """Return ``(a @ vectors, None)``: a JAX matrix's product, as a traceable product."""
+    return a @ vectors, None
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnProduct:
+    """A traceable product from a function on vectors, vmapped over the columns.
+
+    Equal for the same function, so operators made again from it share their
+    compiled runs.
+    """
+
+    function: Callable[[Any], Any]
+
+    def __call__(self, operands: Any, vectors: Any) -> tuple[Any, None]:
+        """Return ``(f(v) for each column v of vectors)`` as columns, and no flags."""
+        return jax.vmap(self.function, in_axes=1, out_axes=1)(vectors), None
+
+
 class JaxBackend(ArrayAPIBackend):
     """JAX arrays: a donated basis buffer, projections and steps compiled with `jax.jit`.
 
@@ -104,3 +137,45 @@ class JaxBackend(ArrayAPIBackend):
     def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
         """Return ``jax.jit(function)``: one compiled call instead of a dozen eager dispatches."""
         return compiled(function, static_argnums)
+
+    def lanczos_program(
+        self, op: Any, reorthogonalize: Any, offload_basis: bool
+    ) -> Callable[..., CompiledRun] | None:
+        """Return the batch's whole run as one XLA program, or None to run it step by step.
+
+        Compiled when the operator has a traceable product (``op.traceable``: a
+        JAX array, `jax_hessian`, a callable made with ``traceable=True``), the
+        basis stays on the device and the policy decides nothing on the host:
+        "full" and "none". "partial" runs eagerly: Simon's ω recurrence, which
+        picks the steps to project, runs in numpy between steps.
+        """
+        traceable = getattr(op, "traceable", None)
+        every_step = reorthogonalize.projects_every_step
+        fixed = every_step or not reorthogonalize.stores_basis
+        if traceable is None or offload_basis or not fixed or reorthogonalize.local:
+            return None
+
+        def run(rows: Any, **engine: Any) -> CompiledRun:
+            settings = Settings(
+                full=every_step, project_twice=project_twice, block=SHAPE_BLOCK, **engine
+            )
+            program = compiled_run(traceable.function, traceable.prepare, settings)
+            return program(traceable.operands, rows)
+
+        return run
+
+    def is_traced(self, x: Any) -> bool:
+        """Return whether `x` is traced (inside `jax.jit`, `jax.vmap`, ...)."""
+        return isinstance(x, jax.core.Tracer)
+
+    def unit_rows(self, rows: Any, acc: Any, safe_exponent: int) -> Any:
+        """Return traced start rows scaled to unit norm in the graph (see `unit_rows`)."""
+        return unit_rows(rows, acc, safe_exponent)
+
+    def traceable_array(self, a: Any) -> TraceableProduct:
+        """Return ``a @ V`` as a traceable product: `a` is an argument of the program."""
+        return TraceableProduct(matrix_product, a)
+
+    def traceable_callable(self, f: Callable[[Any], Any]) -> TraceableProduct:
+        """Return `f` (on vectors of shape (n,)) vmapped over columns, as a traceable product."""
+        return TraceableProduct(ColumnProduct(f), ())

@@ -1,0 +1,282 @@
+"""A batch's whole Lanczos run as one XLA program: no host round trip per step.
+
+The eager engine (`slq._lanczos.run_batch`) reads three numbers per probe to
+the host after every step, to decide breakdowns and keep the coefficients in
+float64 numpy. Here the same recurrence runs as one `jax.lax.while_loop`: the
+products (a `TraceableProduct` of the operator), Gram–Schmidt twice against the
+stored basis, the breakdown test and the coefficients all stay on the device,
+and the host reads them once at the end (matfree's ``tridiag_sym`` is one
+program the same way). The arithmetic is the eager engine's, step for step:
+the same power-of-two scale, projections against the same number of stored
+rows, the same breakdown tolerance, so both agree to rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["CompiledRun", "HostRun", "Settings", "compiled_run", "power_of_two", "unit_rows"]
+
+
+class Settings(NamedTuple):
+    """What the engine fixes for a run: static in the program, part of its cache key."""
+
+    num_steps: int
+    """m: the basis has m rows, the loop at most m steps."""
+    full: bool
+    """Gram–Schmidt twice against the basis every step; else the three-term recurrence."""
+    return_basis: bool
+    """Whether the basis is returned (and so stored, also without reorthogonalisation)."""
+    tolerance: float
+    """A probe breaks down when β_j <= tolerance · ‖A q_j‖."""
+    safe_exponent: int
+    """Products with max |w| within 2^±safe_exponent run unscaled (`power_of_two`)."""
+    project_twice: Callable[..., tuple[Any, Any]]
+    """The backend's Gram–Schmidt twice, ``(w, basis, rows, acc) -> (w, coefficients)``."""
+    block: int
+    """Rows are projected in blocks of a multiple of this many (`JaxBackend.rows_to_project`)."""
+
+
+class CompiledRun(NamedTuple):
+    """What one compiled run returns, on the device (``alpha``/``beta`` not yet scaled)."""
+
+    alpha: Any  # (k, m) accumulation dtype: α_j, 0 once a probe has stopped
+    beta: Any  # (k, m): β_j, 0 from a probe's breakdown on
+    lengths: Any  # (k,) int32: steps each probe ran
+    steps: Any  # () int32: steps the batch ran (all probes stopped, or m)
+    raw: Any  # (m, 2, k): α_j and ‖r_j‖ as computed, for the finite check
+    flags: Any  # (m, B) bool: the operator's finite flags per step, or None
+    scale: Any  # () working dtype: the power of two the run divided A by
+    basis: Any  # (k, m, n) working dtype, or None
+
+    def vectors(self, m: int) -> Any:
+        """Return the first m basis vectors as (k, n, m), as `slq._basis.DeviceBasis` does."""
+        return jnp.transpose(self.basis[:, :m, :], (0, 2, 1))
+
+    def traced_coefficients(self) -> tuple[Any, Any, Any, Any]:
+        """Return α (k, m), β (k, m-1), lengths and β_m, scaled back: `LanczosResult`'s fields.
+
+        Shapes cannot depend on traced values: m columns, zeros past a breakdown.
+        """
+        scale = self.scale.astype(self.alpha.dtype)
+        alpha, beta = self.alpha * scale, self.beta * scale
+        last = jnp.take(beta, self.steps - 1, axis=1)
+        residual = jnp.where(self.lengths == self.steps, last, 0.0)
+        return alpha, beta[:, :-1], self.lengths, residual
+
+    def is_traced(self) -> bool:
+        """Whether the run was traced into a user's program (inside `jax.jit`)."""
+        return isinstance(self.alpha, jax.core.Tracer)
+
+    def host(self) -> HostRun:
+        """Return the small arrays on the host, in one transfer (the basis stays)."""
+        small = (self.alpha, self.beta, self.lengths, self.steps, self.raw, self.scale)
+        host, flags = jax.device_get((small, self.flags))
+        alpha, beta, lengths, steps, raw, scale = (np.asarray(x) for x in host)
+        flags = None if flags is None else np.asarray(flags)
+        return HostRun(alpha, beta, lengths, steps, raw, scale, flags)
+
+
+class HostRun(NamedTuple):
+    """A `CompiledRun`'s coefficients and flags as numpy arrays (see its fields)."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    lengths: np.ndarray
+    steps: np.ndarray
+    raw: np.ndarray
+    scale: np.ndarray
+    flags: np.ndarray | None
+
+
+class _Carry(NamedTuple):
+    j: Any  # () int32: the step to run
+    q: Any  # (k, n) current Lanczos vectors
+    q_prev: Any  # (k, n) previous ones
+    beta_prev: Any  # (k, 1) β_{j-1} in the working dtype
+    active: Any  # (k,) bool: probes that have not broken down
+    scale: Any  # () working dtype
+    basis: Any  # (k, m, n) or None
+    raw: Any  # (m, 3, k) α_j, ‖r_j‖, ‖A q_j‖ in the accumulation dtype
+    live: Any  # (m, k) bool: active after step j
+    flags: Any  # (m, B) bool or None
+
+
+def power_of_two(w: Any, safe_exponent: int) -> Any:
+    """`slq._lanczos.power_of_two_scale` in the graph: 2^e near max |w| outside 2^±safe, else 1.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from slq._backends.jax_lanczos import power_of_two
+    >>> float(power_of_two(jnp.asarray([[3.0, -4.0]]), 60))
+    1.0
+    >>> float(power_of_two(jnp.asarray([[2.0**-100]]), 60)) == 2.0**-99
+    True
+    """
+    largest = jnp.max(jnp.abs(w))
+    exponent = jnp.frexp(largest)[1]
+    ordinary = ~(jnp.isfinite(largest) & (largest > 0)) | (jnp.abs(exponent) <= safe_exponent)
+    return jnp.where(ordinary, jnp.ones((), w.dtype), jnp.ldexp(jnp.ones((), w.dtype), exponent))
+
+
+def unit_rows(rows: Any, acc: Any, safe_exponent: int) -> Any:
+    """Start rows (k, n) scaled to unit norm in the graph, as `prepare_start` does on the host.
+
+    Traced start vectors cannot be checked: a zero or non-finite one gives NaN.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from slq._backends.jax_lanczos import unit_rows
+    >>> unit_rows(jnp.asarray([[0.0, 2.0**-100]]), jnp.float32, 60).tolist()
+    [[0.0, 1.0]]
+    """
+    rows = rows * (1 / power_of_two(rows, safe_exponent))
+    wide = rows.astype(acc)
+    norms = jnp.sqrt(jnp.sum(wide * wide, axis=-1))
+    return rows / norms.astype(rows.dtype)[:, None]
+
+
+def compiled_run(
+    product: Any, prepare: Any, settings: Settings
+) -> Callable[[Any, Any], CompiledRun]:
+    """Return the run as a function ``(operands, rows) -> CompiledRun``, compiled.
+
+    `product` and `prepare` are a `TraceableProduct`'s. One program per
+    (product, prepare, settings), and JAX's own cache per shapes and dtypes of
+    the operands and start rows: a second run does not recompile. A run inside
+    a user's `jax.jit` is traced into the user's program.
+    """
+    return _program(product, prepare, settings)
+
+
+@functools.lru_cache(maxsize=32)
+def _program(product: Any, prepare: Any, settings: Settings) -> Any:
+    return jax.jit(functools.partial(_run, product, prepare, settings))
+
+
+def _run(product: Any, prepare: Any, settings: Settings, operands: Any, rows: Any) -> CompiledRun:
+    m = settings.num_steps
+    operands = operands if prepare is None else prepare(operands)
+    init = _initial(product, settings, operands, rows)
+    branches = _projections(settings, rows.dtype)
+
+    def more(c: _Carry) -> Any:
+        return (c.j < m) & jnp.any(c.active)
+
+    def step(c: _Carry) -> _Carry:
+        return _step(product, operands, settings, branches, c)
+
+    final = jax.lax.while_loop(more, step, init)
+    return _finish(final, m)
+
+
+def _initial(product: Any, settings: Settings, operands: Any, rows: Any) -> _Carry:
+    k, n = rows.shape
+    m, dtype = settings.num_steps, rows.dtype
+    acc = _accumulation(dtype)
+    stores = settings.full or settings.return_basis
+    # The flags' shape is the operator's: ask for it without running a product.
+    flag_shape = jax.eval_shape(product, operands, rows.T)[1]
+    return _Carry(
+        j=jnp.zeros((), jnp.int32),
+        q=rows,
+        q_prev=jnp.zeros_like(rows),
+        beta_prev=jnp.zeros((k, 1), dtype),
+        active=jnp.ones(k, bool),
+        scale=jnp.ones((), dtype),
+        basis=jnp.zeros((k, m, n), dtype) if stores else None,
+        raw=jnp.zeros((m, 3, k), acc),
+        live=jnp.zeros((m, k), bool),
+        flags=None if flag_shape is None else jnp.ones((m, *flag_shape.shape), bool),
+    )
+
+
+def _accumulation(dtype: Any) -> Any:
+    """float64 when JAX has it (x64 enabled), else the working dtype: as the eager engine."""
+    return jnp.promote_types(dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+# At most this many projection kernels per program: each is compiled on its own.
+_MAX_BRANCHES = 4
+
+
+def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any], Any]]:
+    """Gram–Schmidt twice against the first b, 2b, … stored rows: one branch per block.
+
+    Step j projects against the block of rows that holds q_0 … q_j, with the
+    backend's kernel (`JaxBackend.project_twice`); rows not yet stored are zero
+    and add nothing. Blocks of `settings.block` rows, as the eager engine
+    projects, widened to at most `_MAX_BRANCHES` branches: every branch is
+    compiled, and a fixed m-row projection (matfree's) streams twice the rows.
+    """
+    m, block = settings.num_steps, _branch_block(settings)
+    counts = [min(m, end) for end in range(block, m + block, block)]
+    project = settings.project_twice
+
+    def branch(rows: int) -> Callable[[Any, Any], Any]:
+        return lambda w, basis: project(w, basis, rows, dtype)[0]
+
+    return [branch(rows) for rows in counts] if settings.full else []
+
+
+def _branch_block(settings: Settings) -> int:
+    """Rows per branch: a multiple of the backend's block, at most `_MAX_BRANCHES` branches."""
+    block = settings.block
+    return block * -(-settings.num_steps // (block * _MAX_BRANCHES))
+
+
+def _step(
+    product: Any, operands: Any, settings: Settings, branches: list[Any], c: _Carry
+) -> _Carry:
+    """Step j of `slq._lanczos.run_batch`: store q_j, A q_j, project, test for breakdown."""
+    j, q = c.j, c.q
+    basis = c.basis if c.basis is None else c.basis.at[:, j, :].set(q)
+    w, flags = product(operands, q.T)
+    w = w.T.astype(q.dtype)
+    scale = jnp.where(j == 0, power_of_two(w, settings.safe_exponent), c.scale)
+    w = w * (1 / scale)
+    acc = c.raw.dtype
+    image_norm = _norms(w, acc)
+    alpha = jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
+    if settings.full:
+        w = jax.lax.switch(j // _branch_block(settings), branches, w, basis)
+    else:
+        w = w - alpha.astype(w.dtype)[:, None] * q - c.beta_prev * c.q_prev
+    beta = _norms(w, acc)
+    live = c.active & ~(beta <= settings.tolerance * image_norm)
+    inverse = jnp.where(live, 1.0 / jnp.where(live, beta, 1.0), 0.0)
+    return _Carry(
+        j=j + 1,
+        q=w * inverse.astype(w.dtype)[:, None],
+        q_prev=q,
+        beta_prev=jnp.where(live, beta, 0.0).astype(w.dtype)[:, None],
+        active=live,
+        scale=scale,
+        basis=basis,
+        raw=c.raw.at[j].set(jnp.stack([alpha, beta, image_norm])),
+        live=c.live.at[j].set(live),
+        flags=None if c.flags is None else c.flags.at[j].set(flags),
+    )
+
+
+def _norms(rows: Any, acc: Any) -> Any:
+    wide = rows.astype(acc)
+    return jnp.sqrt(jnp.sum(wide * wide, axis=-1))
+
+
+def _finish(c: _Carry, m: int) -> CompiledRun:
+    """Return the coefficients as the eager engine keeps them: zeros once a probe stopped."""
+    before = jnp.concatenate([jnp.ones((1, c.live.shape[1]), bool), c.live[:-1]])
+    ran = before & (jnp.arange(m) < c.j)[:, None]  # probe active at the start of step j
+    alpha = jnp.where(ran, c.raw[:, 0], 0.0).T
+    beta = jnp.where(c.live, c.raw[:, 1], 0.0).T
+    lengths = jnp.sum(ran, axis=0, dtype=jnp.int32)
+    return CompiledRun(alpha, beta, lengths, c.j, c.raw[:, :2], c.flags, c.scale, c.basis)
