@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from slq._backends.array_api import ArrayAPIBackend, gram_schmidt_twice
+from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
 
 __array_api_version__ = "2023.12"
 
@@ -258,6 +258,44 @@ def _project_pass(w: Any, blocks: list[Any], acc: Any) -> tuple[Any, Any]:
     return _one_pass(w, blocks, len(blocks), acc)
 
 
+def project_dgks(
+    w: Any, blocks: list[Any], rows: int, acc: Any, before: Any
+) -> tuple[Any, Any, Any]:
+    """`slq._backends.array_api.project_dgks` with the second pass inside the graph call.
+
+    Returns the projected `w` (k, n), its final row norms in `acc`, and which
+    probes were projected twice (DGKS: those whose first pass left less than
+    `DGKS_ETA` of `before`). The second pass runs under `tf.cond` only when some
+    probe needs it, and is kept only for those probes.
+    """
+    blocks = first_rows(blocks, rows)
+    return _project_dgks(w, blocks, tf.as_dtype(acc), before)  # type: ignore[no-any-return]
+
+
+@tf.function(reduce_retracing=True, autograph=False)
+def _project_dgks(w: Any, blocks: list[Any], acc: Any, before: Any) -> tuple[Any, Any, Any]:
+    return dgks_in_graph(w, blocks, acc, before)
+
+
+def dgks_in_graph(w: Any, blocks: list[Any], acc: Any, before: Any) -> tuple[Any, Any, Any]:
+    """Return what `project_dgks` does, traced into the caller's graph."""
+    w = _one_pass(w, blocks, len(blocks), acc)[0]
+    after = _norms(w, acc)
+    again = after < DGKS_ETA * before
+
+    def repeat() -> tuple[Any, Any]:
+        projected = tf.where(again[:, None], _one_pass(w, blocks, len(blocks), acc)[0], w)
+        return projected, _norms(projected, acc)
+
+    w, after = tf.cond(tf.reduce_any(again), repeat, lambda: (w, after))
+    return w, after, again
+
+
+def _norms(w: Any, acc: Any) -> Any:
+    w = tf.cast(w, acc)
+    return tf.sqrt(_einsum("kn,kn->k", w, w))
+
+
 def _one_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]:
     # `rows` is unused: the blocks hold exactly the rows to project against.
     w_acc = tf.cast(w, acc)
@@ -295,6 +333,8 @@ class TensorFlowBackend(ArrayAPIBackend):
     name = "tensorflow"
     project_pass = staticmethod(project_pass)
     project_twice = staticmethod(project_twice)
+    project_dgks = staticmethod(project_dgks)
+    repeats_in_kernel = True
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> list[Any]:
         """Return an empty list of row blocks: a tensor cannot be written in place."""
