@@ -177,6 +177,14 @@ class ArrayAPIBackend:
         """
         return rows
 
+    def projection_operand(self, basis: Any, rows: int) -> tuple[Any, int | None]:
+        """Return what a step's kernel projects against for the first `rows` stored rows.
+
+        Here the basis itself and `rows_to_project`; a library whose kernel is
+        traced per value of its static arguments passes the rows themselves.
+        """
+        return basis, self.rows_to_project(basis, rows)
+
     def orthogonalize(self, w: Any, basis: Any, rows: int) -> Any:
         """Return `w` (k, n) projected against the first `rows` stored vectors (CGS twice)."""
         kernel = self.compiled(type(self).project_twice, static_argnums=(2, 3))
@@ -201,3 +209,11 @@ class ArrayAPIBackend:
     def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
         """Return `function` as this library runs a step's kernel best: here, as it is."""
         return function
+
+    def compiled_step(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+        """Return a Lanczos step's whole kernel as this library runs it best: `compiled`.
+
+        Apart from `compiled` because a library may compile a whole step only
+        where its arguments keep their shapes and static values through a run.
+        """
+        return self.compiled(function, static_argnums)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -259,16 +259,17 @@ def _project_pass(w: Any, blocks: list[Any], acc: Any) -> tuple[Any, Any]:
 
 
 def project_dgks(
-    w: Any, blocks: list[Any], rows: int, acc: Any, before: Any
+    w: Any, blocks: list[Any], rows: int | None, acc: Any, before: Any
 ) -> tuple[Any, Any, Any]:
     """`slq._backends.array_api.project_dgks` with the second pass inside the graph call.
 
     Returns the projected `w` (k, n), its final row norms in `acc`, and which
     probes were projected twice (DGKS: those whose first pass left less than
     `DGKS_ETA` of `before`). The second pass runs under `tf.cond` only when some
-    probe needs it, and is kept only for those probes.
+    probe needs it, and is kept only for those probes. With `rows` None the
+    blocks are exactly the rows to project against (see `projection_operand`).
     """
-    blocks = first_rows(blocks, rows)
+    blocks = blocks if rows is None else first_rows(blocks, rows)
     return _project_dgks(w, blocks, tf.as_dtype(acc), before)  # type: ignore[no-any-return]
 
 
@@ -309,6 +310,35 @@ def _one_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]
     return w - update, tf.concat(coefficients, axis=1)
 
 
+def step_graph(function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+    """Return `function` as one graph call, traced per block count and static arguments.
+
+    A step run eagerly dispatched a dozen ops (norms, casts, the recurrence,
+    the coefficients' stack) around its projection's graph call, each costing
+    tens of microseconds: as much as the arithmetic at n = 1e4. The static
+    arguments are bound before tracing: a `tf.function` given them as Python
+    values spends longer matching its cache than running the graph.
+    """
+
+    def call(*args: Any) -> Any:
+        static = tuple(args[i] for i in static_argnums)
+        dynamic = [a for i, a in enumerate(args) if i not in static_argnums]
+        return _bound_graph(function, static_argnums, static)(*dynamic)
+
+    return call
+
+
+@functools.cache
+def _bound_graph(function: Callable[..., Any], positions: tuple[int, ...], static: tuple) -> Any:
+    def bound(*dynamic: Any) -> Any:
+        args = list(dynamic)
+        for i, value in zip(positions, static, strict=True):
+            args.insert(i, value)
+        return function(*args)
+
+    return tf.function(bound, reduce_retracing=True, autograph=False)
+
+
 def _einsum(equation: str, a: Any, b: Any) -> Any:
     # einsum, not matmul or matvec: 1.5-3x faster for these batched matrix-vector
     # products on the CPU. The raw op: tf.einsum's own parsing took 70 us a call.
@@ -347,3 +377,14 @@ class TensorFlowBackend(ArrayAPIBackend):
     def stored_rows(self, basis: Any, rows: int) -> Any:
         """Return the first `rows` stored rows as one (k, rows, n) tensor."""
         return stack_rows(basis, rows)
+
+    def projection_operand(self, basis: Any, rows: int) -> tuple[Any, None]:
+        """Return the blocks of the first `rows` rows: the step's graph is traced per block count.
+
+        Passing `rows` would trace it again at every step.
+        """
+        return first_rows(basis, rows), None
+
+    def compiled_step(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+        """Return a Lanczos step's kernel as one graph call (see `step_graph`)."""
+        return step_graph(function, static_argnums)
