@@ -509,7 +509,9 @@ class _BasisKeeper:
             self.second_passes += int(again.sum())
             if not op.backend.repeats_in_kernel:
                 w, b = self._project_again(w, np.flatnonzero(again), j, b)
-        _check_finite(np.stack([a, b]), j, probe_offset)
+        # ‖A q_j‖ first: it is what the operator produced (inf stays inf), where α's
+        # correction turns an inf product into nan.
+        _check_finite(np.stack([image_norm, a, b]), j, probe_offset)
         # Probes that stopped or are stopping need no next vector: β = 0 for the schedule.
         live = np.where(active & (b > tolerance * image_norm), b, 0.0)
         rows = self.schedule.rows_to_project(j, a, live, image_norm)
