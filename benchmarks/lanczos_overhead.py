@@ -16,6 +16,10 @@ nonzeros take 600 MB); and at n = 1e4 a dense matrix, whose (n, 8) product is on
 GEMM, as a vmapped HVP is one batched pass.
 
 Run:  python benchmarks/lanczos_overhead.py [--sizes 10000 100000 1000000] [--steps 90]
+
+With ``--baseline DIR`` (a checkout of another commit) it prints instead the
+overhead of the sparse operator in rounds that alternate between that
+checkout's slq and this one, in one process.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tracemalloc
 import numpy as np
 import scipy.sparse as sp
 from _common import best
+from _versions import activate, load
 
 import slq
 
@@ -78,13 +83,15 @@ def probes(n: int, k: int) -> np.ndarray:
     return np.where(np.random.default_rng(1).random((n, k)) < 0.5, -1.0, 1.0)
 
 
-def run_overhead(a: sp.csr_array, k: int, m: int) -> tuple[float, float, float]:
+def run_overhead(
+    a: sp.csr_array, k: int, m: int, lanczos: object = None
+) -> tuple[float, float, float]:
     """Return (total seconds, fraction outside the operator, peak memory / basis size)."""
     op = Timed(a)
     v0 = probes(a.shape[0], k)
     tracemalloc.start()
     start = time.perf_counter()
-    slq.lanczos(op, v0, m)
+    (lanczos or slq.lanczos)(op, v0, m)  # type: ignore[operator]
     total = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -130,14 +137,37 @@ def operators(n: int, max_hvp_n: int) -> dict[str, sp.csr_array | np.ndarray]:
     return found
 
 
+def compare(baseline: str, sizes: list[int], m: int, rounds: int) -> None:
+    """Print the sparse operator's overhead, alternating between `baseline`'s slq and this one."""
+    versions = {"before": load(baseline), "after": load(None)}
+    print(f"m = {m}, float64, sparse (500/row); before: {baseline}\n")
+    print("| n | k | round | before: outside operator | after: outside operator |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        a = random_sparse(n, 500)
+        for k in (1, 8):
+            for r in range(rounds):
+                shares = [
+                    run_overhead(a, k, m, activate(modules).lanczos)[1]
+                    for modules in versions.values()
+                ]
+                row = f"| {n:.0e} | {k} | {r + 1} | {shares[0]:.1%} | {shares[1]:.1%} |"
+                print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--steps", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-hvp-n", type=int, default=100_000)
+    parser.add_argument("--baseline", help="a checkout of slq to compare with, round by round")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     m = args.steps
+    if args.baseline:
+        compare(args.baseline, args.sizes, m, args.rounds)
+        return
     print(f"m = {m}, float64, numpy {np.__version__}, scipy CSR operators\n")
     print("| operator | n | k | run (s) | outside operator | basis peak / (m+1)nk·8 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

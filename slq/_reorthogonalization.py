@@ -84,7 +84,7 @@ class _Never:
 
 
 class Full(Policy):
-    """Every new vector projected against the whole basis by Gram–Schmidt twice.
+    """Every new vector projected against the whole basis (Gram–Schmidt, twice where needed).
 
     Memory k (m+1) n numbers, O(j n) work at step j, no ghost eigenvalues
     (Golub & Van Loan 2013, §10.3.1).

@@ -77,3 +77,35 @@ def test_a_wider_accumulation_reads_the_basis_in_bounded_blocks(
     blocked = gram_schmidt_pass(w, rows, 9, np.float64)
     assert_close(blocked[1], whole[1], dtype=np.float64)
     assert_close(blocked[0], whole[0], dtype=np.float32)
+
+
+def test_every_backend_repeats_the_pass_only_where_dgks_asks(backend: Backend) -> None:
+    # Probe 0 lies almost in the span of its basis, probe 1 almost orthogonal to it: the
+    # first pass leaves probe 0 a sliver whose rounding error is large beside it.
+    rows = _orthonormal_rows(2, 5, 30, seed=9)
+    rng = np.random.default_rng(10)
+    w = np.einsum("kj,kjn->kn", rng.standard_normal((2, 5)), rows)
+    w += np.array([[1e-9], [1e3]]) * rng.standard_normal((2, 30))
+    chosen, basis = _stored(backend, rows, "float64")
+    before = backend.asarray(np.linalg.norm(w, axis=1))
+    used = chosen.rows_to_project(basis, 5)
+    projected, after, again = chosen.project_dgks(
+        backend.asarray(w), basis, used, backend.dtype("float64"), before
+    )
+    assert to_numpy(again).tolist() == [True, False]
+    if not chosen.repeats_in_kernel:
+        projected = chosen.project_probes(projected, basis, used, [0])
+    result = to_numpy(projected)
+    assert_close(to_numpy(after), np.linalg.norm(result, axis=1), dtype=np.float64)
+    overlap = np.abs(np.einsum("kjn,kn->kj", rows, result)).max(axis=1)
+    assert np.all(overlap < 1e-14 * np.linalg.norm(result, axis=1))
+
+
+def test_a_second_pass_of_some_probes_leaves_the_others_alone() -> None:
+    rows = _orthonormal_rows(3, 4, 20, seed=11)
+    w = np.random.default_rng(12).standard_normal((3, 20))
+    chosen, basis = _stored(Backend.NUMPY, rows, "float64")
+    again = chosen.project_probes(w, basis, 4, [1])
+    np.testing.assert_array_equal(again[[0, 2]], w[[0, 2]])
+    expected = gram_schmidt_pass(w[1:2], rows[1:2], 4, np.float64)[0][0]
+    assert_close(again[1], expected, dtype=np.float64, scale=np.abs(w[1]).sum())

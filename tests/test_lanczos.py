@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
 import pytest
 from helpers import (
@@ -312,3 +315,26 @@ def test_a_power_of_two_factor_changes_no_bit() -> None:
     one, two = slq.lanczos(a, v, 15), slq.lanczos(2.0**70 * a, v, 15)
     assert np.array_equal(one.alpha * 2.0**70, two.alpha)
     assert np.array_equal(one.beta * 2.0**70, two.beta)
+
+
+def test_second_passes_keep_a_full_length_basis_orthonormal(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At m = n the last residuals are rounding noise along the basis: there the first
+    # Gram–Schmidt pass loses orthogonality and DGKS repeats it (host or in-kernel).
+    n = 16  # one block of rows: one JAX compilation
+    a = symmetric_with_spectrum(np.linspace(1.0, 2.0, n), seed=13)
+    v0 = rademacher(n, 3, seed=14)
+    with caplog.at_level(logging.DEBUG, logger="slq"):
+        result = slq.lanczos(backend.asarray(a), backend.asarray(v0), n, return_basis=True)
+    passes = int(re.search(r"second Gram-Schmidt passes=(\d+)", caplog.text).group(1))
+    assert passes >= 1
+    basis = to_numpy(result.basis)
+    for p in range(3):
+        m = int(result.lengths[p])
+        gram = basis[p][:, :m].T @ basis[p][:, :m]
+        np.testing.assert_allclose(gram, np.eye(m), atol=1e-13)
+    assert result.lengths[0] == n
+    alpha, beta = result.alpha[0], result.beta[0]
+    ritz = np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1))
+    assert_close(ritz, np.linspace(1.0, 2.0, n), dtype=np.float64, scale=2.0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import array_api_compat
@@ -12,9 +13,11 @@ from slq._backends.traceable import TraceableProduct
 
 __all__ = [
     "ACCUMULATION_ELEMENTS",
+    "DGKS_ETA",
     "ArrayAPIBackend",
     "gram_schmidt_pass",
     "gram_schmidt_twice",
+    "project_dgks",
     "project_twice",
 ]
 
@@ -22,7 +25,13 @@ __all__ = [
 # inner products of one pass: 32 MB in float64. Larger bases are read in row blocks.
 ACCUMULATION_ELEMENTS = 1 << 22
 
+# The Daniel–Gragg–Kaufman–Stewart (1976) test: a Gram–Schmidt pass that leaves less than
+# this share of its input's norm lost too much to cancellation and is repeated; 1/√2 is
+# DGKS's and ARPACK's choice (dsaitr: 0.717; Reichel & Gragg 1990).
+DGKS_ETA = 1.0 / math.sqrt(2.0)
+
 ProjectPass = Callable[[Any, Any, int, Any], tuple[Any, Any]]
+ProjectDGKS = Callable[[Any, Any, int, Any, Any], tuple[Any, Any, Any]]
 
 
 def gram_schmidt_pass(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
@@ -87,6 +96,32 @@ def project_twice(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
     return gram_schmidt_twice(gram_schmidt_pass, w, basis, rows, acc)
 
 
+def project_dgks(w: Any, basis: Any, rows: int, acc: Any, before: Any) -> tuple[Any, Any, Any]:
+    """One Gram–Schmidt pass and the DGKS test; the second pass is left to the caller.
+
+    Returns the projected `w` (k, n), its row norms in `acc` and a (k,) boolean:
+    the probes whose norm fell below `DGKS_ETA` times `before` (the norms of `w`
+    as given), for which the pass lost orthogonality to cancellation and must be
+    repeated (Daniel, Gragg, Kaufman & Stewart 1976). An eager library decides
+    that on the host, from norms it copies there anyway; a compiled one repeats
+    the pass inside its kernel (``repeats_in_kernel``) and returns the norms
+    after it, and the same boolean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq._backends.array_api import project_dgks
+    >>> basis = np.eye(3)[None, :1, :]
+    >>> w, after, again = project_dgks(np.array([[3.0, 4.0, 0.0]]), basis, 1, np.float64, 5.0)
+    >>> w, after, again
+    (array([[0., 4., 0.]]), array([4.]), array([False]))
+    """
+    xp = array_namespace(w, basis)
+    w, _ = gram_schmidt_pass(w, basis, rows, w.dtype)
+    after = xp.sqrt(xp.vecdot(xp.astype(w, acc, copy=False), xp.astype(w, acc, copy=False)))
+    return w, after, after < DGKS_ETA * before
+
+
 class ArrayAPIBackend:
     """What the algorithms need from an array library, written once against the array API.
 
@@ -115,6 +150,10 @@ class ArrayAPIBackend:
     # step. One pass, and the pass twice (a library may run both in one call).
     project_pass: ProjectPass = staticmethod(gram_schmidt_pass)
     project_twice: ProjectPass = staticmethod(project_twice)
+    # One pass and the DGKS test (`project_dgks`): what a Lanczos step runs. Whether
+    # the kernel also runs the second pass it finds needed, or leaves it to the caller.
+    project_dgks: ProjectDGKS = staticmethod(project_dgks)
+    repeats_in_kernel = False
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> Any:
         """Return an empty basis of `shape` (k, m, n), to be filled by `store_row`."""
@@ -139,15 +178,46 @@ class ArrayAPIBackend:
         """
         return rows
 
+    def projection_operand(self, basis: Any, rows: int) -> tuple[Any, int | None]:
+        """Return what a step's kernel projects against for the first `rows` stored rows.
+
+        Here the basis itself and `rows_to_project`; a library whose kernel is
+        traced per value of its static arguments passes the rows themselves.
+        """
+        return basis, self.rows_to_project(basis, rows)
+
     def orthogonalize(self, w: Any, basis: Any, rows: int) -> Any:
         """Return `w` (k, n) projected against the first `rows` stored vectors (CGS twice)."""
         kernel = self.compiled(type(self).project_twice, static_argnums=(2, 3))
         projected, _ = kernel(w, basis, self.rows_to_project(basis, rows), w.dtype)
         return projected
 
+    def project_probes(self, w: Any, basis: Any, rows: int, probes: Sequence[int]) -> Any:
+        """Return `w` (k, n) with the rows `probes` projected once more (one pass).
+
+        The second pass of `project_dgks`, where it is left to the caller. Each
+        probe is projected against its own slice of the basis: a view, where
+        gathering the probes would copy their whole basis.
+        """
+        xp, k = self.xp, w.shape[0]
+        if len(probes) == k:
+            return self.project_pass(w, basis, rows, w.dtype)[0]
+        parts = [w[i : i + 1, :] for i in range(k)]
+        for i in probes:
+            parts[i] = self.project_pass(parts[i], basis[i : i + 1, ...], rows, w.dtype)[0]
+        return xp.concat(parts, axis=0)
+
     def compiled(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
         """Return `function` as this library runs a step's kernel best: here, as it is."""
         return function
+
+    def compiled_step(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+        """Return a Lanczos step's whole kernel as this library runs it best: `compiled`.
+
+        Apart from `compiled` because a library may compile a whole step only
+        where its arguments keep their shapes and static values through a run.
+        """
+        return self.compiled(function, static_argnums)
 
     # Whole runs compiled into one program (JAX): here never, every step runs eagerly.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import jax
 
-from slq._backends.array_api import ArrayAPIBackend, gram_schmidt_twice
+from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
 from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, unit_rows
 from slq._backends.traceable import TraceableProduct
 
@@ -26,6 +26,7 @@ __all__ = [
     "JaxBackend",
     "compiled",
     "matrix_product",
+    "project_dgks",
     "project_pass",
     "project_twice",
     "store_row",
@@ -72,6 +73,36 @@ def project_twice(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
         return gram_schmidt_twice(_probe_pass, probe[0], probe[1], rows, acc)
 
     return jax.lax.map(one, (w, basis))  # type: ignore[no-any-return]
+
+
+def project_dgks(w: Any, basis: Any, rows: int, acc: Any, before: Any) -> tuple[Any, Any, Any]:
+    """`slq._backends.array_api.project_dgks` with the second pass inside: `lax.cond` per probe.
+
+    Returns the projected `w` (k, n), its final row norms in `acc`, and which
+    probes were projected twice: those whose first pass left less than
+    `DGKS_ETA` of `before` (Daniel, Gragg, Kaufman & Stewart 1976). Traceable,
+    so that a whole compiled run can call it.
+    """
+
+    def one(probe: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+        x, stored, norm = probe
+        x = _probe_pass(x, stored, rows, acc)[0]
+        after = _norm(x, acc)
+        again = after < DGKS_ETA * norm
+
+        def repeat(y: Any) -> tuple[Any, Any]:
+            y = _probe_pass(y, stored, rows, acc)[0]
+            return y, _norm(y, acc)
+
+        x, after = jax.lax.cond(again, repeat, lambda y: (y, after), x)
+        return x, after, again
+
+    return jax.lax.map(one, (w, basis, before))  # type: ignore[no-any-return]
+
+
+def _norm(x: Any, acc: Any) -> Any:
+    x = x.astype(acc)
+    return jax.numpy.sqrt(x @ x)
 
 
 def _probe_pass(x: Any, stored: Any, rows: int, acc: Any) -> tuple[Any, Any]:
@@ -125,6 +156,8 @@ class JaxBackend(ArrayAPIBackend):
     name = "jax"
     project_pass = staticmethod(project_pass)
     project_twice = staticmethod(project_twice)
+    project_dgks = staticmethod(project_dgks)
+    repeats_in_kernel = True
 
     def store_row(self, basis: Any, j: int, rows: Any) -> Any:
         """Return `basis` with row j written into its own (donated) buffer."""

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from slq._backends.array_api import ArrayAPIBackend, gram_schmidt_twice
+from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
 
 __array_api_version__ = "2023.12"
 
@@ -258,6 +258,45 @@ def _project_pass(w: Any, blocks: list[Any], acc: Any) -> tuple[Any, Any]:
     return _one_pass(w, blocks, len(blocks), acc)
 
 
+def project_dgks(
+    w: Any, blocks: list[Any], rows: int | None, acc: Any, before: Any
+) -> tuple[Any, Any, Any]:
+    """`slq._backends.array_api.project_dgks` with the second pass inside the graph call.
+
+    Returns the projected `w` (k, n), its final row norms in `acc`, and which
+    probes were projected twice (DGKS: those whose first pass left less than
+    `DGKS_ETA` of `before`). The second pass runs under `tf.cond` only when some
+    probe needs it, and is kept only for those probes. With `rows` None the
+    blocks are exactly the rows to project against (see `projection_operand`).
+    """
+    blocks = blocks if rows is None else first_rows(blocks, rows)
+    return _project_dgks(w, blocks, tf.as_dtype(acc), before)  # type: ignore[no-any-return]
+
+
+@tf.function(reduce_retracing=True, autograph=False)
+def _project_dgks(w: Any, blocks: list[Any], acc: Any, before: Any) -> tuple[Any, Any, Any]:
+    return dgks_in_graph(w, blocks, acc, before)
+
+
+def dgks_in_graph(w: Any, blocks: list[Any], acc: Any, before: Any) -> tuple[Any, Any, Any]:
+    """Return what `project_dgks` does, traced into the caller's graph."""
+    w = _one_pass(w, blocks, len(blocks), acc)[0]
+    after = _norms(w, acc)
+    again = after < DGKS_ETA * before
+
+    def repeat() -> tuple[Any, Any]:
+        projected = tf.where(again[:, None], _one_pass(w, blocks, len(blocks), acc)[0], w)
+        return projected, _norms(projected, acc)
+
+    w, after = tf.cond(tf.reduce_any(again), repeat, lambda: (w, after))
+    return w, after, again
+
+
+def _norms(w: Any, acc: Any) -> Any:
+    w = tf.cast(w, acc)
+    return tf.sqrt(_einsum("kn,kn->k", w, w))
+
+
 def _one_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]:
     # `rows` is unused: the blocks hold exactly the rows to project against.
     w_acc = tf.cast(w, acc)
@@ -269,6 +308,35 @@ def _one_pass(w: Any, blocks: list[Any], rows: int, acc: Any) -> tuple[Any, Any]
         ]
     )
     return w - update, tf.concat(coefficients, axis=1)
+
+
+def step_graph(function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+    """Return `function` as one graph call, traced per block count and static arguments.
+
+    A step run eagerly dispatched a dozen ops (norms, casts, the recurrence,
+    the coefficients' stack) around its projection's graph call, each costing
+    tens of microseconds: as much as the arithmetic at n = 1e4. The static
+    arguments are bound before tracing: a `tf.function` given them as Python
+    values spends longer matching its cache than running the graph.
+    """
+
+    def call(*args: Any) -> Any:
+        static = tuple(args[i] for i in static_argnums)
+        dynamic = [a for i, a in enumerate(args) if i not in static_argnums]
+        return _bound_graph(function, static_argnums, static)(*dynamic)
+
+    return call
+
+
+@functools.cache
+def _bound_graph(function: Callable[..., Any], positions: tuple[int, ...], static: tuple) -> Any:
+    def bound(*dynamic: Any) -> Any:
+        args = list(dynamic)
+        for i, value in zip(positions, static, strict=True):
+            args.insert(i, value)
+        return function(*args)
+
+    return tf.function(bound, reduce_retracing=True, autograph=False)
 
 
 def _einsum(equation: str, a: Any, b: Any) -> Any:
@@ -295,6 +363,8 @@ class TensorFlowBackend(ArrayAPIBackend):
     name = "tensorflow"
     project_pass = staticmethod(project_pass)
     project_twice = staticmethod(project_twice)
+    project_dgks = staticmethod(project_dgks)
+    repeats_in_kernel = True
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> list[Any]:
         """Return an empty list of row blocks: a tensor cannot be written in place."""
@@ -307,3 +377,14 @@ class TensorFlowBackend(ArrayAPIBackend):
     def stored_rows(self, basis: Any, rows: int) -> Any:
         """Return the first `rows` stored rows as one (k, rows, n) tensor."""
         return stack_rows(basis, rows)
+
+    def projection_operand(self, basis: Any, rows: int) -> tuple[Any, None]:
+        """Return the blocks of the first `rows` rows: the step's graph is traced per block count.
+
+        Passing `rows` would trace it again at every step.
+        """
+        return first_rows(basis, rows), None
+
+    def compiled_step(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
+        """Return a Lanczos step's kernel as one graph call (see `step_graph`)."""
+        return step_graph(function, static_argnums)
