@@ -190,7 +190,7 @@ class JaxBackend(ArrayAPIBackend):
 
         def run(rows: Any, **engine: Any) -> CompiledRun:
             settings = Settings(
-                full=every_step, project_twice=project_twice, block=SHAPE_BLOCK, **engine
+                full=every_step, project_dgks=project_dgks, block=SHAPE_BLOCK, **engine
             )
             program = compiled_run(traceable.function, traceable.prepare, settings)
             return program(traceable.operands, rows)

@@ -3,7 +3,8 @@
 The eager engine (`slq._lanczos.run_batch`) reads three numbers per probe to
 the host after every step, to decide breakdowns and keep the coefficients in
 float64 numpy. Here the same recurrence runs as one `jax.lax.while_loop`: the
-products (a `TraceableProduct` of the operator), Gram–Schmidt twice against the
+products (a `TraceableProduct` of the operator), Gram–Schmidt (one pass, a second
+where DGKS asks: `slq._backends.jax.project_dgks`) against the
 stored basis, the breakdown test and the coefficients all stay on the device,
 and the host reads them once at the end (matfree's ``tridiag_sym`` is one
 program the same way). The arithmetic is the eager engine's, step for step:
@@ -30,15 +31,17 @@ class Settings(NamedTuple):
     num_steps: int
     """m: the basis has m rows, the loop at most m steps."""
     full: bool
-    """Gram–Schmidt twice against the basis every step; else the three-term recurrence."""
+    """The recurrence, then Gram–Schmidt against the basis every step (DGKS); else the
+    three-term recurrence alone."""
     return_basis: bool
     """Whether the basis is returned (and so stored, also without reorthogonalisation)."""
     tolerance: float
     """A probe breaks down when β_j <= tolerance · ‖A q_j‖."""
     safe_exponent: int
     """Products with max |w| within 2^±safe_exponent run unscaled (`power_of_two`)."""
-    project_twice: Callable[..., tuple[Any, Any]]
-    """The backend's Gram–Schmidt twice, ``(w, basis, rows, acc) -> (w, coefficients)``."""
+    project_dgks: Callable[..., tuple[Any, Any, Any]]
+    """The backend's pass with its DGKS second pass, ``(w, basis, rows, acc, norms) ->
+    (w, norms, repeated)`` (`slq._backends.jax.project_dgks`)."""
     block: int
     """Rows are projected in blocks of a multiple of this many (`JaxBackend.rows_to_project`)."""
 
@@ -208,21 +211,21 @@ def _accumulation(dtype: Any) -> Any:
 _MAX_BRANCHES = 4
 
 
-def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any], Any]]:
-    """Gram–Schmidt twice against the first b, 2b, … stored rows: one branch per block.
+def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any, Any], Any]]:
+    """Gram–Schmidt (DGKS) against the first b, 2b, … stored rows: one branch per block.
 
     Step j projects against the block of rows that holds q_0 … q_j, with the
-    backend's kernel (`JaxBackend.project_twice`); rows not yet stored are zero
+    backend's kernel (`JaxBackend.project_dgks`); rows not yet stored are zero
     and add nothing. Blocks of `settings.block` rows, as the eager engine
     projects, widened to at most `_MAX_BRANCHES` branches: every branch is
     compiled, and a fixed m-row projection (matfree's) streams twice the rows.
     """
     m, block = settings.num_steps, _branch_block(settings)
     counts = [min(m, end) for end in range(block, m + block, block)]
-    project = settings.project_twice
+    project = settings.project_dgks
 
-    def branch(rows: int) -> Callable[[Any, Any], Any]:
-        return lambda w, basis: project(w, basis, rows, dtype)[0]
+    def branch(rows: int) -> Callable[[Any, Any, Any], Any]:
+        return lambda w, basis, before: project(w, basis, rows, dtype, before)[:2]
 
     return [branch(rows) for rows in counts] if settings.full else []
 
@@ -246,11 +249,14 @@ def _step(
     acc = c.raw.dtype
     image_norm = _norms(w, acc)
     alpha = jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
-    if settings.full:
-        w = jax.lax.switch(j // _branch_block(settings), branches, w, basis)
+    subtracted = alpha.astype(w.dtype)
+    w = w - subtracted[:, None] * q - c.beta_prev * c.q_prev
+    if settings.full:  # as `slq._lanczos._residual`: α corrected, then one pass (DGKS)
+        alpha = subtracted.astype(acc) + jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
+        block = j // _branch_block(settings)
+        w, beta = jax.lax.switch(block, branches, w, basis, _norms(w, acc))
     else:
-        w = w - alpha.astype(w.dtype)[:, None] * q - c.beta_prev * c.q_prev
-    beta = _norms(w, acc)
+        beta = _norms(w, acc)
     live = c.active & ~(beta <= settings.tolerance * image_norm)
     inverse = jnp.where(live, 1.0 / jnp.where(live, beta, 1.0), 0.0)
     return _Carry(
