@@ -40,7 +40,7 @@ import warnings  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _common import l1, smoothed  # noqa: E402
+from _common import best, l1, smoothed  # noqa: E402
 from _peer_problems import NAMES, Problem, build  # noqa: E402
 from _peers import TOOLS, Outcome, Tool, native  # noqa: E402
 
@@ -137,6 +137,27 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def gradient_seconds(problem: Problem) -> dict[str, float]:
+    """One full-data gradient of the network, torch and (jitted) JAX twin, best of 5: the unit
+    in which each tool's seconds per product read as HVP ÷ gradient."""
+    import jax
+    import torch
+
+    model, (x, y) = problem.model, problem.data
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def torch_gradient() -> None:
+        torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), params)
+
+    found = {"torch": best(torch_gradient, repeat=5)}
+    twin = native(problem, "jax")
+    if twin is not None:
+        loss_fn, weights, batch = twin
+        grad = jax.jit(jax.grad(loss_fn))
+        found["jax"] = best(lambda: jax.block_until_ready(grad(weights, batch)), repeat=5)
+    return found
+
+
 def fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
@@ -144,8 +165,8 @@ def fmt(value: Any, spec: str) -> str:
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| k | tool | wall incl. set-up (s) | repeat (s) | ÷ fastest peer | products "
-        "| L1 to exact | λ_max rel. error |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ms / product | L1 to exact | λ_max rel. error |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for k in sorted({r["k"] for r in rows}):
         group = [r for r in rows if r["k"] == k]
@@ -153,12 +174,14 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         fastest = min(peer_times) if peer_times else None
         for r in group:
             if r["status"] != "ok":
-                lines.append(f"| {k} | {r['tool']} | {r['status']} | | | | | |")
+                lines.append(f"| {k} | {r['tool']} | {r['status']} | | | | | | |")
                 continue
             ratio = r["seconds"] / fastest if fastest else None
+            # The repeat call where there is one: set-up and compilation are not per product.
+            per = 1e3 * r.get("repeat_seconds", r["seconds"]) / r["products"]
             lines.append(
                 f"| {k} | {r['tool']} | {r['seconds']:.2f} | {fmt(r.get('repeat_seconds'), '.2f')}"
-                f" | {fmt(ratio, '.2f')} | {r['products']} | {r['l1']:.4f} "
+                f" | {fmt(ratio, '.2f')} | {r['products']} | {per:.1f} | {r['l1']:.4f} "
                 f"| {r['lambda_max_error']:.1e} |"
             )
     return lines
@@ -172,15 +195,26 @@ def summary(found: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def header(args: argparse.Namespace) -> str:
-    import torch
+DISTRIBUTIONS = (
+    "numpy",
+    "scipy",
+    "torch",
+    "jax",
+    "PyHessian",
+    "hessian-eigenthings",
+    "curvlinops-for-pytorch",
+    "matfree",
+)
 
-    versions = [f"numpy {np.__version__}", f"torch {torch.__version__}"]
-    for name in ("jax", "matfree", "curvlinops", "pyhessian", "hessian_eigenthings"):
+
+def header(args: argparse.Namespace) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for name in DISTRIBUTIONS:
         try:
-            module = __import__(name)
-            versions.append(f"{name} {getattr(module, '__version__', '?')}")
-        except ImportError:
+            versions.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
             versions.append(f"{name} not installed")
     cpu = platform.processor() or platform.machine()
     return (
@@ -231,6 +265,11 @@ def main() -> None:
         rows += these
         found += [ratios([r for r in these if r["k"] == k]) for k in args.probes]
         print(f"\n{problem.name} ({problem.note or problem.kind}), n = {problem.dim}", flush=True)
+        if problem.kind == "network":
+            gradients = gradient_seconds(problem)
+            rows.append({"problem": problem.name, "status": "gradient", **gradients})
+            times = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in gradients.items())
+            print(f"one gradient: {times}")
         if args.markdown or not args.json:
             print("\n".join(table(these)), flush=True)
     print("\n" + "\n".join(summary([f for f in found if f])))
