@@ -290,26 +290,33 @@ def prepare_matfree(problem: Problem, k: int, m: int, seed: int) -> Callable[[],
     if problem.kind == "network":
         loss_fn, params, batch = form
         flat, unravel = ravel_pytree(params)
-        gradient = jax.grad(lambda f: loss_fn(unravel(f), batch))
 
-        def matvec(v: Any) -> Any:  # forward-over-reverse, as matfree's docs do
+        def matvec(v: Any, flat: Any, batch: Any) -> Any:  # jvp(grad), as matfree's docs do
+            gradient = jax.grad(lambda f: loss_fn(unravel(f), batch))
             return jax.jvp(gradient, (flat,), (v,))[1]
+
+        args = (flat, batch)
     else:
-        flat, matvec = jnp.zeros(form.shape[0]), form.__matmul__
+        flat, args = jnp.zeros(form.shape[0]), (form,)
+
+        def matvec(v: Any, a: Any) -> Any:
+            return a @ v
+
     n, tridiag = flat.size, decomp.tridiag_sym(m, reortho="full")
 
+    # The weights, data or matrix are arguments, not constants folded into the program.
     @jax.jit
-    def quadrature(key: Any) -> tuple[Any, Any]:
+    def quadrature(key: Any, *args: Any) -> tuple[Any, Any]:
         def one(v: Any) -> tuple[Any, Any]:
             length = jnp.linalg.norm(v)
-            _, t, *_ = tridiag(matvec, v / length)
+            _, t, *_ = tridiag(matvec, v / length, *args)
             nodes, vectors = jnp.linalg.eigh(t)
             return nodes, length**2 * vectors[0] ** 2 / n
 
         return jax.vmap(one)(stochtrace.sampler_signs(flat, num=k)(key))
 
     def run() -> Outcome:
-        nodes, weights = jax.block_until_ready(quadrature(jax.random.key(seed)))
+        nodes, weights = jax.block_until_ready(quadrature(jax.random.key(seed), *args))
         return Outcome(np.asarray(nodes), np.asarray(weights), k * m)  # m per probe, by design
 
     return run
