@@ -632,11 +632,13 @@ def _compiled_result(
             on_step(j, alpha[:, j], beta[:, j], k)
     reorthogonalizations = steps if reorthogonalize.projects_every_step else 0
     logger.debug(
-        "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, compiled, breakdowns=%d",
+        "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, compiled, "
+        "second Gram-Schmidt passes=%d, breakdowns=%d",
         k,
         steps,
         op.shape[0],
         reorthogonalize.name,
+        host.repeats,
         int(np.sum(beta[:, steps - 1] == 0)),
     )
     lengths = host.lengths.astype(int)

@@ -57,6 +57,7 @@ class CompiledRun(NamedTuple):
     flags: Any  # (m, B) bool: the operator's finite flags per step, or None
     scale: Any  # () working dtype: the power of two the run divided A by
     basis: Any  # (k, m, n) working dtype, or None
+    repeats: Any  # () int32: DGKS second passes, over probes and steps
 
     def vectors(self, m: int) -> Any:
         """Return the first m basis vectors as (k, n, m), as `slq._basis.DeviceBasis` does."""
@@ -80,10 +81,10 @@ class CompiledRun(NamedTuple):
     def host(self) -> HostRun:
         """Return the small arrays on the host, in one transfer (the basis stays)."""
         small = (self.alpha, self.beta, self.lengths, self.steps, self.raw, self.scale)
-        host, flags = jax.device_get((small, self.flags))
+        host, flags, repeats = jax.device_get((small, self.flags, self.repeats))
         alpha, beta, lengths, steps, raw, scale = (np.asarray(x) for x in host)
         flags = None if flags is None else np.asarray(flags)
-        return HostRun(alpha, beta, lengths, steps, raw, scale, flags)
+        return HostRun(alpha, beta, lengths, steps, raw, scale, flags, int(repeats))
 
 
 class HostRun(NamedTuple):
@@ -96,6 +97,7 @@ class HostRun(NamedTuple):
     raw: np.ndarray
     scale: np.ndarray
     flags: np.ndarray | None
+    repeats: int
 
 
 class _Carry(NamedTuple):
@@ -109,6 +111,7 @@ class _Carry(NamedTuple):
     raw: Any  # (m, 3, k) α_j, ‖r_j‖, ‖A q_j‖ in the accumulation dtype
     live: Any  # (m, k) bool: active after step j
     flags: Any  # (m, B) bool or None
+    repeats: Any  # () int32: DGKS second passes so far
 
 
 def power_of_two(w: Any, safe_exponent: int) -> Any:
@@ -199,6 +202,7 @@ def _initial(product: Any, settings: Settings, operands: Any, rows: Any) -> _Car
         raw=jnp.zeros((m, 3, k), acc),
         live=jnp.zeros((m, k), bool),
         flags=None if flag_shape is None else jnp.ones((m, *flag_shape.shape), bool),
+        repeats=jnp.zeros((), jnp.int32),
     )
 
 
@@ -225,7 +229,7 @@ def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any, Any
     project = settings.project_dgks
 
     def branch(rows: int) -> Callable[[Any, Any, Any], Any]:
-        return lambda w, basis, before: project(w, basis, rows, dtype, before)[:2]
+        return lambda w, basis, before: project(w, basis, rows, dtype, before)
 
     return [branch(rows) for rows in counts] if settings.full else []
 
@@ -254,9 +258,10 @@ def _step(
     if settings.full:  # as `slq._lanczos._residual`: α corrected, then one pass (DGKS)
         alpha = subtracted.astype(acc) + jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
         block = j // _branch_block(settings)
-        w, beta = jax.lax.switch(block, branches, w, basis, _norms(w, acc))
+        w, beta, again = jax.lax.switch(block, branches, w, basis, _norms(w, acc))
+        repeats = c.repeats + jnp.sum(again, dtype=jnp.int32)
     else:
-        beta = _norms(w, acc)
+        beta, repeats = _norms(w, acc), c.repeats
     live = c.active & ~(beta <= settings.tolerance * image_norm)
     inverse = jnp.where(live, 1.0 / jnp.where(live, beta, 1.0), 0.0)
     return _Carry(
@@ -270,6 +275,7 @@ def _step(
         raw=c.raw.at[j].set(jnp.stack([alpha, beta, image_norm])),
         live=c.live.at[j].set(live),
         flags=None if c.flags is None else c.flags.at[j].set(flags),
+        repeats=repeats,
     )
 
 
@@ -285,4 +291,6 @@ def _finish(c: _Carry, m: int) -> CompiledRun:
     alpha = jnp.where(ran, c.raw[:, 0], 0.0).T
     beta = jnp.where(c.live, c.raw[:, 1], 0.0).T
     lengths = jnp.sum(ran, axis=0, dtype=jnp.int32)
-    return CompiledRun(alpha, beta, lengths, c.j, c.raw[:, :2], c.flags, c.scale, c.basis)
+    return CompiledRun(
+        alpha, beta, lengths, c.j, c.raw[:, :2], c.flags, c.scale, c.basis, c.repeats
+    )
