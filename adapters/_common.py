@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-__all__ = ["DataCounts", "check_vector", "is_single_batch", "names_of"]
+__all__ = ["DataCounts", "check_vector", "is_single_batch", "names_of", "product_tolerance"]
 
 
 def _is_array(x: Any) -> bool:
@@ -59,6 +60,27 @@ def names_of(
             msg = f"{argument} contains a {type(item).__name__} that is not a {what} of the model"
             raise ValueError(msg)
     return [name for name in available if name in chosen]
+
+
+def product_tolerance(eps: float) -> float:
+    """Return the relative difference allowed between two exact products that round differently.
+
+    Two exact Hessian products computed by different routes agree in float64 to
+    about 1e-13 (relative, in norm); half of the digits, √ε ≈ 1.5e-8, leaves a
+    wide margin and still rejects the failures seen (relative errors of 0.4 to
+    1). In lower precision the kernels themselves may round coarsely (TF32
+    convolutions on a GPU agree to about 1e-3), so a third of the digits:
+    ε^(1/3), about 5e-3 in float32. `eps` is the machine epsilon of the dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq.adapters._common import product_tolerance
+    >>> double, single = float(np.finfo(np.float64).eps), float(np.finfo(np.float32).eps)
+    >>> product_tolerance(double) < 1e-7 < product_tolerance(single) < 1e-2
+    True
+    """
+    return math.sqrt(eps) if eps < 1e-10 else float(eps ** (1 / 3))
 
 
 def check_vector(v: Any, ndim: int, n: int, dtype: Any, kind: type, what: str) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
+from slq.adapters._common import product_tolerance
 from slq.adapters._torch_func import (
     FunctionalModel,
     Tangents,
@@ -46,14 +47,9 @@ class Check(NamedTuple):
 
 
 def tolerance(dtype: torch.dtype) -> float:
-    """Return the relative difference allowed between exact products that round differently.
+    """Return the relative difference allowed between exact products of `dtype`.
 
-    Both products are exact up to rounding, which in float64 leaves them within
-    about 1e-13 of each other (relative, in norm); half of the digits, √ε ≈ 1.5e-8,
-    leaves a wide margin and still rejects the failures seen (relative errors of
-    0.4 to 1). In lower precision the kernels themselves may round coarsely (TF32
-    convolutions on a GPU agree to about 1e-3), so a third of the digits: ε^(1/3),
-    about 5e-3 in float32.
+    See `slq.adapters._common.product_tolerance`.
 
     Examples
     --------
@@ -62,8 +58,7 @@ def tolerance(dtype: torch.dtype) -> float:
     >>> tolerance(torch.float64) < 1e-7 < tolerance(torch.float32) < 1e-2
     True
     """
-    eps = torch.finfo(dtype).eps
-    return math.sqrt(eps) if dtype == torch.float64 else eps ** (1 / 3)
+    return product_tolerance(torch.finfo(dtype).eps)
 
 
 def _seeded_tangents(fm: FunctionalModel) -> Tangents:

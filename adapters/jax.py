@@ -25,6 +25,7 @@ from slq.adapters._checks import check_callable, check_optional_bool
 from slq.adapters._common import is_single_batch
 from slq.adapters._jax_checks import TRANSFORMED, check_loss, check_params
 from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
+from slq.adapters._jax_verify import linearized_disagreement, seeded_vectors
 from slq.adapters._operator import CurvatureOperator
 
 from slq._backends.traceable import TraceableProduct
@@ -103,8 +104,9 @@ class JaxCurvatureOperator(CurvatureOperator):
         out = {} if sharding is None else {"out_shardings": sharding.replicated}
         self._fresh = jax.jit(self._fresh_products, **out)
         self._apply_linear = jax.jit(self._linear_products, **out)
-        self._linear = self._keep_primals(loss_fn, reuse_primal)
         self._loss = loss_fn
+        self._linear = self._keep_primals(loss_fn, reuse_primal)
+        self._verify_linearized()
         self.hvp = (
             f"linearized gradient for {len(self._linear)}/{len(batches.sizes)} batches, "
             "else jvp of grad"
@@ -260,6 +262,32 @@ class JaxCurvatureOperator(CurvatureOperator):
             used += size
         logger.debug("jax_hessian: linearizing %d gradients (%.1f MB)", len(kept), used / 1e6)
         return kept
+
+    def _verify_linearized(self) -> None:
+        """Keep the linearized gradients only if batch 0's agrees with a fresh product.
+
+        `slq.adapters._jax_verify` says why. The check's linear function is
+        kept for the first product, which needs it anyway; a compiled run
+        linearizes inside its program only when this check passed.
+        """
+        if 0 not in self._linear:  # the first batch's residuals did not fit: none kept
+            return
+        batch = self._batches.first()
+        vectors = self._tangents(seeded_vectors(self.shape[0], self.dtype, self.device))
+        linear = self._linearize(self._params, batch)
+        why = linearized_disagreement(
+            lambda: _on_device(self._apply_linear(linear, vectors, 1.0)[0], self.device),
+            lambda: _on_device(self._fresh(self._params, batch, vectors, 1.0)[0], self.device),
+            self.dtype,
+        )
+        if why is None:
+            self._linear[0] = linear
+            return
+        logger.warning(
+            "jax_hessian: linearized gradient discarded, every product a fresh jvp of grad: %s",
+            why,
+        )
+        self._linear = {}
 
     # The framework's parts of `CurvatureOperator`'s data pass.
 

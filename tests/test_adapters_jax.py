@@ -213,14 +213,18 @@ def test_compiles_once_per_batch_shape_not_per_product(reuse_primal: bool) -> No
     op = adapters.jax_hessian(
         mlp_loss, params, split(data(37), [10, 10, 10, 7]), reuse_primal=reuse_primal
     )
+    checked = op.traces  # the build's check of the linearized gradient: two, on batch 0
+    assert checked == (2 if reuse_primal else 0)
     v = jnp.ones((op.shape[0], 2))
     op.matmat(v)
     op.matvec(v[:, 0])
-    assert op.traces == 4  # (2 batch shapes) x (2 numbers of columns)
+    # (2 batch shapes) x (2 numbers of columns), less the check's, of the first shape's two columns
+    expected = checked + 4 - reuse_primal
+    assert op.traces == expected
     for _ in range(5):
         op.matmat(v)
         op.matvec(v[:, 0])
-    assert op.traces == 4
+    assert op.traces == expected
 
 
 def test_chunked_and_streamed_equal_the_default() -> None:
@@ -334,6 +338,53 @@ class Augmented:
     def __iter__(self):
         for i, (x, y) in enumerate(self.batches):
             yield (x + self.rng.normal(0, 0.1, x.shape) if i == 1 else x), y
+
+
+def test_a_wrong_linearized_gradient_is_discarded_when_built(monkeypatch, caplog) -> None:
+    """Never silently wrong: the linearized gradient is checked against a fresh jvp of grad."""
+    right = adapters.jax._hvp_linear
+
+    def doubled(linear, unravel, tangents, chunk):
+        return 2 * right(linear, unravel, tangents, chunk)
+
+    monkeypatch.setattr(adapters.jax, "_hvp_linear", doubled)
+    params, batch = init_mlp((4, 6, 3)), data(40)
+    with caplog.at_level(logging.WARNING, logger="slq"):
+        op = adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=True)
+    assert "linearized gradient discarded" in caplog.text
+    assert "differs from a fresh jvp of grad product by 1.0e+00" in caplog.text
+    assert op.hvp == "jvp of grad"
+    check_products(op, dense_hessian(mlp_loss, params, [batch]))
+    # The compiled run linearizes inside its program only where the check passed.
+    plain = adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=False)
+    got, want = (slq.density(o, num_steps=12, num_probes=2, seed=0) for o in (op, plain))
+    np.testing.assert_allclose(got.nodes, want.nodes, rtol=1e-10, atol=1e-12)
+
+
+def test_a_linearized_gradient_that_passes_logs_nothing(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="slq"):
+        op = adapters.jax_hessian(mlp_loss, init_mlp((4, 6, 3)), data(40), reuse_primal=True)
+    assert op.hvp.startswith("linearized") and caplog.text == ""
+
+
+def test_the_linearized_check_refuses_unrepeatable_and_failing_products() -> None:
+    from slq.adapters._jax_verify import linearized_disagreement
+
+    calls = iter(range(10))
+    drifting = lambda: jnp.full((3, 2), float(next(calls)))  # noqa: E731
+    fresh = lambda: jnp.ones((3, 2))  # noqa: E731
+    assert linearized_disagreement(drifting, fresh, jnp.float64) == (
+        "two products of one vector differ"
+    )
+
+    def failing():
+        raise ValueError("no linearization rule")
+
+    assert linearized_disagreement(failing, fresh, jnp.float64) == (
+        "it failed: no linearization rule"
+    )
+    nan = lambda: jnp.full((3, 2), jnp.nan)  # noqa: E731
+    assert "differs from a fresh" in linearized_disagreement(nan, fresh, jnp.float64)
 
 
 def test_data_that_changes_between_passes_is_refused_naming_the_batch() -> None:

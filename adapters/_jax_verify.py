@@ -1,0 +1,77 @@
+"""Checks that a linearized JAX gradient gives the Hessian, before an operator trusts it.
+
+``jax.linearize`` evaluates the gradient once and keeps its residuals, so that
+every later product costs only the tangent pass. That is exact for a pure loss,
+but a loss is user code: one that reads Python state, calls back to the host
+(``jax.pure_callback``) or carries a ``custom_jvp`` rule that disagrees with its
+derivative gives a linear function that is not the Hessian, with nothing to say
+so. As the torch adapter does (`slq.adapters._torch_verify`), the linearized
+product is compared, when the operator is built, with an independent fresh
+product — ``jax.jvp`` of ``jax.grad`` on the same batch — on seeded vectors, and
+two of its products of one vector must be identical. A path that fails is
+dropped, with one log line saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from slq.adapters._common import product_tolerance
+
+__all__ = ["NUM_VECTORS", "linearized_disagreement", "seeded_vectors"]
+
+NUM_VECTORS = 2
+"""Vectors per check: two, so that the vmapped (batched) product is exercised too."""
+
+
+def seeded_vectors(n: int, dtype: Any, device: Any) -> Any:
+    """Return NUM_VECTORS fixed standard normal vectors as the columns of an (n, 2) array."""
+    values = np.random.default_rng(0).standard_normal((n, NUM_VECTORS))
+    return jax.device_put(jnp.asarray(values, dtype=dtype), device)
+
+
+def _relative_difference(a: Any, b: Any) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    den = float(np.linalg.norm(b))
+    num = float(np.linalg.norm(a - b))
+    return num / den if den > 0 else num
+
+
+def linearized_disagreement(
+    linear: Callable[[], Any], fresh: Callable[[], Any], dtype: Any
+) -> str | None:
+    """Return why the linearized product cannot be trusted, or None if it passes.
+
+    `linear` and `fresh` each return the products of the seeded vectors. The
+    check passes when two linearized products are identical, bit for bit, and
+    agree with the fresh one to `product_tolerance` of the dtype.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from slq.adapters._jax_verify import linearized_disagreement
+    >>> right = lambda: jnp.ones((3, 2))
+    >>> linearized_disagreement(right, right, jnp.float32) is None
+    True
+    >>> linearized_disagreement(lambda: 2 * jnp.ones((3, 2)), right, jnp.float32)
+    'it differs from a fresh jvp of grad product by 1.0e+00 (relative; at most 5e-03 allowed)'
+    """
+    try:
+        first, second = np.asarray(linear()), np.asarray(linear())
+        reference = np.asarray(fresh())
+    except Exception as err:  # a loss JAX cannot linearize raises many kinds
+        return f"it failed: {err}"
+    if not np.array_equal(first, second, equal_nan=True):
+        return "two products of one vector differ"
+    limit = product_tolerance(float(jnp.finfo(dtype).eps))
+    difference = _relative_difference(first, reference)
+    if not difference <= limit:  # NaN fails too
+        return (
+            f"it differs from a fresh jvp of grad product by {difference:.1e} "
+            f"(relative; at most {limit:.0e} allowed)"
+        )
+    return None
