@@ -10,6 +10,7 @@ every process of a `jax.distributed` run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import sys
@@ -25,7 +26,7 @@ from slq.adapters._checks import check_callable, check_optional_bool
 from slq.adapters._common import is_single_batch
 from slq.adapters._jax_checks import TRANSFORMED, check_loss, check_params
 from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
-from slq.adapters._jax_verify import linearized_disagreement, seeded_vectors
+from slq.adapters._jax_verify import linearized_disagreement, seeded_vector
 from slq.adapters._operator import CurvatureOperator
 
 from slq._backends.traceable import TraceableProduct
@@ -266,22 +267,23 @@ class JaxCurvatureOperator(CurvatureOperator):
     def _verify_linearized(self) -> None:
         """Keep the linearized gradients only if batch 0's agrees with a fresh product.
 
-        `slq.adapters._jax_verify` says why. The check's linear function is
-        kept for the first product, which needs it anyway; a compiled run
-        linearizes inside its program only when this check passed.
+        `slq.adapters._jax_verify` says why. The check is one program, compiled
+        once per loss, chunk and shapes (`_checked_products`): a new operator of
+        the same loss, as during training, compiles nothing for it.
         """
         if 0 not in self._linear:  # the first batch's residuals did not fit: none kept
             return
         batch = self._batches.first()
-        vectors = self._tangents(seeded_vectors(self.shape[0], self.dtype, self.device))
-        linear = self._linearize(self._params, batch)
-        why = linearized_disagreement(
-            lambda: _on_device(self._apply_linear(linear, vectors, 1.0)[0], self.device),
-            lambda: _on_device(self._fresh(self._params, batch, vectors, 1.0)[0], self.device),
-            self.dtype,
-        )
+        vector = self._tangents(seeded_vector(self.shape[0], self.dtype, self.device))
+        replicated = None if self._sharding is None else self._sharding.replicated
+        program = _checked_products(replicated)
+
+        def products() -> tuple[Any, Any]:
+            both = program(self._loss, self._chunk, self._params, batch, vector)
+            return tuple(_on_device(x, self.device) for x in both)  # type: ignore[return-value]
+
+        why = linearized_disagreement(products, self.dtype)
         if why is None:
-            self._linear[0] = linear
             return
         logger.warning(
             "jax_hessian: linearized gradient discarded, every product a fresh jvp of grad: %s",
@@ -361,6 +363,27 @@ def _hvp_linear(
         return ravel_pytree(linear(unravel(t)))[0]
 
     return _columns(one, tangents, chunk)
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_products(out_shardings: Any) -> Callable[..., tuple[Any, Any]]:
+    """Return the check's program: a batch's H V by its linearized gradient and by a fresh jvp.
+
+    ``program(loss, chunk, params, batch, vectors)``; the loss and chunk are
+    static, so operators of one loss share the compiled program.
+    """
+    out = {} if out_shardings is None else {"out_shardings": out_shardings}
+
+    @functools.partial(jax.jit, static_argnums=(0, 1), **out)
+    def program(loss: Any, chunk: int | None, params: Any, batch: Any, vectors: Any) -> Any:
+        unravel = ravel_pytree(params)[1]
+        linear = jax.linearize(lambda p: jax.grad(loss)(p, batch), params)[1]
+        return (
+            _hvp_linear(linear, unravel, vectors, chunk),
+            _hvp_fresh(loss, unravel, params, batch, vectors, chunk),
+        )
+
+    return program
 
 
 def _columns(one: Callable[[Any], Any], tangents: Any, chunk: int | None) -> Any:

@@ -213,18 +213,14 @@ def test_compiles_once_per_batch_shape_not_per_product(reuse_primal: bool) -> No
     op = adapters.jax_hessian(
         mlp_loss, params, split(data(37), [10, 10, 10, 7]), reuse_primal=reuse_primal
     )
-    checked = op.traces  # the build's check of the linearized gradient: two, on batch 0
-    assert checked == (2 if reuse_primal else 0)
     v = jnp.ones((op.shape[0], 2))
     op.matmat(v)
     op.matvec(v[:, 0])
-    # (2 batch shapes) x (2 numbers of columns), less the check's, of the first shape's two columns
-    expected = checked + 4 - reuse_primal
-    assert op.traces == expected
+    assert op.traces == 4  # (2 batch shapes) x (2 numbers of columns)
     for _ in range(5):
         op.matmat(v)
         op.matvec(v[:, 0])
-    assert op.traces == expected
+    assert op.traces == 4
 
 
 def test_chunked_and_streamed_equal_the_default() -> None:
@@ -340,7 +336,7 @@ class Augmented:
             yield (x + self.rng.normal(0, 0.1, x.shape) if i == 1 else x), y
 
 
-def test_a_wrong_linearized_gradient_is_discarded_when_built(monkeypatch, caplog) -> None:
+def test_a_wrong_linearized_gradient_is_discarded_when_built(monkeypatch, caplog, request) -> None:
     """Never silently wrong: the linearized gradient is checked against a fresh jvp of grad."""
     right = adapters.jax._hvp_linear
 
@@ -348,6 +344,9 @@ def test_a_wrong_linearized_gradient_is_discarded_when_built(monkeypatch, caplog
         return 2 * right(linear, unravel, tangents, chunk)
 
     monkeypatch.setattr(adapters.jax, "_hvp_linear", doubled)
+    # The check's program is compiled once per loss: forget it before and after.
+    adapters.jax._checked_products.cache_clear()
+    request.addfinalizer(adapters.jax._checked_products.cache_clear)
     params, batch = init_mlp((4, 6, 3)), data(40)
     with caplog.at_level(logging.WARNING, logger="slq"):
         op = adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=True)
@@ -370,21 +369,27 @@ def test_a_linearized_gradient_that_passes_logs_nothing(caplog) -> None:
 def test_the_linearized_check_refuses_unrepeatable_and_failing_products() -> None:
     from slq.adapters._jax_verify import linearized_disagreement
 
+    fresh = jnp.ones((3, 2))
     calls = iter(range(10))
-    drifting = lambda: jnp.full((3, 2), float(next(calls)))  # noqa: E731
-    fresh = lambda: jnp.ones((3, 2))  # noqa: E731
-    assert linearized_disagreement(drifting, fresh, jnp.float64) == (
-        "two products of one vector differ"
-    )
+    drifting = lambda: (jnp.full((3, 2), float(next(calls))), fresh)  # noqa: E731
+    assert linearized_disagreement(drifting, jnp.float64) == "two products of one vector differ"
 
     def failing():
         raise ValueError("no linearization rule")
 
-    assert linearized_disagreement(failing, fresh, jnp.float64) == (
-        "it failed: no linearization rule"
-    )
-    nan = lambda: jnp.full((3, 2), jnp.nan)  # noqa: E731
-    assert "differs from a fresh" in linearized_disagreement(nan, fresh, jnp.float64)
+    assert linearized_disagreement(failing, jnp.float64) == "it failed: no linearization rule"
+    nan = lambda: (jnp.full((3, 2), jnp.nan), fresh)  # noqa: E731
+    assert "differs from a fresh" in linearized_disagreement(nan, jnp.float64)
+
+
+def test_operators_of_one_loss_share_the_compiled_check() -> None:
+    params, batch = init_mlp((4, 6, 3)), data(40)
+    adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=True)
+    compiled = adapters.jax._checked_products(None)._cache_size()
+    moved = jax.tree_util.tree_map(lambda a: a + 0.5, params)
+    op = adapters.jax_hessian(mlp_loss, moved, batch, reuse_primal=True)
+    assert adapters.jax._checked_products(None)._cache_size() == compiled
+    assert op.hvp.startswith("linearized")
 
 
 def test_data_that_changes_between_passes_is_refused_naming_the_batch() -> None:
