@@ -101,6 +101,34 @@ def test_every_backend_repeats_the_pass_only_where_dgks_asks(backend: Backend) -
     assert np.all(overlap < 1e-14 * np.linalg.norm(result, axis=1))
 
 
+@pytest.mark.parametrize("backend", [Backend.NUMPY, Backend.TORCH])
+@pytest.mark.parametrize("significant", [0, 1, 2, 6])
+def test_the_pass_subtracts_only_rows_above_rounding(backend: Backend, significant: int) -> None:
+    # Two probes, six stored rows each; w has components of 1e-20 (rounding, kept) along
+    # every row, and of order one along the first `significant` rows of probe 1 only.
+    rows = _orthonormal_rows(2, 6, 40, seed=13)
+    rng = np.random.default_rng(14)
+    w = rng.standard_normal((2, 40))
+    w -= np.einsum("kj,kjn->kn", np.einsum("kjn,kn->kj", rows, w), rows)  # orthogonal to all
+    tiny = np.full((2, 6), 1e-20)
+    big = tiny.copy()
+    big[1, :significant] = rng.standard_normal(significant)
+    w += np.einsum("kj,kjn->kn", big, rows)
+    chosen, basis = _stored(backend, rows, "float64")
+    before = np.linalg.norm(w, axis=1)
+    given = backend.asarray(w)
+    projected, _, again = chosen.project_dgks(
+        given, basis, 6, backend.dtype("float64"), backend.asarray(before)
+    )
+    result = to_numpy(projected)
+    assert not to_numpy(again).any()
+    # Rows above rounding are gone, to rounding; probe 0 was only rounding away from them.
+    overlap = np.abs(np.einsum("kjn,kn->kj", rows, result))
+    assert np.all(overlap <= 4 * np.finfo(np.float64).eps * before[:, None])
+    if significant == 0:  # nothing to subtract: the basis is read once, w returned as given
+        assert projected is given
+
+
 def test_a_second_pass_of_some_probes_leaves_the_others_alone() -> None:
     rows = _orthonormal_rows(3, 4, 20, seed=11)
     w = np.random.default_rng(12).standard_normal((3, 20))
