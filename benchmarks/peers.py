@@ -225,10 +225,16 @@ def header(args: argparse.Namespace) -> str:
 
 
 def warm_up(jax: Any, torch: Any) -> None:
-    """Start each runtime once (JAX's backend, torch's autograd): no tool's cost."""
+    """Start each runtime once (JAX's backend, torch's autograd): no tool's cost.
+
+    The first ``autograd.grad`` given ``grad_outputs`` imports sympy for torch's shape
+    checks (0.35 s of CPU on the 2-core VM, torch 2.13); every torch tool here calls it,
+    and whichever ran first in the process paid it.
+    """
     jax.block_until_ready(jax.jit(lambda v: v @ v)(jax.numpy.ones(8)))
     w = torch.ones(8, requires_grad=True)
     torch.autograd.grad((w * w).sum(), w)
+    torch.autograd.grad(w * w, w, torch.ones(8))
 
 
 def parse() -> argparse.Namespace:

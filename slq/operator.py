@@ -220,9 +220,12 @@ def _is_scipy_sparse(obj: Any) -> bool:
 def _from_array(a: Any) -> CoreOperator:
     xp, _ = namespace_and_device(a)
     shape = _check_shape(a.shape)
-    # xp.matmul, not `a @`: TensorFlow's `@` refuses a 1-D operand.
-    product = functools.partial(xp.matmul, a)
-    op = CoreOperator(shape, a.dtype, a, product, product, f"a {library_name(xp)} array")
+    backend = backend_for(xp)
+    # The layout of the columns' product is the backend's choice (`array_product`).
+    matvec = functools.partial(xp.matmul, a)
+    op = CoreOperator(
+        shape, a.dtype, a, matvec, backend.array_product(a), f"a {library_name(xp)} array"
+    )
     op.traceable = op.backend.traceable_array(a)
     return op
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from helpers import Backend, device, namespace, need, to_numpy
+from helpers import Backend, assert_close, device, namespace, need, to_numpy
 
 import slq
 
@@ -21,6 +21,18 @@ def test_arrays_of_every_backend(backend: Backend) -> None:
     np.testing.assert_allclose(to_numpy(out), A @ np.ones(3))
     np.testing.assert_allclose(to_numpy(op.matmat(backend.asarray(np.eye(3)))), A)
     assert isinstance(op, slq.LinearOperator)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("k", [1, 5])
+def test_array_columns_product_is_a_times_v(backend: Backend, order: str, k: int) -> None:
+    # numpy's columns' product runs as rows, (Vᵀ aᵀ)ᵀ: still a @ V, for any a and layout.
+    rng = np.random.default_rng(0)
+    a = np.asarray(rng.standard_normal((30, 30)), order=order)  # not symmetric on purpose
+    v = rng.standard_normal((30, k))
+    out = slq.aslinearoperator(backend.asarray(a)).matmat(backend.asarray(v))
+    assert tuple(out.shape) == (30, k)
+    assert_close(to_numpy(out), a @ v, scale=float(np.abs(a).sum(axis=1).max()))
 
 
 def test_an_operator_is_returned_unchanged() -> None:

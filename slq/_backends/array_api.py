@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from slq._backends.traceable import TraceableProduct
 __all__ = [
     "ACCUMULATION_ELEMENTS",
     "DGKS_ETA",
+    "ROWS_PRODUCT_LIBRARIES",
     "ArrayAPIBackend",
     "gram_schmidt_pass",
     "gram_schmidt_twice",
@@ -30,6 +32,12 @@ ACCUMULATION_ELEMENTS = 1 << 22
 # this share of its input's norm lost too much to cancellation and is repeated; 1/√2 is
 # DGKS's and ARPACK's choice (dsaitr: 0.717; Reichel & Gragg 1990).
 DGKS_ETA = 1.0 / math.sqrt(2.0)
+
+# Libraries whose matrix product with (n, k) columns is faster computed as rows,
+# (Vᵀ aᵀ)ᵀ: numpy's OpenBLAS dgemm took 0.6–0.9× the time of a @ V at k = 2–64,
+# n = 1000 and 4000, C- or F-ordered `a`, and the same at k = 1; torch's kernels
+# gained nothing that way (0.5–1.6×). See benchmarks/README.md (issue 18, fourth session).
+ROWS_PRODUCT_LIBRARIES = frozenset({"numpy"})
 
 ProjectPass = Callable[[Any, Any, int, Any], tuple[Any, Any]]
 ProjectDGKS = Callable[[Any, Any, int, Any, Any], tuple[Any, Any, Any]]
@@ -269,6 +277,28 @@ class ArrayAPIBackend:
     def is_traced(self, x: Any) -> bool:
         """Return whether `x` is a value being traced into a program: never here."""
         return False
+
+    def array_product(self, a: Any) -> Callable[[Any], Any]:
+        """Return the product of the 2-D array `a` with an (n,) vector or (n, k) columns.
+
+        The same numbers as ``a @ v`` to rounding; where the library's kernel is
+        faster on the transposed problem (`ROWS_PRODUCT_LIBRARIES`) the columns'
+        product is computed as (Vᵀ aᵀ)ᵀ, which returns a view of the rows
+        that a Lanczos step works with, so nothing is copied either.
+        """
+        xp = self.xp
+        # xp.matmul, not `a @`: TensorFlow's `@` refuses a 1-D operand.
+        product = functools.partial(xp.matmul, a)
+        if library_name(xp) not in ROWS_PRODUCT_LIBRARIES:
+            return product
+        a_t = xp.matrix_transpose(a)
+
+        def rows_product(v: Any) -> Any:
+            if v.ndim == 1:
+                return product(v)
+            return xp.matrix_transpose(xp.matmul(xp.matrix_transpose(v), a_t))
+
+        return rows_product
 
     def traceable_array(self, a: Any) -> TraceableProduct | None:
         """Return the product with the 2-D array `a` for compiled runs, or None: here, None."""
