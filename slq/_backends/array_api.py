@@ -145,9 +145,10 @@ def subtract_significant(w: Any, coefficients: Any, stored: Any, floor: Any) -> 
     the three-term recurrence against an orthonormal basis nearly all of them
     are (0–20% of the rows above it in m = 90 runs on sparse, stencil and spiked
     spectra; most of a tightly clustered one's): so this reads the basis once for
-    the coefficients and again only for the rows that need it, where the full
-    pass reads all of it twice. Where more than a third of the rows are
-    needed, the full product is cheaper than gathering them, and it runs.
+    the coefficients and again only for each probe's rows that need it, where
+    the full pass reads all of it twice. Where more than a third of the
+    coefficients are needed, the full product is cheaper than gathering rows,
+    and it runs.
 
     Examples
     --------
@@ -160,15 +161,21 @@ def subtract_significant(w: Any, coefficients: Any, stored: Any, floor: Any) -> 
     array([[0.e+00, 1.e-20, 1.e-20, 3.e+00]])
     """
     xp = array_namespace(w, stored)
-    needed = xp.any(xp.abs(coefficients) > floor, axis=0)
-    count = int(xp.sum(xp.astype(needed, xp.int32)))
-    if count == 0:
+    needed = xp.abs(coefficients) > floor
+    counts = [int(c) for c in xp.sum(xp.astype(needed, xp.int32), axis=1)]
+    if sum(counts) == 0:
         return w
-    if 3 * count > coefficients.shape[1]:
+    if 3 * sum(counts) > math.prod(coefficients.shape):
         return w - (coefficients[:, None, :] @ stored)[:, 0, :]
-    (rows,) = xp.nonzero(needed)
-    gathered = xp.take(stored, rows, axis=1)
-    return w - (xp.take(coefficients, rows, axis=1)[:, None, :] @ gathered)[:, 0, :]
+    # Each probe its own rows: probes of a batch lose orthogonality along different ones.
+    projected = []
+    for probe, count in enumerate(counts):
+        if count == 0:
+            projected.append(w[probe, :])
+            continue
+        (rows,) = xp.nonzero(needed[probe, :])
+        projected.append(w[probe, :] - coefficients[probe, rows] @ stored[probe, rows, :])
+    return xp.stack(projected)
 
 
 class ArrayAPIBackend:
