@@ -348,10 +348,14 @@ def aslinearoperator(
     traceable : bool, default False
         The callable is a pure JAX function of its vector (``like=`` a JAX
         array): the same vector always gives the same product, and it can be
-        traced by `jax.jit` and `jax.vmap`. `lanczos` and `density` then run a
-        batch's whole Lanczos recurrence, products included, as one compiled
-        XLA program, and `lanczos` runs inside a user's `jax.jit`. A 2-D JAX
-        array and `adapters.jax_hessian` are traceable without asking.
+        traced by `jax.jit` and `jax.vmap`; or a pure TensorFlow function of
+        its tensor (``like=`` a tensor, or a TensorFlow `dtype`), traceable by
+        `tf.function` (TensorFlow ops only: numpy inside it would be frozen
+        into the graph). `lanczos` and `density` then run a batch's whole
+        Lanczos recurrence, products included, as one compiled XLA program
+        (JAX) or one `tf.function` call (TensorFlow), and `lanczos` runs
+        inside a user's `jax.jit`. A 2-D JAX array or TensorFlow tensor and
+        `adapters.jax_hessian` are traceable without asking.
 
     Returns
     -------
@@ -368,7 +372,7 @@ def aslinearoperator(
         If its dtype is not real floating, or a callable lacks `shape`/`dtype`.
     ValueError
         For ``traceable=True`` with vectors of a library that does not compile
-        whole runs (anything but JAX).
+        whole runs (anything but JAX and TensorFlow).
 
     Examples
     --------

@@ -314,7 +314,8 @@ class ArrayAPIBackend:
     def traceable_callable(self, f: Callable[[Any], Any]) -> TraceableProduct:
         """Return the callable `f` on vectors as a traceable product; only where runs compile."""
         msg = (
-            "traceable=True needs vectors of a library that compiles whole runs (JAX: pass "
-            f"like= a JAX array), got {library_name(self.xp)} vectors"
+            "traceable=True needs vectors of a library that compiles whole runs (JAX or "
+            "TensorFlow: pass like= a JAX array or a tensor), got "
+            f"{library_name(self.xp)} vectors"
         )
         raise ValueError(msg)

@@ -22,28 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from slq._backends.compiled import HostRun, Settings
+
 __all__ = ["CompiledRun", "HostRun", "Settings", "compiled_run", "power_of_two", "unit_rows"]
-
-
-class Settings(NamedTuple):
-    """What the engine fixes for a run: static in the program, part of its cache key."""
-
-    num_steps: int
-    """m: the basis has m rows, the loop at most m steps."""
-    full: bool
-    """The recurrence, then Gram–Schmidt against the basis every step (DGKS); else the
-    three-term recurrence alone."""
-    return_basis: bool
-    """Whether the basis is returned (and so stored, also without reorthogonalisation)."""
-    tolerance: float
-    """A probe breaks down when β_j <= tolerance · ‖A q_j‖."""
-    safe_exponent: int
-    """Products with max |w| within 2^±safe_exponent run unscaled (`power_of_two`)."""
-    project_dgks: Callable[..., tuple[Any, Any, Any]]
-    """The backend's pass with its DGKS second pass, ``(w, basis, rows, acc, norms) ->
-    (w, norms, repeated)`` (`slq._backends.jax.project_dgks`)."""
-    block: int
-    """Rows are projected in blocks of a multiple of this many (`JaxBackend.rows_to_project`)."""
 
 
 class CompiledRun(NamedTuple):
@@ -85,19 +66,6 @@ class CompiledRun(NamedTuple):
         alpha, beta, lengths, steps, raw, scale = (np.asarray(x) for x in host)
         flags = None if flags is None else np.asarray(flags)
         return HostRun(alpha, beta, lengths, steps, raw, scale, flags, int(repeats))
-
-
-class HostRun(NamedTuple):
-    """A `CompiledRun`'s coefficients and flags as numpy arrays (see its fields)."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    lengths: np.ndarray
-    steps: np.ndarray
-    raw: np.ndarray
-    scale: np.ndarray
-    flags: np.ndarray | None
-    repeats: int
 
 
 class _Carry(NamedTuple):

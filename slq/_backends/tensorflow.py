@@ -24,6 +24,14 @@ import numpy as np
 import tensorflow as tf
 
 from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
+from slq._backends.compiled import Settings
+from slq._backends.tensorflow_lanczos import (
+    ColumnProduct,
+    GraphRun,
+    graph_run,
+    matrix_product,
+)
+from slq._backends.traceable import TraceableProduct
 
 __array_api_version__ = "2023.12"
 
@@ -388,3 +396,38 @@ class TensorFlowBackend(ArrayAPIBackend):
     def compiled_step(self, function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
         """Return a Lanczos step's kernel as one graph call (see `step_graph`)."""
         return step_graph(function, static_argnums)
+
+    def lanczos_program(
+        self, op: Any, reorthogonalize: Any, offload_basis: bool
+    ) -> Callable[..., GraphRun] | None:
+        """Return the batch's whole run as one graph call, or None to run it step by step.
+
+        One graph (`slq._backends.tensorflow_lanczos`) when the operator has a
+        traceable product (``op.traceable``: a TensorFlow tensor, a callable
+        made with ``traceable=True``), the basis stays on the device and the
+        policy decides nothing on the host: "full" and "none". "partial" runs
+        eagerly: Simon's ω recurrence, which picks the steps to project, runs
+        in numpy between steps.
+        """
+        traceable = getattr(op, "traceable", None)
+        every_step = reorthogonalize.projects_every_step
+        fixed = every_step or not reorthogonalize.stores_basis
+        if traceable is None or offload_basis or not fixed or reorthogonalize.local:
+            return None
+
+        def run(rows: Any, **engine: Any) -> GraphRun:
+            settings = Settings(
+                full=every_step, project_dgks=dgks_in_graph, block=BLOCK_ROWS, **engine
+            )
+            program = graph_run(traceable.function, traceable.prepare, settings)
+            return program(traceable.operands, rows)
+
+        return run
+
+    def traceable_array(self, a: Any) -> TraceableProduct:
+        """Return ``a @ V`` as a traceable product: `a` is an argument of the graph."""
+        return TraceableProduct(matrix_product, a)
+
+    def traceable_callable(self, f: Callable[[Any], Any]) -> TraceableProduct:
+        """Return `f` (on vectors of shape (n,)), column by column, as a traceable product."""
+        return TraceableProduct(ColumnProduct(f), ())

@@ -2,7 +2,7 @@
 
 No framework is imported here: the core carries a `TraceableProduct` with the
 operator (``op.traceable``), and only a backend that compiles whole runs
-(`slq._backends.jax`) calls it.
+(`slq._backends.jax`, `slq._backends.tensorflow`) calls it.
 """
 
 from __future__ import annotations
