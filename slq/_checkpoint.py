@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from slq._archive import Archive, check_writable, write_archive
 from slq._fingerprint import (
     FINGERPRINT_LENGTH,
@@ -74,6 +76,8 @@ class Checkpoint:
         self._lock = RunLock(self.path) if writes else None
         self._settings: dict[str, Any] = {}
         self._fingerprint: Fingerprint | None = None
+        self.splits: dict[int, int] = {}
+        """Parts a batch of each size was split into (`slq._batch_split`), as recorded."""
 
     def stored_seed(self) -> int | None:
         """Return the seed of an existing checkpoint (to resume a seed=None run), or None."""
@@ -105,6 +109,7 @@ class Checkpoint:
         self._fingerprint = fingerprint(op)
         if stored is None:
             return []
+        self.splits = stored[2]
         difference = fingerprint_difference(stored[0], self._fingerprint, op)
         if difference is not None:
             msg = (
@@ -115,8 +120,12 @@ class Checkpoint:
         logger.info("density: resuming %d finished batches from %s", len(stored[1]), self.path)
         return stored[1]
 
-    def save(self, results: list[LanczosResult]) -> None:
-        """Write every finished batch, replacing the previous checkpoint atomically."""
+    def save(self, results: list[LanczosResult], *, splits: dict[int, int] | None = None) -> None:
+        """Write every finished batch, replacing the previous checkpoint atomically.
+
+        `splits` maps a batch size to the parts its batches were split into, for a
+        resumed run to split the same way.
+        """
         if self._fingerprint is None:
             msg = "Checkpoint.save before Checkpoint.resume: this is a bug in slq"
             raise RuntimeError(msg)
@@ -126,6 +135,8 @@ class Checkpoint:
         for i, r in enumerate(results):
             arrays |= {f"alpha_{i}": r.alpha, f"beta_{i}": r.beta, f"lengths_{i}": r.lengths}
             arrays |= {f"residual_{i}": r.residual_norm, f"matvecs_{i}": r.num_matvecs}
+        if splits:
+            arrays["split"] = np.array(sorted(splits.items()), dtype=np.int64)
         meta = {"format": FORMAT, "settings": self._settings, "num_batches": len(results)}
         write_archive(self.path, arrays, meta)
 
@@ -150,7 +161,7 @@ class Checkpoint:
             raise
         return archive
 
-    def _read(self) -> tuple[Fingerprint, list[LanczosResult]]:
+    def _read(self) -> tuple[Fingerprint, list[LanczosResult], dict[int, int]]:
         """Check the file against the schema and this run's settings; return its contents."""
         with self._open() as archive:
             _check_settings(archive, self._settings)
@@ -158,7 +169,8 @@ class Checkpoint:
             batch = archive.integer("settings.probe_batch_size", low=1)
             m = archive.integer("settings.num_steps", low=1)
             count = archive.integer("num_batches")
-            return stored, [_batch(archive, i, batch, m) for i in range(count)]
+            batches = [_batch(archive, i, batch, m) for i in range(count)]
+            return stored, batches, _splits(archive, batch)
 
 
 def _check_settings(archive: Archive, settings: dict[str, Any]) -> None:
@@ -183,6 +195,19 @@ def _check_settings(archive: Archive, settings: dict[str, Any]) -> None:
             "delete it or pass another path"
         )
         raise ValueError(msg)
+
+
+def _splits(archive: Archive, batch: int) -> dict[int, int]:
+    """Return the recorded parts by batch size: rows (size, parts), 1 <= parts <= size."""
+    if not archive.has_array("split"):
+        return {}
+    field = "split"
+    rows = archive.array(field, (range(1, batch + 1), 2), kind="iu")
+    if not np.all((rows[:, 0] >= 1) & (rows[:, 0] <= batch) & (rows[:, 1] >= 1)):
+        raise archive.error(field, f"must hold batch sizes in [1, {batch}] and parts >= 1")
+    if not np.all(rows[:, 1] <= rows[:, 0]):
+        raise archive.error(field, "must split a batch into at most as many parts as probes")
+    return {int(size): int(parts) for size, parts in rows}
 
 
 def _batch(archive: Archive, i: int, batch: int, m: int) -> LanczosResult:
