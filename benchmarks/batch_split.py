@@ -4,7 +4,9 @@ For k = 16 probes and m = 90 steps, `slq.density` on four operators, in rounds
 that alternate three settings in one process:
 
 - auto: the default (`probe_batch_size=None`): one batch, split into parts
-  after a short timed trial where parts run faster (see `slq._batch_split`).
+  after a short timed trial where parts run faster (see `slq._batch_split`);
+  the decision column gives each trial's step time per probe in a part over
+  the whole batch's, and what followed.
   The process's remembered decisions are cleared before each auto run, so
   every auto time includes its trial;
 - whole: ``probe_batch_size=16``, one batch of 16 advancing together;
@@ -88,8 +90,8 @@ class Decisions(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if "a probe in a part" in message:
-            self.lines.append(message.split(": ", 2)[-1])
+        if "a probe in a part" in message:  # "... (ratio): outcome": keep those
+            self.lines.append(message[message.rindex("(") :].replace("):", ")"))
 
 
 def timed(op: Any, batch: int | None, k: int, m: int) -> tuple[float, float]:
@@ -125,7 +127,7 @@ def main() -> None:
             clear_decisions()
             decisions.lines.clear()
             auto = timed(op, None, k, m)
-            decision = decisions.lines[-1] if decisions.lines else "not tried (basis fits)"
+            decision = "; ".join(decisions.lines) or "not tried (basis fits)"
             whole, single = timed(op, k, k, m), timed(op, 1, k, m)
             ratios.append(tuple(a / min(w, s) for a, w, s in zip(auto, whole, single, strict=True)))
             cells = " | ".join(f"{t[0]:.2f} / {t[1]:.2f}" for t in (auto, whole, single))

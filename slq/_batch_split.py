@@ -7,15 +7,17 @@ cheap, the passes dominate, and a part of a few probes is faster per probe:
 its basis stays in the cache from one step to the next, where a whole batch's
 basis (k (j+1) n numbers at step j) is read from memory at every step.
 
-So a batch whose basis would outgrow `CACHE_BYTES` runs a fixed schedule
-(`Trial`): whole for `start` + `TRIAL_STEPS` steps, then as two parts (the
-first of a candidate size, its basis within `CACHE_BYTES`) for
-`TRIAL_STEPS` + 1 steps, then whole again for `TRIAL_STEPS`. The first part's
-step time per probe, against the whole batch's on both sides of it (the same
-mean step index: a step's Gram–Schmidt work grows with j), decides how the rest
-of the batch runs: split into parts of the candidate size when they take at
-most `SWITCH_RATIO` of the batch's time, else whole. Parts run one after
-another, each to the end; every probe does the same arithmetic either way.
+So a batch whose basis would outgrow `CACHE_BYTES` runs a fixed schedule of
+trials (`Trial`), each `WINDOW` steps: `TRIAL_STEPS` steps whole, then
+`TRIAL_STEPS` + 1 as two parts (the first of a candidate size, its basis
+within `CACHE_BYTES`), then `TRIAL_STEPS` whole again. The first part's step
+time per probe, against the whole batch's on both sides of it (the same mean
+step index: a step's Gram–Schmidt work grows with j), decides: split into
+parts of the candidate size from there when they take at most
+`SWITCH_RATIO` of the batch's time; whole to the end where they were slower
+(above `RETRY_RATIO`); otherwise whole until the next trial, where the basis
+is about twice as large. Parts run one after another, each to the end; every probe does the
+same arithmetic either way.
 
 The decision is remembered per operator for the process, and recorded in
 checkpoints: a run that finds it runs the same schedule without timing, so
@@ -38,9 +40,12 @@ from typing import Any, NamedTuple
 __all__ = [
     "CACHE_BYTES",
     "MAX_DECISIONS",
+    "RETRY_RATIO",
     "SWITCH_RATIO",
     "TRIAL_STEPS",
+    "WINDOW",
     "BatchSplit",
+    "Decision",
     "Trial",
     "clear_decisions",
     "clock",
@@ -64,6 +69,10 @@ SWITCH_RATIO = 0.8
 """The first part's step time per probe, over the whole batch's, at or below which the
 batch is split: clearly faster, so that timing noise cannot flip the decision."""
 
+RETRY_RATIO = 1.0
+"""At or below this ratio (but above `SWITCH_RATIO`) a batch kept whole is tried again
+later, where its basis is larger; above it, parts were slower and it stays whole."""
+
 MAX_DECISIONS = 64
 """Decisions remembered at most, the least recently used dropped first."""
 
@@ -71,45 +80,56 @@ clock: Callable[[], float] = time.perf_counter
 """The timer of trial steps (tests replace it)."""
 
 
+WINDOW = 3 * TRIAL_STEPS + 1
+"""Steps of one trial: whole, then in parts, then whole again."""
+
+
 class Trial(NamedTuple):
     """The fixed schedule of a batch that may be split (see the module's docstring)."""
 
-    start: int
-    """Step at which the whole batch's first timed steps begin."""
+    starts: tuple[int, ...]
+    """Steps at which the trials begin, while the batch is still whole."""
     parts: int
     """The candidate: parts of at most `CACHE_BYTES` of basis each."""
 
-    @property
-    def decided(self) -> int:
-        """The step from which the batch runs as decided."""
-        return self.start + 3 * TRIAL_STEPS + 1
+
+class Decision(NamedTuple):
+    """How a batch ran: split into `parts` after trial `after`, or whole (parts 1)."""
+
+    parts: int
+    after: int
 
 
 def trial_plan(k: int, m: int, n: int, itemsize: int) -> Trial | None:
-    """Return the trial of a batch of k probes, m steps, n numbers of `itemsize` bytes, or None.
+    """Return the trials of a batch of k probes, m steps, n numbers of `itemsize` bytes, or None.
 
-    The trial starts at a twentieth of the steps: early, because the steps
-    before the decision run whole whatever it is, and because parts gain most
-    per probe where a part's basis is smallest beside the batch's (measured
-    2.5-7 times faster Gram-Schmidt passes at j = 6-17, 1.6 times at j = 45,
-    on a 2-core VM at n = 2e4 and k = 16). None where the whole basis stays
-    within `CACHE_BYTES`, or where the run is too short for the decision to
-    come by half of its steps.
+    The first trial begins at a twentieth of the steps: early, because steps
+    before a split run whole, and because parts gain most per probe where a
+    part's basis is smallest beside the batch's (Gram-Schmidt passes measured
+    2.5-7 times faster at j = 6-17, 1.6 times at j = 45, on a 2-core VM at
+    n = 2e4, k = 16). Where the cache is larger than the batch's early basis,
+    parts gain only later (measured at n = 1e5), so a batch kept whole is tried
+    again once its basis has about doubled, as long as the decision comes by half
+    of the run. None where the whole basis stays within `CACHE_BYTES`, or
+    where the run is too short.
 
     Examples
     --------
     >>> from slq._batch_split import trial_plan
     >>> trial_plan(16, 90, 20_000, 8)  # parts of 2: 15 MB of basis each
-    Trial(start=4, parts=8)
+    Trial(starts=(4, 28), parts=8)
     >>> trial_plan(16, 90, 1_000, 8) is None  # 12 MB of basis in all: kept whole
     True
     """
     per_probe = (m + 1) * n * itemsize
     parts = -(-k // max(1, CACHE_BYTES // per_probe))
-    start = max(1, m // 20)
-    if parts < 2 or start + 3 * TRIAL_STEPS + 1 > m // 2:
+    starts, start = [], max(1, m // 20)
+    while start + WINDOW <= m // 2:
+        starts.append(start)
+        start = 2 * (start + WINDOW)
+    if parts < 2 or not starts:
         return None
-    return Trial(start, parts)
+    return Trial(tuple(starts), parts)
 
 
 def part_sizes(k: int, parts: int) -> list[int]:
@@ -127,28 +147,28 @@ def part_sizes(k: int, parts: int) -> list[int]:
 class BatchSplit:
     """How the batches of one run are split, for the object `owner` the user passed.
 
-    `recorded` maps a batch size to the number of parts a checkpoint recorded
-    for it, which this run follows; `decisions` holds what this run used, to
-    be recorded in turn.
+    `recorded` maps a batch size to the `Decision` a checkpoint recorded for
+    it, which this run follows; `decisions` holds what this run used, to be
+    recorded in turn.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from slq._batch_split import BatchSplit
-    >>> BatchSplit(np.eye(3), recorded={4: 2}).decisions
+    >>> from slq._batch_split import BatchSplit, Decision
+    >>> BatchSplit(np.eye(3), recorded={4: Decision(2, 0)}).decisions
     {}
     """
 
-    def __init__(self, owner: Any, *, recorded: dict[int, int] | None = None) -> None:
+    def __init__(self, owner: Any, *, recorded: dict[int, Decision] | None = None) -> None:
         self.owner = owner
         self.recorded = dict(recorded or {})
-        self.decisions: dict[int, int] = {}
+        self.decisions: dict[int, Decision] = {}
 
-    def record(self) -> dict[int, int]:
-        """Return the parts of every batch size this run followed or decided."""
+    def record(self) -> dict[int, Decision]:
+        """Return the decision for every batch size this run followed or made."""
         return {**self.recorded, **self.decisions}
 
-    def run(self, run: Any) -> None:
+    def run_to_end(self, run: Any) -> None:
         """Run the `BatchRun` `run` to the end, split as decided or as measured now."""
         op = run.op
         n, itemsize = op.shape[0], op.xp.finfo(op.dtype).bits // 8
@@ -160,21 +180,48 @@ class BatchSplit:
         known = self.recorded.get(run.k)
         if known is None:
             known = _recall(self.owner, key)
+        decision = _run_trials(run, trial, known)
+        if decision is None:
+            return  # every probe stopped, or too few steps were timed: nothing to remember
+        self.decisions[run.k] = decision
+        if _recall(self.owner, key) is None:
+            _remember(self.owner, key, decision)
+
+
+def _run_trials(run: Any, trial: Trial, known: Decision | None) -> Decision | None:
+    """Run the batch through its trials and on to the end; return the decision it followed.
+
+    After a trial, the batch is split where parts were clearly faster, kept
+    whole to the end where they were slower, and otherwise tried again at the
+    next trial. With `known`, the same schedule without timing. None where
+    every probe stopped before a decision, or a trial timed too few steps.
+    """
+    step, decidable = 0, True
+    for i, start in enumerate(trial.starts):
         timings = None if known is not None else _Timings()
-        if not _run_trial(run, trial, timings):
-            return  # every probe stopped: nothing left to decide
-        parts = known if timings is None else _decide(run, trial, timings)
-        if parts is None:
-            parts = 1  # too few timed steps (breakdowns): whole, and nothing remembered
+        if not (run_steps(run, step, start) and _run_trial(run, start, trial.parts, timings)):
+            return None
+        step = start + WINDOW
+        if timings is None:
+            assert known is not None
+            if known.after != i:
+                continue
+            parts = known.parts
         else:
-            self.decisions[run.k] = parts
-            if _recall(self.owner, key) is None:
-                _remember(self.owner, key, parts)
-        if parts == 1:
-            run_steps(run, trial.decided, run.m)
+            ratio = _ratio(run, timings)
+            decidable &= ratio is not None
+            again = ratio is None or (ratio <= RETRY_RATIO and i + 1 < len(trial.starts))
+            parts = trial.parts if ratio is not None and ratio <= SWITCH_RATIO else 1
+            _log(run, timings, ratio, parts, step, again and parts == 1)
+            if again and parts == 1:
+                continue
+        if parts > 1:
+            run_parts(run, run.split(part_sizes(run.k, parts)), step, run.m, to_the_end=True)
         else:
-            split = run.split(part_sizes(run.k, parts))
-            run_parts(run, split, trial.decided, run.m, to_the_end=True)
+            run_steps(run, step, run.m)
+        return Decision(parts, i) if timings is None or decidable else None
+    run_steps(run, step, run.m)
+    return Decision(1, len(trial.starts) - 1) if known is not None or decidable else None
 
 
 def drive(run: Any, split: BatchSplit | None) -> None:
@@ -182,7 +229,7 @@ def drive(run: Any, split: BatchSplit | None) -> None:
     if split is None or not run.splittable:
         run_steps(run, 0, run.m)
     else:
-        split.run(run)
+        split.run_to_end(run)
 
 
 def run_steps(run: Any, start: int, stop: int, times: list[float] | None = None) -> bool:
@@ -244,57 +291,65 @@ class _Timings:
         self.part_size = 1
 
 
-def _run_trial(run: Any, trial: Trial, timings: _Timings | None) -> bool:
-    """Run steps 0 to `trial.decided` on the trial's schedule, timed into `timings` if given.
+def _run_trial(run: Any, start: int, parts: int, timings: _Timings | None) -> bool:
+    """Run the `WINDOW` steps of a trial from `start`, timed into `timings` if given.
 
     The part timed is the candidate's size from the first probe still running
     when it begins; the probes before and after it form parts of their own.
     Return whether a probe still runs.
     """
-    s, t = trial.start, TRIAL_STEPS
+    t = TRIAL_STEPS
     whole = None if timings is None else timings.whole
-    if not (run_steps(run, 0, s) and run_steps(run, s, s + t, whole)):
+    if not run_steps(run, start, start + t, whole):
         return False
     live = int(run.active.argmax())
-    size = min(part_sizes(run.k, trial.parts)[0], run.k - live)
+    size = min(part_sizes(run.k, parts)[0], run.k - live)
     sizes = [count for count in (live, size, run.k - live - size) if count]
     timed: list[Any] = [None] * len(sizes)
     if timings is not None:
         timed[1 if live else 0], timings.part_size = timings.part, size
-    return run_parts(run, run.split(sizes), s + t, s + 2 * t + 1, timed) and run_steps(
-        run, s + 2 * t + 1, trial.decided, whole
+    return run_parts(run, run.split(sizes), start + t, start + 2 * t + 1, timed) and run_steps(
+        run, start + 2 * t + 1, start + WINDOW, whole
     )
 
 
-def _decide(run: Any, trial: Trial, timings: _Timings) -> int | None:
-    """Return the number of parts the timed trial favours, or None if too few steps ran."""
+def _ratio(run: Any, timings: _Timings) -> float | None:
+    """Return the part's step time per probe over the whole batch's, None if too few ran."""
     if len(timings.whole) < 2 * TRIAL_STEPS or len(timings.part) < TRIAL_STEPS:
         return None
-    per_probe_whole = statistics.median(timings.whole) / run.k
-    per_probe_part = statistics.median(timings.part) / timings.part_size
-    ratio = per_probe_part / per_probe_whole if per_probe_whole > 0 else 1.0
-    parts = trial.parts if ratio <= SWITCH_RATIO else 1
+    whole = statistics.median(timings.whole) / run.k
+    part = statistics.median(timings.part) / timings.part_size
+    return part / whole if whole > 0 else 1.0
+
+
+def _log(
+    run: Any, timings: _Timings, ratio: float | None, parts: int, step: int, again: bool
+) -> None:
+    if ratio is None:
+        logger.info("lanczos: a trial of a batch split timed too few steps (breakdowns)")
+        return
+    outcome = f"split into {parts} parts" if parts > 1 else "kept whole"
     logger.info(
         "lanczos: a step took %.3g ms a probe in a part of %d, %.3g ms in the batch of %d "
-        "(%.2f): %s from step %d",
-        1e3 * per_probe_part,
+        "(%.2f): %s from step %d%s",
+        1e3 * statistics.median(timings.part) / timings.part_size,
         timings.part_size,
-        1e3 * per_probe_whole,
+        1e3 * statistics.median(timings.whole) / run.k,
         run.k,
         ratio,
-        f"split into {parts} parts" if parts > 1 else "kept whole",
-        trial.decided,
+        outcome,
+        step,
+        ", tried again later" if again else "",
     )
-    return parts
 
 
 # The decisions of this process, by operator: the object's identity, checked
 # through a weak reference (an id is reused once its object is gone), and the run.
-_decisions: OrderedDict[Hashable, tuple[weakref.ref[Any], int]] = OrderedDict()
+_decisions: OrderedDict[Hashable, tuple[weakref.ref[Any], Decision]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _recall(owner: Any, key: tuple[Any, ...]) -> int | None:
+def _recall(owner: Any, key: tuple[Any, ...]) -> Decision | None:
     with _lock:
         found = _decisions.get((id(owner), *key))
         if found is None or found[0]() is not owner:
@@ -303,14 +358,14 @@ def _recall(owner: Any, key: tuple[Any, ...]) -> int | None:
         return found[1]
 
 
-def _remember(owner: Any, key: tuple[Any, ...], parts: int) -> None:
+def _remember(owner: Any, key: tuple[Any, ...], decision: Decision) -> None:
     try:
         ref = weakref.ref(owner)
     except TypeError:
         logger.debug("lanczos: %s takes no weak reference: its split is not remembered", owner)
         return
     with _lock:
-        _decisions[(id(owner), *key)] = (ref, parts)
+        _decisions[(id(owner), *key)] = (ref, decision)
         _decisions.move_to_end((id(owner), *key))
         while len(_decisions) > MAX_DECISIONS:
             _decisions.popitem(last=False)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from slq._archive import Archive, check_writable, write_archive
+from slq._batch_split import Decision
 from slq._fingerprint import (
     FINGERPRINT_LENGTH,
     Fingerprint,
@@ -76,8 +77,8 @@ class Checkpoint:
         self._lock = RunLock(self.path) if writes else None
         self._settings: dict[str, Any] = {}
         self._fingerprint: Fingerprint | None = None
-        self.splits: dict[int, int] = {}
-        """Parts a batch of each size was split into (`slq._batch_split`), as recorded."""
+        self.splits: dict[int, Decision] = {}
+        """How a batch of each size was split (`slq._batch_split`), as recorded."""
 
     def stored_seed(self) -> int | None:
         """Return the seed of an existing checkpoint (to resume a seed=None run), or None."""
@@ -120,11 +121,13 @@ class Checkpoint:
         logger.info("density: resuming %d finished batches from %s", len(stored[1]), self.path)
         return stored[1]
 
-    def save(self, results: list[LanczosResult], *, splits: dict[int, int] | None = None) -> None:
+    def save(
+        self, results: list[LanczosResult], *, splits: dict[int, Decision] | None = None
+    ) -> None:
         """Write every finished batch, replacing the previous checkpoint atomically.
 
-        `splits` maps a batch size to the parts its batches were split into, for a
-        resumed run to split the same way.
+        `splits` maps a batch size to how its batches were split, for a resumed
+        run to split the same way.
         """
         if self._fingerprint is None:
             msg = "Checkpoint.save before Checkpoint.resume: this is a bug in slq"
@@ -136,7 +139,8 @@ class Checkpoint:
             arrays |= {f"alpha_{i}": r.alpha, f"beta_{i}": r.beta, f"lengths_{i}": r.lengths}
             arrays |= {f"residual_{i}": r.residual_norm, f"matvecs_{i}": r.num_matvecs}
         if splits:
-            arrays["split"] = np.array(sorted(splits.items()), dtype=np.int64)
+            rows = [(size, *decision) for size, decision in sorted(splits.items())]
+            arrays["split"] = np.array(rows, dtype=np.int64)
         meta = {"format": FORMAT, "settings": self._settings, "num_batches": len(results)}
         write_archive(self.path, arrays, meta)
 
@@ -161,7 +165,7 @@ class Checkpoint:
             raise
         return archive
 
-    def _read(self) -> tuple[Fingerprint, list[LanczosResult], dict[int, int]]:
+    def _read(self) -> tuple[Fingerprint, list[LanczosResult], dict[int, Decision]]:
         """Check the file against the schema and this run's settings; return its contents."""
         with self._open() as archive:
             _check_settings(archive, self._settings)
@@ -197,17 +201,20 @@ def _check_settings(archive: Archive, settings: dict[str, Any]) -> None:
         raise ValueError(msg)
 
 
-def _splits(archive: Archive, batch: int) -> dict[int, int]:
-    """Return the recorded parts by batch size: rows (size, parts), 1 <= parts <= size."""
+def _splits(archive: Archive, batch: int) -> dict[int, Decision]:
+    """Return the recorded decisions by batch size: rows (size, parts, after the trial)."""
     if not archive.has_array("split"):
         return {}
     field = "split"
-    rows = archive.array(field, (range(1, batch + 1), 2), kind="iu")
-    if not np.all((rows[:, 0] >= 1) & (rows[:, 0] <= batch) & (rows[:, 1] >= 1)):
-        raise archive.error(field, f"must hold batch sizes in [1, {batch}] and parts >= 1")
-    if not np.all(rows[:, 1] <= rows[:, 0]):
+    rows = archive.array(field, (range(1, batch + 1), 3), kind="iu")
+    size, parts, after = rows.T
+    if not np.all((size >= 1) & (size <= batch) & (parts >= 1) & (after >= 0)):
+        raise archive.error(
+            field, f"must hold batch sizes in [1, {batch}], parts >= 1, trials >= 0"
+        )
+    if not np.all(parts <= size):
         raise archive.error(field, "must split a batch into at most as many parts as probes")
-    return {int(size): int(parts) for size, parts in rows}
+    return {int(s): Decision(int(p), int(a)) for s, p, a in rows}
 
 
 def _batch(archive: Archive, i: int, batch: int, m: int) -> LanczosResult:

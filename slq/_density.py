@@ -124,7 +124,11 @@ def density(
         (see `lanczos`): for a GPU that cannot hold b·m·n numbers.
     probe_batch_size : int, optional
         Run the probes b at a time, bounding the stored basis to b·(m+1)·n
-        numbers. Default: all probes in one batch (one ``matmat`` per step).
+        numbers. Default: all probes in one batch (one ``matmat`` per step),
+        which a short timed trial may split into parts of a few probes where
+        those run faster (cheap products beside a basis larger than the cache;
+        the same coefficients to rounding; see the docs' "Batches split by
+        measurement"). A value given is obeyed exactly.
     check_symmetric : bool, default False
         First compare uᵀ(Av) with vᵀ(Au) for random u, v (two products) and
         raise if the operator is not symmetric to within sqrt(eps).

@@ -168,7 +168,7 @@ def test_a_resumed_checkpoint_splits_as_recorded(tmp_path: Path, clock: list[flo
     np.testing.assert_array_equal(resumed.beta, uninterrupted.beta)
 
     def too_many_parts(meta: dict[str, Any], arrays: dict[str, Any]) -> None:
-        arrays["split"] = np.array([[4, 5]])
+        arrays["split"] = np.array([[4, 5, 0]])
 
     rewrite_archive(path, too_many_parts)
     with pytest.raises(ValueError, match="split must split a batch into at most"):
