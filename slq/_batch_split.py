@@ -29,7 +29,6 @@ width). A batch whose probe count the user chose is never split.
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
 import weakref
@@ -283,12 +282,24 @@ def run_parts(
 
 
 class _Timings:
-    """Step times of a trial: the whole batch's, and those of the part timed, with its size."""
+    """Step times of a trial: the whole batch's before and after the part timed, and the part's.
+
+    Each is taken as its fastest step: other work on the machine only ever adds
+    time, and the mean of the two whole ones brackets the part's step index.
+    """
 
     def __init__(self) -> None:
-        self.whole: list[float] = []
+        self.before: list[float] = []
         self.part: list[float] = []
+        self.after: list[float] = []
         self.part_size = 1
+
+    def per_probe(self, k: int) -> tuple[float, float] | None:
+        """Return the step times per probe, (part, whole), or None if too few steps ran."""
+        if min(len(self.before), len(self.after), len(self.part)) < TRIAL_STEPS:
+            return None
+        whole = (min(self.before) + min(self.after)) / 2
+        return min(self.part) / self.part_size, whole / k
 
 
 def _run_trial(run: Any, start: int, parts: int, timings: _Timings | None) -> bool:
@@ -299,8 +310,8 @@ def _run_trial(run: Any, start: int, parts: int, timings: _Timings | None) -> bo
     Return whether a probe still runs.
     """
     t = TRIAL_STEPS
-    whole = None if timings is None else timings.whole
-    if not run_steps(run, start, start + t, whole):
+    before, after = (None, None) if timings is None else (timings.before, timings.after)
+    if not run_steps(run, start, start + t, before):
         return False
     live = int(run.active.argmax())
     size = min(part_sizes(run.k, parts)[0], run.k - live)
@@ -309,16 +320,16 @@ def _run_trial(run: Any, start: int, parts: int, timings: _Timings | None) -> bo
     if timings is not None:
         timed[1 if live else 0], timings.part_size = timings.part, size
     return run_parts(run, run.split(sizes), start + t, start + 2 * t + 1, timed) and run_steps(
-        run, start + 2 * t + 1, start + WINDOW, whole
+        run, start + 2 * t + 1, start + WINDOW, after
     )
 
 
 def _ratio(run: Any, timings: _Timings) -> float | None:
     """Return the part's step time per probe over the whole batch's, None if too few ran."""
-    if len(timings.whole) < 2 * TRIAL_STEPS or len(timings.part) < TRIAL_STEPS:
+    times = timings.per_probe(run.k)
+    if times is None:
         return None
-    whole = statistics.median(timings.whole) / run.k
-    part = statistics.median(timings.part) / timings.part_size
+    part, whole = times
     return part / whole if whole > 0 else 1.0
 
 
@@ -329,12 +340,13 @@ def _log(
         logger.info("lanczos: a trial of a batch split timed too few steps (breakdowns)")
         return
     outcome = f"split into {parts} parts" if parts > 1 else "kept whole"
+    part, whole = timings.per_probe(run.k) or (0.0, 0.0)
     logger.info(
         "lanczos: a step took %.3g ms a probe in a part of %d, %.3g ms in the batch of %d "
         "(%.2f): %s from step %d%s",
-        1e3 * statistics.median(timings.part) / timings.part_size,
+        1e3 * part,
         timings.part_size,
-        1e3 * statistics.median(timings.whole) / run.k,
+        1e3 * whole,
         run.k,
         ratio,
         outcome,

@@ -173,3 +173,14 @@ def test_a_resumed_checkpoint_splits_as_recorded(tmp_path: Path, clock: list[flo
     rewrite_archive(path, too_many_parts)
     with pytest.raises(ValueError, match="split must split a batch into at most"):
         slq.density(resumed_op, **options, checkpoint=path)
+
+
+def test_a_batch_kept_whole_is_tried_again_unless_parts_were_slower(clock: list[float]) -> None:
+    # m = 90: trials from steps 4 and 28; each runs its timed part (one probe) 4 steps.
+    trials = {}
+    for name, cost in (("even", float), ("parts slower", whole_faster)):
+        op = Virtual(np.diag(SPECTRUM), clock, cost)
+        slq.density(op, num_steps=90, num_probes=6, seed=0, probe="gaussian")
+        trials[name] = op.widths.count(1) // 4
+        assert op.widths[-10:] == [6] * 10
+    assert trials == {"even": 2, "parts slower": 1}
