@@ -6,6 +6,7 @@ The two storages of a basis; which one a run uses is the caller's choice
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,26 @@ class DeviceBasis:
     def project(self, w: Any, rows: int) -> Any:
         """Return `w` (k, n) reorthogonalised against the first `rows` vectors (CGS twice)."""
         return self.backend.orthogonalize(w, self.data, rows)
+
+    def probes(self, start: int, stop: int) -> DeviceBasis | None:
+        """Return the basis of probes `start`:`stop`, written through to this one, or None.
+
+        None where the library cannot share the memory (JAX, TensorFlow).
+        """
+        view = self.backend.probe_rows(self.data, start, stop)
+        if view is None:
+            return None
+        part = copy.copy(self)
+        part.data = view
+        return part
+
+    def detach(self, rows: int) -> None:
+        """Go on in memory of its own, with a copy of the first `rows` vectors."""
+        self.data = self.backend.private_rows(self.data, rows)
+
+    def release(self) -> None:
+        """Free the vectors (a detached part that has run to its end)."""
+        self.data = None
 
     def stored(self, rows: int) -> Any:
         """Return the first `rows` vectors as one (k, rows, n) array."""

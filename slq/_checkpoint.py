@@ -13,7 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from slq._archive import Archive, check_writable, write_archive
+from slq._batch_split import Decision
 from slq._fingerprint import (
     FINGERPRINT_LENGTH,
     Fingerprint,
@@ -74,6 +77,8 @@ class Checkpoint:
         self._lock = RunLock(self.path) if writes else None
         self._settings: dict[str, Any] = {}
         self._fingerprint: Fingerprint | None = None
+        self.splits: dict[int, Decision] = {}
+        """How a batch of each size was split (`slq._batch_split`), as recorded."""
 
     def stored_seed(self) -> int | None:
         """Return the seed of an existing checkpoint (to resume a seed=None run), or None."""
@@ -105,6 +110,7 @@ class Checkpoint:
         self._fingerprint = fingerprint(op)
         if stored is None:
             return []
+        self.splits = stored[2]
         difference = fingerprint_difference(stored[0], self._fingerprint, op)
         if difference is not None:
             msg = (
@@ -115,8 +121,14 @@ class Checkpoint:
         logger.info("density: resuming %d finished batches from %s", len(stored[1]), self.path)
         return stored[1]
 
-    def save(self, results: list[LanczosResult]) -> None:
-        """Write every finished batch, replacing the previous checkpoint atomically."""
+    def save(
+        self, results: list[LanczosResult], *, splits: dict[int, Decision] | None = None
+    ) -> None:
+        """Write every finished batch, replacing the previous checkpoint atomically.
+
+        `splits` maps a batch size to how its batches were split, for a resumed
+        run to split the same way.
+        """
         if self._fingerprint is None:
             msg = "Checkpoint.save before Checkpoint.resume: this is a bug in slq"
             raise RuntimeError(msg)
@@ -126,6 +138,9 @@ class Checkpoint:
         for i, r in enumerate(results):
             arrays |= {f"alpha_{i}": r.alpha, f"beta_{i}": r.beta, f"lengths_{i}": r.lengths}
             arrays |= {f"residual_{i}": r.residual_norm, f"matvecs_{i}": r.num_matvecs}
+        if splits:
+            rows = [(size, *decision) for size, decision in sorted(splits.items())]
+            arrays["split"] = np.array(rows, dtype=np.int64)
         meta = {"format": FORMAT, "settings": self._settings, "num_batches": len(results)}
         write_archive(self.path, arrays, meta)
 
@@ -150,7 +165,7 @@ class Checkpoint:
             raise
         return archive
 
-    def _read(self) -> tuple[Fingerprint, list[LanczosResult]]:
+    def _read(self) -> tuple[Fingerprint, list[LanczosResult], dict[int, Decision]]:
         """Check the file against the schema and this run's settings; return its contents."""
         with self._open() as archive:
             _check_settings(archive, self._settings)
@@ -158,7 +173,8 @@ class Checkpoint:
             batch = archive.integer("settings.probe_batch_size", low=1)
             m = archive.integer("settings.num_steps", low=1)
             count = archive.integer("num_batches")
-            return stored, [_batch(archive, i, batch, m) for i in range(count)]
+            batches = [_batch(archive, i, batch, m) for i in range(count)]
+            return stored, batches, _splits(archive, batch)
 
 
 def _check_settings(archive: Archive, settings: dict[str, Any]) -> None:
@@ -183,6 +199,22 @@ def _check_settings(archive: Archive, settings: dict[str, Any]) -> None:
             "delete it or pass another path"
         )
         raise ValueError(msg)
+
+
+def _splits(archive: Archive, batch: int) -> dict[int, Decision]:
+    """Return the recorded decisions by batch size: rows (size, parts, after the trial)."""
+    if not archive.has_array("split"):
+        return {}
+    field = "split"
+    rows = archive.array(field, (range(1, batch + 1), 3), kind="iu")
+    size, parts, after = rows.T
+    if not np.all((size >= 1) & (size <= batch) & (parts >= 1) & (after >= 0)):
+        raise archive.error(
+            field, f"must hold batch sizes in [1, {batch}], parts >= 1, trials >= 0"
+        )
+    if not np.all(parts <= size):
+        raise archive.error(field, "must split a batch into at most as many parts as probes")
+    return {int(s): Decision(int(p), int(a)) for s, p, a in rows}
 
 
 def _batch(archive: Archive, i: int, batch: int, m: int) -> LanczosResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from slq._backends import (
     to_host,
 )
 from slq._basis import DeviceBasis, HostBasis, storage
+from slq._batch_run import BatchRun
+from slq._batch_split import BatchSplit, drive
 from slq._reorthogonalization import Policy, policy
 from slq._validate import check_bool, check_positive_int
 from slq.operator import as_operator, check_array_of, check_same_library
@@ -417,13 +420,17 @@ def run_batch(
     probe_offset: int,
     on_step: Callable[[int, np.ndarray, np.ndarray, int], None] | None = None,
     offload_basis: bool = False,
+    split: BatchSplit | None = None,
 ) -> LanczosResult:
     """Run the recurrence from unit start vectors `rows` (k, n): the engine of every estimator.
 
     `reorthogonalize` is a policy of `slq._reorthogonalization`; the basis is kept
     on the host with `offload_basis`. `on_step(j, alpha_j, beta_j, products)` is
     called after every step; where the backend compiles the whole batch into one
-    program (JAX), for every step once the batch has run.
+    program (JAX), for every step once the batch has run, and where the batch
+    was split into parts, for the steps the parts ran once they all have. With
+    `split`, the batch may be split into parts where they measure faster (see
+    `slq._batch_split`); without, it runs as one.
     """
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
@@ -437,27 +444,18 @@ def run_batch(
         raise TypeError(_NOT_TRACEABLE)
     keeper = _BasisKeeper(op, (k, m, n), reorthogonalize, offload_basis, return_basis)
     state = _State(rows, xp.zeros_like(rows), xp.zeros((k, 1), dtype=dtype, device=device))
-    alpha, beta = np.zeros((k, m)), np.zeros((k, m))
-    lengths = np.full(k, m)
-    active = np.ones(k, dtype=bool)
-    steps_run = 0
-    for j in range(m):
-        w, a, b, image_norm = keeper.step(state, j, active, tolerance, probe_offset)
-        steps_run = j + 1
-        alpha[:, j] = np.where(active, a, 0.0)
-        broke = active & (b <= tolerance * image_norm)
-        lengths[broke] = j + 1
-        active &= ~broke
-        beta[:, j] = np.where(active, b, 0.0)
-        if on_step is not None:
-            on_step(j, alpha[:, j] * keeper.scale, beta[:, j] * keeper.scale, k)
-        if not active.any():
-            break
-        scale = np.where(active, 1.0 / np.where(active, beta[:, j], 1.0), 0.0)
-        # Columns made on the host: indexing a device array is an op of its own (0.3 ms in TF).
-        scale_dev = xp.asarray(scale[:, None], dtype=dtype, device=device)
-        beta_dev = xp.asarray(beta[:, j, None], dtype=dtype, device=device)
-        state = _State(w * scale_dev, state.q, beta_dev)
+    run = BatchRun(
+        op,
+        keeper,
+        state,
+        m,
+        tolerance=tolerance,
+        probe_offset=probe_offset,
+        on_step=on_step,
+        keeps_basis=return_basis,
+    )
+    drive(run, split)
+    steps_run = run.steps_run
     logger.debug(
         "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s (%d steps, %.3f of full's work), "
         "second Gram-Schmidt passes=%d, breakdowns=%d",
@@ -468,12 +466,13 @@ def run_batch(
         keeper.reorthogonalizations,
         keeper.work_share(steps_run),
         keeper.second_passes,
-        int((~active).sum()),
+        int((~run.active).sum()),
     )
     stored = keeper.basis if return_basis else None
     # Exact: the scale is a power of two.
-    alpha, beta = alpha * keeper.scale, beta * keeper.scale
-    return _result(alpha, beta, lengths, steps_run, stored, k, keeper.reorthogonalizations)
+    alpha, beta = run.alpha * keeper.scale, run.beta * keeper.scale
+    products, reorthogonalizations = int(run.columns.sum()), keeper.reorthogonalizations
+    return _result(alpha, beta, run.lengths, steps_run, stored, products, reorthogonalizations)
 
 
 class _BasisKeeper:
@@ -499,6 +498,28 @@ class _BasisKeeper:
         self.second_passes = 0  # DGKS second passes, over probes and steps
         # The batch runs on A / scale, a power of two: see `power_of_two_scale`.
         self.scale = 1.0
+
+    def part(self, start: int, stop: int) -> _BasisKeeper | None:
+        """Return the keeper of probes `start`:`stop`, sharing this basis; None where it cannot.
+
+        Only a basis projected against at every step on the device is shared:
+        its schedule holds no state per probe.
+        """
+        if not (self.fused and isinstance(self.basis, DeviceBasis)):
+            return None
+        basis = self.basis.probes(start, stop)
+        if basis is None:
+            return None
+        part = copy.copy(self)
+        part.basis = basis
+        part.reorthogonalizations = part.projected = part.second_passes = 0
+        return part
+
+    def absorb(self, parts: list[_BasisKeeper]) -> None:
+        """Add the counts of `parts` that ran the same steps side by side."""
+        self.reorthogonalizations += max(p.reorthogonalizations for p in parts)
+        self.projected += max(p.projected for p in parts)
+        self.second_passes += sum(p.second_passes for p in parts)
 
     def step(
         self, state: _State, j: int, active: np.ndarray, tolerance: float, probe_offset: int
@@ -570,7 +591,7 @@ def _result(
     lengths: np.ndarray,
     steps_run: int,
     basis: DeviceBasis | HostBasis | Any,
-    k: int,
+    products: int,
     reorthogonalizations: int,
 ) -> LanczosResult:
     m = int(lengths.max())
@@ -582,7 +603,7 @@ def _result(
     return LanczosResult(
         *arrays,
         basis=vectors,
-        num_matvecs=steps_run * k,
+        num_matvecs=products,
         num_reorthogonalizations=reorthogonalizations,
     )
 
@@ -643,7 +664,7 @@ def _compiled_result(
     )
     lengths = host.lengths.astype(int)
     basis = run if return_basis else None
-    return _result(alpha, beta, lengths, steps, basis, k, reorthogonalizations)
+    return _result(alpha, beta, lengths, steps, basis, steps * k, reorthogonalizations)
 
 
 def _check_flags(op: Any, flags: np.ndarray, step: int, probe_offset: int) -> None:
