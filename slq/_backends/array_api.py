@@ -174,7 +174,9 @@ def subtract_significant(w: Any, coefficients: Any, stored: Any, floor: Any) -> 
             projected.append(w[probe, :])
             continue
         (rows,) = xp.nonzero(needed[probe, :])
-        projected.append(w[probe, :] - coefficients[probe, rows] @ stored[probe, rows, :])
+        # One probe's rows are contiguous: numpy's take copies only those asked for.
+        chosen = xp.take(stored[probe, ...], rows, axis=0)
+        projected.append(w[probe, :] - xp.take(coefficients[probe, :], rows) @ chosen)
     return xp.stack(projected)
 
 
