@@ -155,7 +155,11 @@ def test_traceable_needs_a_jax_callable() -> None:
         slq.aslinearoperator(MATRIX, traceable=True)
 
 
+_LOSS_TRACES = [0]
+
+
 def _loss(params: dict[str, jax.Array], batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+    _LOSS_TRACES[0] += 1  # Python runs only while JAX traces
     x, y = batch
     logits = jnp.tanh(x @ params["w1"]) @ params["w2"]
     return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(y.shape[0]), y])
@@ -187,6 +191,16 @@ def test_jax_hessian_runs_compiled_as_it_runs_eagerly() -> None:
     assert_close(compiled.alpha, reference.alpha, factor=10.0)
     assert_close(compiled.beta, reference.beta, factor=10.0)
     assert _hessian(x, cache_data=False).traceable_product() is None
+
+
+def test_a_new_jax_hessian_and_a_second_density_compile_nothing() -> None:
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((10, 3)))
+    slq.density(_hessian(x), num_steps=M, num_probes=K, seed=0)
+    op = _hessian(x * 0.5)  # a new operator, as at new parameters during training
+    built = _LOSS_TRACES[0]
+    slq.density(op, num_steps=M, num_probes=K, seed=0)
+    slq.density(op, num_steps=M, num_probes=K, seed=1)
+    assert _LOSS_TRACES[0] == built
 
 
 def test_jax_hessian_non_finite_batch_is_named_in_a_compiled_run() -> None:
