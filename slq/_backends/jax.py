@@ -18,7 +18,7 @@ from typing import Any
 import jax
 
 from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
-from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, unit_rows
+from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, start_rows
 from slq._backends.traceable import TraceableProduct
 
 __all__ = [
@@ -111,6 +111,9 @@ def _probe_pass(x: Any, stored: Any, rows: int, acc: Any) -> tuple[Any, Any]:
     return x - c.astype(x.dtype) @ stored, c
 
 
+_start_rows = jax.jit(start_rows, static_argnums=(1, 2, 3))
+
+
 @functools.cache
 def compiled(function: Callable[..., Any], static_argnums: tuple[int, ...]) -> Any:
     """Return ``jax.jit(function)``, made once per function."""
@@ -201,9 +204,9 @@ class JaxBackend(ArrayAPIBackend):
         """Return whether `x` is traced (inside `jax.jit`, `jax.vmap`, ...)."""
         return isinstance(x, jax.core.Tracer)
 
-    def unit_rows(self, rows: Any, acc: Any, safe_exponent: int) -> Any:
-        """Return traced start rows scaled to unit norm in the graph (see `unit_rows`)."""
-        return unit_rows(rows, acc, safe_exponent)
+    def start_rows(self, v0: Any, dtype: Any, acc: Any, safe_exponent: int) -> tuple[Any, Any]:
+        """Return v0 as unit rows and their norms from one compiled call (see `start_rows`)."""
+        return _start_rows(v0, dtype, acc, safe_exponent)
 
     def traceable_array(self, a: Any) -> TraceableProduct:
         """Return ``a @ V`` as a traceable product: `a` is an argument of the program."""
