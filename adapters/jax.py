@@ -226,7 +226,8 @@ class JaxCurvatureOperator(CurvatureOperator):
         operands = (self._params, batches, weights.astype(self.dtype))
         linearized = tuple(index in self._linear for index in range(len(batches)))
         function = _HessianProduct(self._loss, self._chunk, linearized)
-        return TraceableProduct(function, operands, self._raise_non_finite, function.linearize)
+        prepare = _LinearizeBatches(self._loss, linearized)
+        return TraceableProduct(function, operands, self._raise_non_finite, prepare)
 
     def _keep_primals(
         self, loss_fn: Callable[[Any, Any], Any], reuse: bool | None
@@ -415,20 +416,10 @@ class _HessianProduct:
     linearized: tuple[bool, ...]
     """Per batch: whether its gradient is linearized once per run (`jax.linearize`)."""
 
-    def linearize(self, operands: Any) -> Any:
-        """Return the operands with each chosen batch's gradient linearized: once per run."""
-        params, batches, weights = operands
-        gradient = jax.grad(self.loss)
-        linears = tuple(
-            jax.linearize(lambda p, b=batch: gradient(p, b), params)[1] if chosen else None
-            for batch, chosen in zip(batches, self.linearized, strict=True)
-        )
-        return params, batches, linears, weights
-
     def __call__(self, operands: Any, tangents: Any) -> tuple[Any, Any]:
         """Return Σ_b (N_b / N) H_b V and the finite flag of every batch, as `matmat` does.
 
-        `operands` are those `linearize` returns.
+        `operands` are those `_LinearizeBatches` returns.
         """
         params, batches, linears, weights = operands
         unravel = ravel_pytree(params)[1]
@@ -442,6 +433,31 @@ class _HessianProduct:
             finite.append(ok)
             total = share if total is None else total + share
         return total, jnp.stack(finite)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LinearizeBatches:
+    """A run's shared work: each chosen batch's gradient linearized, once per run.
+
+    A class equal for equal fields, not a bound method: a compiled run is cached
+    by it, and a bound method compares its instance by identity, so every new
+    operator (and every `slq.density`, which asks the operator again) compiled
+    the whole run again.
+    """
+
+    loss: Callable[[Any, Any], Any]
+    linearized: tuple[bool, ...]
+    """Per batch: whether its gradient is linearized (`jax.linearize`)."""
+
+    def __call__(self, operands: Any) -> Any:
+        """Return (params, batches, linears, weights): a linear function or None per batch."""
+        params, batches, weights = operands
+        gradient = jax.grad(self.loss)
+        linears = tuple(
+            jax.linearize(lambda p, b=batch: gradient(p, b), params)[1] if chosen else None
+            for batch, chosen in zip(batches, self.linearized, strict=True)
+        )
+        return params, batches, linears, weights
 
 
 def _first_local_device(x: Any) -> Any:

@@ -16,6 +16,7 @@ from slq._density import density
 from slq._eigsh import EigshResult, eigsh
 from slq._lanczos import LanczosResult, lanczos
 from slq._progress import LanczosStep
+from slq._traced_density import TracedDensity
 from slq._version import __version__
 from slq.budget import Budget, slq_budget
 from slq.estimate import Estimate
@@ -40,6 +41,7 @@ __all__ = [
     "LinearOperator",
     "MemoryEstimate",
     "SpectralDensity",
+    "TracedDensity",
     "__version__",
     "aslinearoperator",
     "density",

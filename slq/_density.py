@@ -16,6 +16,7 @@ from slq._lanczos import LanczosResult, apply_rows, prepare_start, run_batch
 from slq._probes import PROBES, draw_probes, root_seed, seed_sequence
 from slq._progress import LanczosStep, progress_bar, step_hook
 from slq._reorthogonalization import policy
+from slq._traced_density import traced_density
 from slq._validate import (
     check_bool,
     check_callable,
@@ -267,6 +268,9 @@ def density(
                 split=split,
             )
             results.append(result)
+            if op.backend.is_traced(result.alpha):  # inside a user's jax.jit
+                _check_traceable(store, tol, max_matvecs)
+                return _traced(op, results, plan, m, (entropy, probe, reorthogonalize))
             if store is not None and writes_files:
                 store.save(results, splits=None if split is None else split.record())
         else:
@@ -288,6 +292,36 @@ def density(
         residual_norm=np.concatenate([r.residual_norm for r in results]),
         stop_reason=reason,
     )
+
+
+def _check_traceable(store: Checkpoint | None, tol: float | None, max_matvecs: int | None) -> None:
+    """Refuse what needs the host between batches: checkpoints, `tol`, `max_matvecs`."""
+    if store is not None or tol is not None or max_matvecs is not None:
+        msg = (
+            "slq.density runs inside jax.jit (a traced operator) only without checkpoint, "
+            "tol and max_matvecs: they decide on the host between batches"
+        )
+        raise TypeError(msg)
+
+
+def _traced(
+    op: Any, results: list[LanczosResult], plan: _Plan, m: int, run: tuple[int, str, str]
+) -> Any:
+    """Run the remaining batches traced and return the result as arrays: a `TracedDensity`.
+
+    Typed Any: `density` keeps its eager result type for every caller outside a
+    transformation; inside one, its docstring says what it returns.
+    """
+    entropy, probe, reorthogonalize = run
+    n = op.shape[0]
+    for start in range(plan.batch, plan.num_probes, plan.batch):
+        batch = range(start, min(start + plan.batch, plan.num_probes))
+        probes = draw_probes(probe, n, batch, entropy)
+        rows = prepare_start(op.xp.asarray(probes, dtype=op.dtype, device=op.device), op)
+        chosen = policy(reorthogonalize)
+        results.append(run_batch(op, rows, m, chosen, False, probe_offset=start))
+    logger.info("density: n=%d, %d probes x %d steps, traced", n, plan.num_probes, m)
+    return traced_density(op, results, n, entropy)
 
 
 def _settings(

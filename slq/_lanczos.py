@@ -22,6 +22,7 @@ from slq._backends import (
 from slq._basis import DeviceBasis, HostBasis, storage
 from slq._batch_run import BatchRun
 from slq._batch_split import BatchSplit, drive
+from slq._lanczos_result import LanczosResult, check_finite, compiled_result, lanczos_result
 from slq._reorthogonalization import Policy, policy
 from slq._validate import check_bool, check_positive_int
 from slq.operator import as_operator, check_array_of, check_same_library
@@ -37,44 +38,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("slq")
-
-
-class LanczosResult(NamedTuple):
-    """Coefficients of the Lanczos tridiagonal matrices T of k probes.
-
-    Every later estimate (quadrature, density, traces) is a function of these
-    fields: no further products with the operator are needed.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import slq
-    >>> result = slq.lanczos(np.diag([1.0, 2.0, 3.0]), np.ones((3, 2)), 2)
-    >>> result.alpha.shape, result.lengths, result.num_matvecs
-    ((2, 2), array([2, 2]), 4)
-    """
-
-    alpha: np.ndarray
-    """Shape (k, m), float64: the diagonals of the T's."""
-    beta: np.ndarray
-    """Shape (k, m-1), float64: the off-diagonals; 0 from a probe's breakdown on."""
-    lengths: np.ndarray
-    """Shape (k,), int: steps each probe ran; fewer than m when it broke down."""
-    residual_norm: np.ndarray
-    """Shape (k,), float64: β_m = ‖r_m‖ after the last step (0 after a breakdown).
-
-    The Ritz pair (θ_i, Q s_i) has residual norm β_m |s_{m,i}| (Parlett 1998, §13.2).
-    """
-    basis: Any
-    """Shape (k, n, m) in the operator's namespace and device, or None unless asked."""
-    num_matvecs: int
-    """Operator-vector products spent (columns of all `matmat` calls)."""
-    num_reorthogonalizations: int = 0
-    """Steps at which the batch was reorthogonalised against the whole basis.
-
-    Every step with ``"full"``, none with ``"none"``; with ``"partial"``, the
-    steps at which semi-orthogonality would otherwise have been lost.
-    """
 
 
 class _State(NamedTuple):
@@ -110,25 +73,33 @@ def prepare_start(v0: Any, op: Any) -> Any:
         msg = f"v0 must have shape ({n},) or ({n}, k), got {tuple(v0.shape)}"
         raise ValueError(msg)
     check_real_floating(v0.dtype, xp, what="v0")
+    acc = accumulation_dtype(xp, op.device, op.dtype)
+    # A library that compiles (JAX) scales and normalises in one call: eagerly, its
+    # eight operations compiled one by one at a first call (0.3 s of CPU).
+    started = op.backend.start_rows(v0, op.dtype, acc, _SAFE_EXPONENT)
+    if started is not None:
+        rows, norms = started
+        if not op.backend.is_traced(rows):  # inside a user's jax.jit: unchecked
+            _check_start_norms(to_host(norms))
+        return rows
     rows = xp.astype(v0[None, :] if ndim == 1 else xp.permute_dims(v0, (1, 0)), op.dtype)
     rows = contiguous_rows(rows, xp)
-    if op.backend.is_traced(rows):  # inside a user's jax.jit: scaled in the graph, unchecked
-        return op.backend.unit_rows(
-            rows, accumulation_dtype(xp, op.device, op.dtype), _SAFE_EXPONENT
-        )
     scale = power_of_two_scale(rows, xp)  # a start vector of any representable size
     if scale != 1.0:
         rows = rows * (1.0 / scale)
-    norms = row_norms(rows, xp, op)
-    norms_host = to_host(norms)
-    bad = np.flatnonzero(~(np.isfinite(norms_host) & (norms_host > 0)))
+    norms = norms_in(rows, xp, acc)
+    _check_start_norms(to_host(norms))
+    return rows / xp.astype(norms, op.dtype)[:, None]
+
+
+def _check_start_norms(norms: np.ndarray) -> None:
+    bad = np.flatnonzero(~(np.isfinite(norms) & (norms > 0)))
     if bad.size:
         msg = (
-            f"v0 column {int(bad[0])} has norm {norms_host[bad[0]]}: start vectors must be "
+            f"v0 column {int(bad[0])} has norm {norms[bad[0]]}: start vectors must be "
             "finite and nonzero"
         )
         raise ValueError(msg)
-    return rows / xp.astype(norms, op.dtype)[:, None]
 
 
 def row_norms(rows: Any, xp: Any, op: Any) -> Any:
@@ -284,18 +255,6 @@ def _local_pass(w: Any, q: Any, q_prev: Any, xp: Any) -> Any:
     return w - xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
 
 
-def _check_finite(coefficients: np.ndarray, step: int, probe_offset: int) -> None:
-    bad = np.argwhere(~np.isfinite(coefficients))
-    if bad.size:
-        probe = int(bad[0, 1])
-        value = coefficients[tuple(bad[0])]
-        msg = (
-            f"the operator produced {value} at Lanczos step {step + 1} for probe "
-            f"{probe + probe_offset}: check the operator for NaN or Inf in its output"
-        )
-        raise FloatingPointError(msg)
-
-
 def lanczos(
     op: Any,
     v0: Any,
@@ -439,7 +398,7 @@ def run_batch(
     if program is not None:  # the whole batch as one compiled program (JAX)
         settings = {"tolerance": tolerance, "safe_exponent": _SAFE_EXPONENT}
         run = program(rows, num_steps=m, return_basis=return_basis, **settings)
-        return _compiled_result(run, op, reorthogonalize, return_basis, probe_offset, on_step)
+        return compiled_result(run, op, reorthogonalize, return_basis, probe_offset, on_step)
     if op.backend.is_traced(rows):
         raise TypeError(_NOT_TRACEABLE)
     keeper = _BasisKeeper(op, (k, m, n), reorthogonalize, offload_basis, return_basis)
@@ -472,7 +431,9 @@ def run_batch(
     # Exact: the scale is a power of two.
     alpha, beta = run.alpha * keeper.scale, run.beta * keeper.scale
     products, reorthogonalizations = int(run.columns.sum()), keeper.reorthogonalizations
-    return _result(alpha, beta, run.lengths, steps_run, stored, products, reorthogonalizations)
+    return lanczos_result(
+        alpha, beta, run.lengths, steps_run, stored, products, reorthogonalizations
+    )
 
 
 class _BasisKeeper:
@@ -548,7 +509,7 @@ class _BasisKeeper:
                 w, b = self._project_again(w, np.flatnonzero(again), j, b)
         # ‖A q_j‖ first: it is what the operator produced (inf stays inf), where α's
         # correction turns an inf product into nan.
-        _check_finite(np.stack([image_norm, a, b]), j, probe_offset)
+        check_finite(np.stack([image_norm, a, b]), j, probe_offset)
         # Probes that stopped or are stopping need no next vector: β = 0 for the schedule.
         live = np.where(active & (b > tolerance * image_norm), b, 0.0)
         rows = self.schedule.rows_to_project(j, a, live, image_norm)
@@ -585,112 +546,9 @@ class _BasisKeeper:
         return self.projected / max(steps * (steps + 1) // 2, 1)
 
 
-def _result(
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    lengths: np.ndarray,
-    steps_run: int,
-    basis: DeviceBasis | HostBasis | Any,
-    products: int,
-    reorthogonalizations: int,
-) -> LanczosResult:
-    m = int(lengths.max())
-    residual = np.where(lengths == steps_run, beta[:, steps_run - 1], 0.0)
-    vectors = None if basis is None else basis.vectors(m)
-    arrays = alpha[:, :m].copy(), beta[:, : m - 1].copy(), lengths, residual
-    for array in arrays:
-        array.flags.writeable = False
-    return LanczosResult(
-        *arrays,
-        basis=vectors,
-        num_matvecs=products,
-        num_reorthogonalizations=reorthogonalizations,
-    )
-
-
 _NOT_TRACEABLE = (
     "v0 is a traced value (slq.lanczos inside jax.jit or another transformation), but this "
     "run cannot be traced: it needs an operator with a traceable product (a JAX array, "
     "adapters.jax_hessian, or aslinearoperator(f, ..., traceable=True)), "
     "reorthogonalize='full' or 'none', and offload_basis=False"
 )
-
-_TRACED_ESTIMATE = (
-    "the operator's products are traced (inside jax.jit or another transformation): "
-    "slq.lanczos runs there and returns JAX arrays, but this estimate is computed on the "
-    "host; call it outside the transformation"
-)
-
-
-def _compiled_result(
-    run: Any,
-    op: Any,
-    reorthogonalize: Policy,
-    return_basis: bool,
-    probe_offset: int,
-    on_step: Callable[[int, np.ndarray, np.ndarray, int], None] | None,
-) -> LanczosResult:
-    """Check and report a batch run as one program (`lanczos_program`), step by step.
-
-    The same checks, `on_step` calls and result as the eager loop, made after the
-    run from its coefficients and the operator's finite flags.
-    """
-    k = int(run.alpha.shape[0])
-    if run.is_traced():
-        if on_step is not None:
-            raise TypeError(_TRACED_ESTIMATE)
-        return _traced_result(run, reorthogonalize, return_basis)
-    host = run.host()
-    steps = int(host.steps)
-    # Exact: the scale is a power of two.
-    alpha = host.alpha.astype(np.float64) * float(host.scale)
-    beta = host.beta.astype(np.float64) * float(host.scale)
-    for j in range(steps):
-        if host.flags is not None:
-            _check_flags(op, host.flags[j], j, probe_offset)
-        _check_finite(host.raw[j], j, probe_offset)
-        if on_step is not None:
-            on_step(j, alpha[:, j], beta[:, j], k)
-    reorthogonalizations = steps if reorthogonalize.projects_every_step else 0
-    logger.debug(
-        "lanczos: %d probes, %d steps, n=%d, reorthogonalize=%s, compiled, "
-        "second Gram-Schmidt passes=%d, breakdowns=%d",
-        k,
-        steps,
-        op.shape[0],
-        reorthogonalize.name,
-        host.repeats,
-        int(np.sum(beta[:, steps - 1] == 0)),
-    )
-    lengths = host.lengths.astype(int)
-    basis = run if return_basis else None
-    return _result(alpha, beta, lengths, steps, basis, steps * k, reorthogonalizations)
-
-
-def _check_flags(op: Any, flags: np.ndarray, step: int, probe_offset: int) -> None:
-    """Raise the operator's own error for its first false finite flag (a batch of its data)."""
-    if flags.all():
-        return
-    first = int(np.flatnonzero(~flags)[0])
-    if op.traceable.raise_non_finite is not None:
-        op.traceable.raise_non_finite(first)
-    msg = (
-        f"the operator's product was not finite (its check {first}) at Lanczos step "
-        f"{step + 1} for probes {probe_offset} on: check the operator for NaN or Inf"
-    )
-    raise FloatingPointError(msg)
-
-
-def _traced_result(run: Any, reorthogonalize: Policy, return_basis: bool) -> LanczosResult:
-    """Return a run traced into a user's program: arrays of m columns, zeros past a breakdown."""
-    alpha, beta, lengths, residual = run.traced_coefficients()
-    m = int(alpha.shape[1])
-    return LanczosResult(
-        alpha,
-        beta,
-        lengths,
-        residual,
-        basis=run.vectors(m) if return_basis else None,
-        num_matvecs=run.steps * alpha.shape[0],
-        num_reorthogonalizations=run.steps if reorthogonalize.projects_every_step else 0,
-    )

@@ -78,14 +78,26 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-def step_hook(
-    bar: Any, callback: Callable[[LanczosStep], Any] | None, probes: range
-) -> Callable[[int, np.ndarray, np.ndarray, int], None]:
+def step_hook(bar: Any, callback: Callable[[LanczosStep], Any] | None, probes: range) -> StepHook:
     """Return the per-step hook of `lanczos._run`: advance the bar, call the callback."""
+    return StepHook(bar, callback, probes)
 
-    def hook(step: int, alpha: np.ndarray, beta: np.ndarray, active: int) -> None:
-        bar.update(active)
-        if callback is not None:
-            callback(LanczosStep(probes, step, alpha.copy(), beta.copy()))
 
-    return hook
+class StepHook:
+    """Advances a progress bar and calls a `density` callback after every step."""
+
+    def __init__(
+        self, bar: Any, callback: Callable[[LanczosStep], Any] | None, probes: range
+    ) -> None:
+        self.bar, self.callback, self.probes = bar, callback, probes
+
+    @property
+    def skippable(self) -> bool:
+        """Whether a run traced into a user's program (`jax.jit`) may skip it: no callback."""
+        return self.callback is None
+
+    def __call__(self, step: int, alpha: np.ndarray, beta: np.ndarray, active: int) -> None:
+        """Advance the bar by `active` products; call the callback with the step."""
+        self.bar.update(active)
+        if self.callback is not None:
+            self.callback(LanczosStep(self.probes, step, alpha.copy(), beta.copy()))

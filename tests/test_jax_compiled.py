@@ -140,12 +140,41 @@ def test_what_cannot_run_inside_jit_says_so() -> None:
     with pytest.raises(TypeError, match="v0 is a traced value"):
         jax.jit(lambda v: slq.lanczos(MATRIX, v, M, reorthogonalize="partial").alpha)(V0)
 
-    def density(scale: jax.Array) -> float:
+    def density(scale: jax.Array, **options: object) -> object:
         op = slq.aslinearoperator(lambda v: scale * v, shape=(N, N), like=scale, traceable=True)
-        return slq.density(op, num_steps=M, num_probes=K, seed=0).lambda_max
+        return slq.density(op, num_steps=M, num_probes=K, seed=0, **options)
 
     with pytest.raises(TypeError, match="this estimate is computed on the host"):
-        jax.jit(density)(jnp.ones(()))
+        jax.jit(lambda s: density(s, callback=print))(jnp.ones(()))
+    with pytest.raises(TypeError, match="only without checkpoint, tol and max_matvecs"):
+        jax.jit(lambda s: density(s, max_matvecs=10 * K * M))(jnp.ones(()))
+
+
+def test_density_runs_inside_jit_as_it_runs_eagerly() -> None:
+    a = jnp.diag(jnp.asarray(np.repeat([1.0, 2.0, 5.0], N // 3)))  # every probe breaks down
+    options = {"num_steps": M, "num_probes": 2 * K, "probe_batch_size": K, "seed": 0}
+    grid = jnp.linspace(0.0, 6.0, 7)
+    reference = slq.density(MATRIX + a, **options)
+
+    @jax.jit
+    def run(scale: jax.Array) -> tuple[slq.TracedDensity, jax.Array]:
+        traced = slq.density(scale * (MATRIX + a), **options)
+        return traced, traced.evaluate(grid)
+
+    traced, curve = run(jnp.asarray(1.0))
+    assert isinstance(traced, slq.TracedDensity) and traced.nodes.shape == (2 * K, M)
+    assert int(traced.num_matvecs) == reference.num_matvecs == 2 * K * M
+    assert_close(traced.alpha, reference.alpha, scale=6.0)
+    assert_close(traced.nodes, reference.nodes, scale=6.0, factor=10.0)
+    assert_close(traced.weights, reference.weights, scale=1.0, factor=100.0)
+    assert_close(curve, reference.evaluate(np.asarray(grid)), scale=1.0, factor=100.0)
+    assert_close(traced.to_density().evaluate(grid), reference.evaluate(grid), factor=100.0)
+    broke = slq.density(a, num_steps=M, num_probes=K, seed=0)
+    traced = jax.jit(lambda s: slq.density(s * a, num_steps=M, num_probes=K, seed=0))(1.0)
+    assert_close(traced.nodes[:, :3], broke.nodes, scale=5.0, factor=10.0)
+    assert_close(traced.nodes[:, 3:], broke.nodes[:, -1:].repeat(M - 3, axis=1), scale=5.0)
+    assert_close(traced.weights[:, :3], broke.weights, factor=100.0)
+    assert (np.asarray(traced.weights[:, 3:]) == 0).all()
 
 
 def test_traceable_needs_a_jax_callable() -> None:
@@ -155,7 +184,11 @@ def test_traceable_needs_a_jax_callable() -> None:
         slq.aslinearoperator(MATRIX, traceable=True)
 
 
+_LOSS_TRACES = [0]
+
+
 def _loss(params: dict[str, jax.Array], batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+    _LOSS_TRACES[0] += 1  # Python runs only while JAX traces
     x, y = batch
     logits = jnp.tanh(x @ params["w1"]) @ params["w2"]
     return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(y.shape[0]), y])
@@ -187,6 +220,16 @@ def test_jax_hessian_runs_compiled_as_it_runs_eagerly() -> None:
     assert_close(compiled.alpha, reference.alpha, factor=10.0)
     assert_close(compiled.beta, reference.beta, factor=10.0)
     assert _hessian(x, cache_data=False).traceable_product() is None
+
+
+def test_a_new_jax_hessian_and_a_second_density_compile_nothing() -> None:
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((10, 3)))
+    slq.density(_hessian(x), num_steps=M, num_probes=K, seed=0)
+    op = _hessian(x * 0.5)  # a new operator, as at new parameters during training
+    built = _LOSS_TRACES[0]
+    slq.density(op, num_steps=M, num_probes=K, seed=0)
+    slq.density(op, num_steps=M, num_probes=K, seed=1)
+    assert _LOSS_TRACES[0] == built
 
 
 def test_jax_hessian_non_finite_batch_is_named_in_a_compiled_run() -> None:

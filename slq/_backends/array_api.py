@@ -305,6 +305,10 @@ class ArrayAPIBackend:
         """Return a batch's whole Lanczos run as one compiled program, or None: here, None."""
         return None
 
+    def start_rows(self, v0: Any, dtype: Any, acc: Any, safe_exponent: int) -> Any:
+        """Return v0 as unit rows and their norms in one compiled call, or None: here, None."""
+        return None
+
     def is_traced(self, x: Any) -> bool:
         """Return whether `x` is a value being traced into a program: never here."""
         return False

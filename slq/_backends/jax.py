@@ -16,15 +16,17 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
-from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, unit_rows
+from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, start_rows
 from slq._backends.traceable import TraceableProduct
 
 __all__ = [
     "ColumnProduct",
     "JaxBackend",
     "compiled",
+    "gauss_rules",
     "matrix_product",
     "project_dgks",
     "project_pass",
@@ -109,6 +111,42 @@ def _probe_pass(x: Any, stored: Any, rows: int, acc: Any) -> tuple[Any, Any]:
     stored = stored[:rows]
     c = stored.astype(acc) @ x.astype(acc)
     return x - c.astype(x.dtype) @ stored, c
+
+
+_start_rows = jax.jit(start_rows, static_argnums=(1, 2, 3))
+
+
+def gauss_rules(alpha: Any, beta: Any, lengths: Any) -> tuple[Any, Any]:
+    """Nodes and weights of each probe's Gauss rule in the graph, as `slq.quadrature.ritz_rules`.
+
+    Golub & Welsch (1969): the eigenvalues of the tridiagonal T and the squared
+    first components of its eigenvectors. Shapes cannot depend on `lengths`:
+    each T is m × m, its entries past a breakdown replaced by a diagonal twice
+    a Gershgorin bound of the rest, which is decoupled (β = 0 there), so its
+    eigenvalues sort last and its eigenvectors have no first component; those
+    nodes then repeat the last Ritz value, with weight 0.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from slq._backends.jax import gauss_rules
+    >>> alpha, beta = jnp.asarray([[2.0, 2.0], [3.0, 0.0]]), jnp.asarray([[1.0], [0.0]])
+    >>> nodes, weights = gauss_rules(alpha, beta, jnp.asarray([2, 1]))
+    >>> nodes.tolist(), weights.tolist()
+    ([[1.0, 3.0], [3.0, 3.0]], [[0.5, 0.5], [1.0, 0.0]])
+    """
+    m = alpha.shape[1]
+    used = jnp.arange(m)[None, :] < lengths[:, None]
+    bound = jnp.max(jnp.abs(alpha)) + 2 * jnp.max(jnp.abs(beta), initial=0.0)
+    filler = jnp.where(bound > 0, 2 * bound, 1.0)
+    diagonal = jnp.where(used, alpha, filler)
+    t = jax.vmap(jnp.diag)(diagonal)
+    t = t + jax.vmap(lambda b: jnp.diag(b, 1) + jnp.diag(b, -1))(beta)
+    theta, vectors = jnp.linalg.eigh(t)
+    last = jnp.take_along_axis(theta, jnp.maximum(lengths - 1, 0)[:, None], axis=1)
+    nodes = jnp.where(used, theta, last)
+    tau = jnp.where(used, vectors[:, 0, :] ** 2, 0.0)
+    return nodes, tau / jnp.sum(tau, axis=1, keepdims=True)
 
 
 @functools.cache
@@ -201,9 +239,13 @@ class JaxBackend(ArrayAPIBackend):
         """Return whether `x` is traced (inside `jax.jit`, `jax.vmap`, ...)."""
         return isinstance(x, jax.core.Tracer)
 
-    def unit_rows(self, rows: Any, acc: Any, safe_exponent: int) -> Any:
-        """Return traced start rows scaled to unit norm in the graph (see `unit_rows`)."""
-        return unit_rows(rows, acc, safe_exponent)
+    def start_rows(self, v0: Any, dtype: Any, acc: Any, safe_exponent: int) -> tuple[Any, Any]:
+        """Return v0 as unit rows and their norms from one compiled call (see `start_rows`)."""
+        return _start_rows(v0, dtype, acc, safe_exponent)
+
+    def gauss_rules(self, alpha: Any, beta: Any, lengths: Any) -> tuple[Any, Any]:
+        """Return the probes' Gauss rules in the graph (see `gauss_rules`)."""
+        return gauss_rules(alpha, beta, lengths)
 
     def traceable_array(self, a: Any) -> TraceableProduct:
         """Return ``a @ V`` as a traceable product: `a` is an argument of the program."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from slq._backends.compiled import HostRun, Settings
 
-__all__ = ["CompiledRun", "HostRun", "Settings", "compiled_run", "power_of_two", "unit_rows"]
+__all__ = ["CompiledRun", "HostRun", "Settings", "compiled_run", "power_of_two", "start_rows"]
 
 
 class CompiledRun(NamedTuple):
@@ -100,22 +100,27 @@ def power_of_two(w: Any, safe_exponent: int) -> Any:
     return jnp.where(ordinary, jnp.ones((), w.dtype), jnp.ldexp(jnp.ones((), w.dtype), exponent))
 
 
-def unit_rows(rows: Any, acc: Any, safe_exponent: int) -> Any:
-    """Start rows (k, n) scaled to unit norm in the graph, as `prepare_start` does on the host.
+def start_rows(v0: Any, dtype: Any, acc: Any, safe_exponent: int) -> tuple[Any, Any]:
+    """Start vectors v0 (n,) or (n, k) as unit rows (k, n) of `dtype`, and their norms.
 
-    Traced start vectors cannot be checked: a zero or non-finite one gives NaN.
+    `slq._lanczos.prepare_start`'s arithmetic in the graph: scaled by a power of
+    two (`power_of_two`), then divided by the norms (accumulated in `acc`),
+    which are returned for the host's check. A zero or non-finite start vector
+    gives NaN rows; traced ones cannot be checked.
 
     Examples
     --------
     >>> import jax.numpy as jnp
-    >>> from slq._backends.jax_lanczos import unit_rows
-    >>> unit_rows(jnp.asarray([[0.0, 2.0**-100]]), jnp.float32, 60).tolist()
-    [[0.0, 1.0]]
+    >>> from slq._backends.jax_lanczos import start_rows
+    >>> rows, norms = start_rows(jnp.asarray([0.0, 2.0**-100]), jnp.float32, jnp.float32, 60)
+    >>> rows.tolist(), norms.tolist()
+    ([[0.0, 1.0]], [0.5])
     """
+    rows = (v0[None, :] if v0.ndim == 1 else v0.T).astype(dtype)
     rows = rows * (1 / power_of_two(rows, safe_exponent))
     wide = rows.astype(acc)
     norms = jnp.sqrt(jnp.sum(wide * wide, axis=-1))
-    return rows / norms.astype(rows.dtype)[:, None]
+    return rows / norms.astype(rows.dtype)[:, None], norms
 
 
 def compiled_run(

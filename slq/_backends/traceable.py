@@ -20,7 +20,10 @@ class TraceableProduct(NamedTuple):
     flags is None, or a 1-D boolean array of the operator's own finite checks
     (one per data batch of an adapter). It must be pure: the same arrays give
     the same products, and nothing outside `operands` changes between calls.
-    `function` is hashable and part of a compiled program's cache key; the
+    `function` (and `prepare`) are hashable and part of a compiled program's
+    cache key: equal by value, so that the operator made again (by every
+    `slq.density` call, or at new parameters) finds its program; a bound method
+    or closure, equal only to itself, compiles the run again every time. The
     arrays are the program's arguments, not constants baked into it.
 
     Examples
@@ -40,4 +43,4 @@ class TraceableProduct(NamedTuple):
     """Raises the operator's own error for the index of a false flag (its batch)."""
     prepare: Callable[[Any], Any] | None = None
     """Work every product of a run shares (linearizing a gradient), traced once before
-    the loop: ``prepare(operands)`` returns the operands `function` reads. Hashable."""
+    the loop: ``prepare(operands)`` returns the operands `function` reads. Hashable, by value."""
