@@ -13,6 +13,7 @@ jitted function, and `to_density` turns the returned one into a
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -78,6 +79,7 @@ class TracedDensity(NamedTuple):
         (5,)
         """
         xp = array_namespace(self.nodes)
+        grid, sigma = _checked(xp, grid, sigma)
         nodes, weights = self.nodes, self.weights
         if sigma is None:
             high, low = xp.max(nodes), xp.min(nodes)
@@ -109,6 +111,28 @@ class TracedDensity(NamedTuple):
             seed=int(self.seed),
             residual_norm=np.asarray(self.residual_norm, dtype=np.float64),
         )
+
+
+def _checked(xp: Any, grid: Any, sigma: Any) -> tuple[Any, Any]:
+    """Return `grid` as an array and `sigma`, or raise: shapes and types are known when traced."""
+    if isinstance(grid, str) or (not hasattr(grid, "shape") and not isinstance(grid, list | tuple)):
+        msg = f"grid must be real numbers (a 1-D array), got {type(grid).__name__}"
+        raise TypeError(msg)
+    grid = xp.asarray(grid)
+    if grid.ndim != 1 or not xp.isdtype(grid.dtype, "real floating"):
+        msg = f"grid must be a 1-D array of real floats, got {grid.dtype} of shape {grid.shape}"
+        raise ValueError(msg)
+    if sigma is None:
+        return grid, sigma
+    if isinstance(sigma, bool) or (
+        not isinstance(sigma, numbers.Real | np.ndarray) and not hasattr(sigma, "dtype")
+    ):
+        msg = f"sigma must be a real number or None, got {type(sigma).__name__}"
+        raise TypeError(msg)
+    if isinstance(sigma, numbers.Real) and not (math.isfinite(sigma) and float(sigma) > 0):
+        msg = f"sigma must be a finite number > 0, got {sigma}"
+        raise ValueError(msg)
+    return grid, sigma
 
 
 def traced_density(op: Any, results: list[Any], dim: int, seed: int) -> TracedDensity:

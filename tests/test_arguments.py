@@ -205,6 +205,10 @@ TABLE = [
             Bad(f"SpectralDensity.{method}", "kernel", 0, TypeError, "kernel must be one of"),
         )
     ),
+    Bad("TracedDensity.evaluate", "grid", "abc", TypeError, "grid must be real numbers"),
+    Bad("TracedDensity.evaluate", "grid", np.ones((2, 2)), ValueError, "grid must be a 1-D array"),
+    Bad("TracedDensity.evaluate", "sigma", "1", TypeError, "sigma must be a real number or None"),
+    Bad("TracedDensity.evaluate", "sigma", 0.0, ValueError, "sigma must be a finite number > 0"),
     Bad("SpectralDensity.band", "confidence", 0.0, ValueError, r"confidence must lie in \(0, 1"),
     Bad("SpectralDensity.bulk", "outliers", True, TypeError, "outliers must be an Outliers"),
     Bad("SpectralDensity.bulk_sigma", "outliers", "x", TypeError, "outliers must be an Outliers"),
@@ -245,7 +249,10 @@ EXEMPT_CLASSES = {
     "LinearOperator": "a protocol: its matvec is the user's",
 }
 # Constructors that are records made by the library (NamedTuples: no hook to check in).
-EXEMPT_CONSTRUCTORS = {"Budget": "made by slq_budget"}
+EXEMPT_CONSTRUCTORS = {
+    "Budget": "made by slq_budget",
+    "TracedDensity": "made by slq.density inside jax.jit",
+}
 EXEMPT_PARAMETERS = {("SpectralDensity.to_json", "dumps_options"): "json.dumps checks its own"}
 
 
@@ -273,6 +280,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Results:
         slq.lanczos(a, np.ones((40, 2)), 4),
         dos.save(tmp_path_factory.mktemp("arguments") / "dos.npz"),
     )
+
+
+def _traced(dos: slq.SpectralDensity) -> slq.TracedDensity:
+    """A `TracedDensity` of numpy arrays: its methods follow the arrays' library."""
+    fields = (dos.alpha, dos.beta, dos.residual_norm, dos.nodes, dos.weights)
+    return slq.TracedDensity(*fields, dos.num_matvecs, dos.dim, dos.seed)
 
 
 def _operator() -> CheckedOperator:
@@ -336,6 +349,7 @@ def _targets(r: Results, tmp_path: Path) -> dict[str, tuple[Callable[..., Any], 
             {"result": r.lanczos, "dim": 40},
         ),
         "SpectralDensity.grid": (dos.grid, {"num": 5}),
+        "TracedDensity.evaluate": (_traced(dos).evaluate, {"grid": np.linspace(-1.0, 1.0, 5)}),
         "SpectralDensity.cdf": (dos.cdf, {"x": [0.0, 1.0]}),
         "SpectralDensity.count": (dos.count, {"low": 0.0, "high": 1.0}),
         "SpectralDensity.moment": (dos.moment, {"p": 2}),
@@ -430,6 +444,7 @@ def test_every_parameter_of_every_public_function_has_a_bad_value_in_the_table()
 def test_every_public_class_is_checked_or_exempt() -> None:
     classes = {name for name in slq.__all__ if isinstance(getattr(slq, name), type)}
     result_classes = {"SpectralDensity", "KPMDensity", "Estimate", "Budget", "MemoryEstimate"}
+    result_classes.add("TracedDensity")
     assert classes == result_classes | set(EXEMPT_CLASSES)
 
 
