@@ -16,8 +16,10 @@ step index: a step's Gram–Schmidt work grows with j), decides: split into
 parts of the candidate size from there when they take at most
 `SWITCH_RATIO` of the batch's time; whole to the end where they were slower
 (above `RETRY_RATIO`); otherwise whole until the next trial, where the basis
-is about twice as large. Parts run one after another, each to the end; every probe does the
-same arithmetic either way.
+is about twice as large. A batch whose products already take
+`PRODUCT_SHARE` of its first timed steps is kept whole without running parts.
+Parts run one after another, each to the end; every probe does the same
+arithmetic either way.
 
 The decision is remembered per operator for the process, and recorded in
 checkpoints: a run that finds it runs the same schedule without timing, so
@@ -29,6 +31,7 @@ width). A batch whose probe count the user chose is never split.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import weakref
@@ -39,6 +42,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "CACHE_BYTES",
     "MAX_DECISIONS",
+    "PRODUCT_SHARE",
     "RETRY_RATIO",
     "SWITCH_RATIO",
     "TRIAL_STEPS",
@@ -80,6 +84,14 @@ clock: Callable[[], float] = time.perf_counter
 
 
 WINDOW = 3 * TRIAL_STEPS + 1
+
+PRODUCT_SHARE = SWITCH_RATIO
+"""A batch whose products take this share of its steps is kept whole without timing parts.
+
+A part's products cost no less per probe than the batch's (a column each, or a
+pass over the data whatever the width), so parts could save at most the rest
+of a step, less than a split needs (`SWITCH_RATIO`): a network's HVPs, say,
+where a part would pay a whole pass over the data for a few probes."""
 """Steps of one trial: whole, then in parts, then whole again."""
 
 
@@ -293,6 +305,7 @@ class _Timings:
         self.part: list[float] = []
         self.after: list[float] = []
         self.part_size = 1
+        self.product_share = 0.0  # of the whole batch's steps before the part
 
     def per_probe(self, k: int) -> tuple[float, float] | None:
         """Return the step times per probe, (part, whole), or None if too few steps ran."""
@@ -311,8 +324,13 @@ def _run_trial(run: Any, start: int, parts: int, timings: _Timings | None) -> bo
     """
     t = TRIAL_STEPS
     before, after = (None, None) if timings is None else (timings.before, timings.after)
+    in_products = run.keeper.product_seconds
     if not run_steps(run, start, start + t, before):
         return False
+    if timings is not None and before:
+        timings.product_share = (run.keeper.product_seconds - in_products) / sum(before)
+        if timings.product_share >= PRODUCT_SHARE:  # parts cannot gain enough: keep it whole
+            return run_steps(run, start + t, start + WINDOW, after)
     live = int(run.active.argmax())
     size = min(part_sizes(run.k, parts)[0], run.k - live)
     sizes = [count for count in (live, size, run.k - live - size) if count]
@@ -326,6 +344,10 @@ def _run_trial(run: Any, start: int, parts: int, timings: _Timings | None) -> bo
 
 def _ratio(run: Any, timings: _Timings) -> float | None:
     """Return the part's step time per probe over the whole batch's, None if too few ran."""
+    if timings.product_share >= PRODUCT_SHARE:
+        # A part's products cost no less per probe than the batch's (a column each, or one
+        # pass over data for any width), so at best it saves the rest: too little to split.
+        return math.inf
     times = timings.per_probe(run.k)
     if times is None:
         return None
@@ -340,6 +362,14 @@ def _log(
         logger.info("lanczos: a trial of a batch split timed too few steps (breakdowns)")
         return
     outcome = f"split into {parts} parts" if parts > 1 else "kept whole"
+    if ratio == math.inf:
+        logger.info(
+            "lanczos: products took %.0f%% of a batch's steps: %s from step %d, not timed in parts",
+            100 * timings.product_share,
+            outcome,
+            step,
+        )
+        return
     part, whole = timings.per_probe(run.k) or (0.0, 0.0)
     logger.info(
         "lanczos: a step took %.3g ms a probe in a part of %d, %.3g ms in the batch of %d "

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from slq import _batch_split
 from slq._backends import (
     accumulation_dtype,
     array_namespace,
@@ -457,6 +458,7 @@ class _BasisKeeper:
         self.reorthogonalizations = 0  # steps that projected against the basis
         self.projected = 0  # vectors projected against, over all steps
         self.second_passes = 0  # DGKS second passes, over probes and steps
+        self.product_seconds = 0.0  # in the operator (host clock: exact where it is eager)
         # The batch runs on A / scale, a power of two: see `power_of_two_scale`.
         self.scale = 1.0
 
@@ -492,7 +494,9 @@ class _BasisKeeper:
         op = self.op
         if self.basis is not None:
             self.basis.store(j, state.q)
+        began = _batch_split.clock()  # the clock the batch split times steps by
         w = apply_rows(op, state.q, j)
+        self.product_seconds += _batch_split.clock() - began
         if j == 0:
             self.scale = power_of_two_scale(w, op.xp)
         if self.scale != 1.0:

@@ -65,6 +65,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     now = [0.0]
     monkeypatch.setattr(_batch_split, "clock", lambda: now[0])
     monkeypatch.setattr(_batch_split, "CACHE_BYTES", 1)
+    # The virtual cost stands for a whole step's, not only its product's.
+    monkeypatch.setattr(_batch_split, "PRODUCT_SHARE", np.inf)
     _batch_split.clear_decisions()
     yield now
     _batch_split.clear_decisions()
@@ -184,3 +186,16 @@ def test_a_batch_kept_whole_is_tried_again_unless_parts_were_slower(clock: list[
         trials[name] = op.widths.count(1) // 4
         assert op.widths[-10:] == [6] * 10
     assert trials == {"even": 2, "parts slower": 1}
+
+
+def test_a_batch_whose_products_dominate_is_kept_whole_untried(
+    clock: list[float], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Here the virtual cost is the product's alone, all of every step: a part could
+    # save nothing of it, and the batch is never run in parts.
+    monkeypatch.setattr(_batch_split, "PRODUCT_SHARE", _batch_split.SWITCH_RATIO)
+    op = Virtual(np.diag(SPECTRUM), clock, parts_faster)
+    with caplog.at_level("INFO", logger="slq"):
+        slq.density(op, num_steps=90, num_probes=6, seed=0, probe="gaussian")
+    assert set(op.widths) == {6}
+    assert "products took 100% of a batch's steps: kept whole from step 14" in caplog.text
