@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["HostRun", "Settings"]
+__all__ = ["HostRun", "Settings", "compiled_product"]
 
 
 class Settings(NamedTuple):
@@ -74,3 +74,27 @@ class HostRun(NamedTuple):
     """(m, B) bool: the operator's finite flags per step, or None."""
     repeats: int
     """DGKS second passes, over probes and steps."""
+
+
+def compiled_product(op: Any, reorthogonalize: Any, offload_basis: bool) -> Any:
+    """Return the operator's traceable product if its batch can run as one program, else None.
+
+    One program needs a traceable product (``op.traceable``), the basis on the
+    device, and a policy that decides nothing on the host between steps: "full"
+    and "none". "partial" runs eagerly: Simon's ω recurrence, which picks the
+    steps to project, runs in numpy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq._backends.compiled import compiled_product
+    >>> from slq._reorthogonalization import policy
+    >>> compiled_product(slq.aslinearoperator(np.eye(3)), policy("full"), False) is None
+    True
+    """
+    traceable = getattr(op, "traceable", None)
+    fixed = reorthogonalize.projects_every_step or not reorthogonalize.stores_basis
+    if traceable is None or offload_basis or not fixed or reorthogonalize.local:
+        return None
+    return traceable

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
+from slq._backends.compiled import compiled_product
 from slq._backends.jax_lanczos import CompiledRun, Settings, compiled_run, start_rows
 from slq._backends.traceable import TraceableProduct
 
@@ -220,11 +221,10 @@ class JaxBackend(ArrayAPIBackend):
         "full" and "none". "partial" runs eagerly: Simon's ω recurrence, which
         picks the steps to project, runs in numpy between steps.
         """
-        traceable = getattr(op, "traceable", None)
-        every_step = reorthogonalize.projects_every_step
-        fixed = every_step or not reorthogonalize.stores_basis
-        if traceable is None or offload_basis or not fixed or reorthogonalize.local:
+        traceable = compiled_product(op, reorthogonalize, offload_basis)
+        if traceable is None:
             return None
+        every_step = reorthogonalize.projects_every_step
 
         def run(rows: Any, **engine: Any) -> CompiledRun:
             settings = Settings(

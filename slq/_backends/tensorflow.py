@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from slq._backends.array_api import DGKS_ETA, ArrayAPIBackend, gram_schmidt_twice
-from slq._backends.compiled import Settings
+from slq._backends.compiled import Settings, compiled_product
 from slq._backends.tensorflow_lanczos import (
     ColumnProduct,
     GraphRun,
@@ -409,11 +409,10 @@ class TensorFlowBackend(ArrayAPIBackend):
         eagerly: Simon's ω recurrence, which picks the steps to project, runs
         in numpy between steps.
         """
-        traceable = getattr(op, "traceable", None)
-        every_step = reorthogonalize.projects_every_step
-        fixed = every_step or not reorthogonalize.stores_basis
-        if traceable is None or offload_basis or not fixed or reorthogonalize.local:
+        traceable = compiled_product(op, reorthogonalize, offload_basis)
+        if traceable is None:
             return None
+        every_step = reorthogonalize.projects_every_step
 
         def run(rows: Any, **engine: Any) -> GraphRun:
             settings = Settings(
