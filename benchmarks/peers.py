@@ -158,6 +158,66 @@ def gradient_seconds(problem: Problem) -> dict[str, float]:
     return found
 
 
+def product_seconds(problem: Problem, k: int) -> dict[str, float]:
+    """One bare product of k vectors, timed alone, best of 5: the bound of a run's m·k products.
+
+    Networks: slq's torch operator (after its build), the retained-graph double backward
+    that PyHessian runs, and ``jvp(grad)`` (matfree's product) and slq's operator on the JAX
+    twin. Matrices: numpy's and XLA's dense or CSR product. With `gradient_seconds`, the
+    HVP ÷ gradient ratio of each tool's product.
+    """
+    import jax
+    import jax.numpy as jnp
+    import torch
+    from jax.flatten_util import ravel_pytree
+
+    import slq
+    from slq import adapters
+
+    found: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    if problem.kind == "matrix":
+        a = native(problem, "numpy")
+        v = rng.standard_normal((problem.dim, k)) if k > 1 else rng.standard_normal(problem.dim)
+        found["numpy"] = best(lambda: a @ v, repeat=5)
+        b, w = native(problem, "jax"), jnp.asarray(v)
+        product = jax.jit(lambda w: b @ w) if isinstance(b, jnp.ndarray) else jax.jit(b.__matmul__)
+        found["jax"] = best(lambda: jax.block_until_ready(product(w)), repeat=5)
+        return found
+    model, (x, y) = problem.model, problem.data
+    op = adapters.torch_hessian(model, problem.data, batchnorm="eval")
+    block = torch.from_numpy(rng.standard_normal((op.shape[0], k)))
+    found["slq (torch)"] = best(lambda: slq.matmat(op, block), repeat=5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    gradient = torch.autograd.grad(
+        torch.nn.functional.cross_entropy(model(x), y), params, create_graph=True
+    )
+    tangents = [torch.randn(k, *p.shape, dtype=p.dtype) for p in params]
+
+    def retained() -> None:
+        for i in range(k):
+            torch.autograd.grad(gradient, params, [t[i] for t in tangents], retain_graph=True)
+
+    found["retained graph (PyHessian)"] = best(retained, repeat=5)
+    twin = native(problem, "jax")
+    if twin is not None:
+        loss_fn, weights, batch = twin
+        flat, unravel = ravel_pytree(weights)
+        tangent = jnp.asarray(block.numpy().T)
+
+        def one(f: Any, t: Any) -> Any:
+            return jax.jvp(jax.grad(lambda g: loss_fn(unravel(g), batch)), (f,), (t,))[1]
+
+        fresh = jax.jit(jax.vmap(one, in_axes=(None, 0)))
+        found["jvp(grad) (matfree)"] = best(
+            lambda: jax.block_until_ready(fresh(flat, tangent)), repeat=5
+        )
+        ours = adapters.jax_hessian(loss_fn, weights, batch)
+        columns = jnp.asarray(block.numpy())
+        found["slq (JAX)"] = best(lambda: jax.block_until_ready(slq.matmat(ours, columns)), 5)
+    return found
+
+
 def fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
@@ -276,6 +336,11 @@ def main() -> None:
             rows.append({"problem": problem.name, "status": "gradient", **gradients})
             times = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in gradients.items())
             print(f"one gradient: {times}")
+        for k in args.probes:
+            costs = product_seconds(problem, k)
+            rows.append({"problem": problem.name, "status": f"product k={k}", **costs})
+            times = ", ".join(f"{name} {v * 1e3:.2f} ms" for name, v in costs.items())
+            print(f"one product of {k} vector{'s' * (k > 1)}: {times}")
         if args.markdown or not args.json:
             print("\n".join(table(these)), flush=True)
     print("\n" + "\n".join(summary([f for f in found if f])))
