@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
-from slq._backends.namespace import array_namespace, library_name
+from slq._backends.namespace import array_namespace, library_name, to_host
 from slq._backends.traceable import TraceableProduct
 
 __all__ = [
@@ -161,23 +162,44 @@ def subtract_significant(w: Any, coefficients: Any, stored: Any, floor: Any) -> 
     array([[0.e+00, 1.e-20, 1.e-20, 3.e+00]])
     """
     xp = array_namespace(w, stored)
-    needed = xp.abs(coefficients) > floor
-    counts = [int(c) for c in xp.sum(xp.astype(needed, xp.int32), axis=1)]
-    if sum(counts) == 0:
+    needed = to_host(xp.abs(coefficients) > floor)  # (k, j) booleans: one small copy
+    if not needed.any():
         return w
-    if 3 * sum(counts) > math.prod(coefficients.shape):
+    if 3 * int(needed.sum()) > needed.size:
         return w - (coefficients[:, None, :] @ stored)[:, 0, :]
     # Each probe its own rows: probes of a batch lose orthogonality along different ones.
     projected = []
-    for probe, count in enumerate(counts):
-        if count == 0:
+    for probe in range(needed.shape[0]):
+        # Runs of consecutive rows are views of the basis, and the later runs are
+        # subtracted in place from this new row: the pass holds no more than the full
+        # one, a product and its result (what `memory_estimate` counts).
+        runs = contiguous_runs(needed[probe])
+        if not runs:
             projected.append(w[probe, :])
             continue
-        (rows,) = xp.nonzero(needed[probe, :])
-        # One probe's rows are contiguous: numpy's take copies only those asked for.
-        chosen = xp.take(stored[probe, ...], rows, axis=0)
-        projected.append(w[probe, :] - xp.take(coefficients[probe, :], rows) @ chosen)
-    return xp.stack(projected)
+        (first, *others) = runs
+        row = (
+            w[probe, :] - coefficients[probe, first[0] : first[1]] @ stored[probe, slice(*first), :]
+        )
+        for start, stop in others:
+            row -= coefficients[probe, start:stop] @ stored[probe, start:stop, :]
+        projected.append(row)
+    # One probe: a view, where stacking would hold a copy of w beside the pass's own.
+    return xp.expand_dims(projected[0], axis=0) if len(projected) == 1 else xp.stack(projected)
+
+
+def contiguous_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Return the (start, stop) of each run of True in a 1-D boolean array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from slq._backends.array_api import contiguous_runs
+    >>> contiguous_runs(np.array([True, True, False, True, False, False, True]))
+    [(0, 2), (3, 4), (6, 7)]
+    """
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 class ArrayAPIBackend:
