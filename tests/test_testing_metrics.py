@@ -37,7 +37,9 @@ def test_the_smoothed_density_is_what_an_exact_gauss_rule_evaluates_to(kernel: s
     distinct = np.unique(SPECTRUM)
     exact = slq.density(np.diag(distinct), num_steps=distinct.size, num_probes=1, seed=0)
     t = np.linspace(-3.0, 6.0, 301)
-    assert_close(smoothed_density(distinct, t, sigma=0.3, kernel=kernel), exact.evaluate(t, 0.3, kernel))
+    assert_close(
+        smoothed_density(distinct, t, sigma=0.3, kernel=kernel), exact.evaluate(t, 0.3, kernel)
+    )
 
 
 def test_multiplicities_and_weights_are_the_same_measure() -> None:
@@ -64,7 +66,7 @@ def test_a_spectral_density_is_its_probe_averaged_gauss_rules(dos: slq.SpectralD
     t = np.linspace(-2.0, 5.0, 200)
     assert_close(rules.smoothed(t, 0.1, "gaussian"), dos.evaluate(t, 0.1))
     assert wasserstein1(dos, (dos.nodes, dos.weights)) == 0.0
-    assert_close(rules.cdf(np.array([0.3])), dos.cdf(0.3))
+    assert_close(rules.cdf(np.array(0.3)), dos.cdf(0.3))
 
 
 def test_l1_of_equal_and_of_disjoint_measures() -> None:
@@ -77,7 +79,9 @@ def test_l1_of_two_point_masses_is_twice_the_gaussian_overlap_complement() -> No
     # ∫|N(0,σ²) − N(d,σ²)| = 2(2Φ(d/2σ) − 1) = 2 erf(d / (2√2 σ)).
     from math import erf, sqrt
 
-    assert_close(l1_distance([0.0], [1.0], sigma=0.5), 2.0 * erf(1.0 / (2.0 * sqrt(2.0) * 0.5)))
+    exact = 2.0 * erf(1.0 / (2.0 * sqrt(2.0) * 0.5))
+    # The kink of |f − g| where they cross costs ~h²/12 × its slope jump: 1e-4 relative.
+    assert abs(l1_distance([0.0], [1.0], sigma=0.5) - exact) < 1e-4 * exact
 
 
 @given(st.floats(-5.0, 5.0), st.floats(0.0, 3.0))
@@ -103,7 +107,8 @@ def test_a_kpm_curve_has_the_cdf_of_its_damped_series() -> None:
     kpm = slq.kpm_density(np.diag(SPECTRUM), degree=30, num_probes=2, seed=0)
     low, high = kpm.bounds
     t = low + (high - low) * 0.5 * (1.0 - np.cos(np.linspace(0.0, np.pi, 20001)))
-    assert ks_distance(kpm, Curve(t, kpm.evaluate(t))) < 1e-6
+    # The curve's CDF is the trapezoidal rule: second order, ~1e-5 on these 20001 points.
+    assert ks_distance(kpm, Curve(t, kpm.evaluate(t))) < 3e-5
     assert extreme_error(kpm, SPECTRUM) == (
         (SPECTRUM.min() - low) / np.ptp(SPECTRUM),
         (high - SPECTRUM.max()) / np.ptp(SPECTRUM),

@@ -18,6 +18,7 @@ from slq._validate import (
 from slq.testing._counting import counting_operator
 from slq.testing._measures import Measure, as_measure
 from slq.testing._metrics import extreme_error, ks_distance, l1_distance, wasserstein1
+from slq.testing._problem import Problem
 from slq.testing._table import Comparison, Record
 
 __all__ = ["METRICS", "compare"]
@@ -47,14 +48,21 @@ def _check_estimators(estimators: Any) -> dict[str, Callable[..., Any]]:
     return dict(estimators)
 
 
-def _check_problems(problems: Any) -> list[Any]:
+def _check_problems(problems: Any) -> list[Problem]:
     if isinstance(problems, (str, bytes)) or not isinstance(problems, Sequence) or not problems:
         msg = f"problems must be a non-empty sequence of Problem, got {type(problems).__name__}"
         raise TypeError(msg)
     for problem in problems:
-        if not (hasattr(problem, "matrix") and hasattr(problem, "name")):
-            msg = f"each of problems must be a Problem (name, matrix, eigenvalues), got {problem!r}"
+        if not isinstance(problem, Problem):
+            msg = f"each of problems must be a Problem, got {type(problem).__name__}"
             raise TypeError(msg)
+    names = [problem.name for problem in problems]
+    if len(set(names)) != len(names):
+        msg = (
+            f"problems must have distinct names (the table's rows), got {names}: rename one "
+            "with dataclasses.replace(problem, name=...)"
+        )
+        raise ValueError(msg)
     return list(problems)
 
 

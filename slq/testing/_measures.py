@@ -18,6 +18,8 @@ from slq._kernels import smooth
 from slq._validate import check_points
 from slq.kpm import KPMDensity, damping_coefficients
 from slq.spectral_density import SpectralDensity
+from slq.testing._laws import SpectralLaw
+from slq.testing._problem import Problem
 
 __all__ = ["CURVE_MASS_TOLERANCE", "MASS_TOLERANCE", "Curve", "Discrete", "Measure", "as_measure"]
 
@@ -271,7 +273,7 @@ class _Law:
 
     kind = "continuous"
 
-    def __init__(self, law: Any) -> None:
+    def __init__(self, law: SpectralLaw) -> None:
         self.law = law
 
     def support(self) -> tuple[float, float]:
@@ -316,12 +318,12 @@ def as_measure(value: Any, name: str) -> Measure:
         return _ChebyshevSeries(value)
     if _is_pair(value):
         return Discrete(*value)
-    if hasattr(value, "matrix") and hasattr(value, "eigenvalues"):  # a Problem
+    if isinstance(value, Problem):
         if value.eigenvalues is None:
             msg = f"{name}: problem {value.name!r} has no exact eigenvalues to compare against"
             raise ValueError(msg)
         return Discrete(value.eigenvalues)
-    if hasattr(value, "cdf") and hasattr(value, "support") and hasattr(value, "quantiles"):
+    if isinstance(value, SpectralLaw):
         return _Law(value)
     if isinstance(value, (np.ndarray, list)) and np.ndim(value) == 1:
         return Discrete(value)

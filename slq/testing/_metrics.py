@@ -31,9 +31,10 @@ def l1_distance(
     r"""Return ∫ |f_σ * μ̂ − f_σ * μ| dt, the L1 distance of the two smoothed densities.
 
     Both measures are smoothed by the same kernel f_σ (the conventions of
-    `SpectralDensity.evaluate`) and the integral is the trapezoidal rule on
-    `grid`. It lies in [0, 2]: 0 for equal measures, 2 for measures far apart
-    at scale σ. A `Curve` is convolved with f_σ by quadrature on its own grid.
+    `SpectralDensity.evaluate`) and the integral is that of the linear
+    interpolant of their difference on `grid` (the trapezoidal rule, with its
+    sign changes integrated exactly). It lies in [0, 2]: 0 for equal
+    measures, 2 for measures far apart at scale σ. A `Curve` is convolved with f_σ by quadrature on its own grid.
 
     Parameters
     ----------
@@ -45,7 +46,7 @@ def l1_distance(
     kernel : {"gaussian", "lorentzian"}
         f_σ.
     grid : array_like, shape (g,), optional
-        Default: points σ/10 apart covering both supports, 10σ past them for a
+        Default: points σ/40 apart covering both supports, 10σ past them for a
         Gaussian and 100σ for a Lorentzian (whose tails beyond are ~0.3%).
 
     Returns
@@ -72,7 +73,19 @@ def l1_distance(
             msg = f"grid must be 1-D, increasing, with >= 2 points, got shape {t.shape}"
             raise ValueError(msg)
     difference = a.smoothed(t, sigma, kernel) - b.smoothed(t, sigma, kernel)
-    return float(np.trapezoid(np.abs(difference), t))
+    return _area(np.diff(t), difference[:-1], difference[1:])
+
+
+def _area(width: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
+    """Return ∫ |d| for d linear from `start` to `end` on intervals of `width`.
+
+    Where d changes sign the two triangles are integrated exactly, so that the
+    kinks of |d| cost nothing beyond the linear interpolation itself.
+    """
+    same_sign = start * end >= 0.0
+    magnitude = np.abs(start) + np.abs(end)
+    crossing = (start**2 + end**2) / np.where(same_sign, 1.0, magnitude)
+    return float((np.where(same_sign, magnitude, crossing) * width).sum() / 2.0)
 
 
 def _cdf_pieces(a: Measure, b: Measure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,12 +121,7 @@ def wasserstein1(estimate: Any, truth: Any) -> float:
     >>> wasserstein1(([0.0, 1.0], [0.5, 0.5]), [0.0])  # half the mass moves 1
     0.5
     """
-    width, start, end = _cdf_pieces(as_measure(estimate, "estimate"), as_measure(truth, "truth"))
-    same_sign = start * end >= 0.0
-    magnitude = np.abs(start) + np.abs(end)
-    crossing = (start**2 + end**2) / np.where(same_sign, 1.0, magnitude)
-    area = np.where(same_sign, magnitude, crossing) * width / 2.0
-    return float(area.sum())
+    return _area(*_cdf_pieces(as_measure(estimate, "estimate"), as_measure(truth, "truth")))
 
 
 def ks_distance(estimate: Any, truth: Any) -> float:
