@@ -34,7 +34,8 @@ def l1_distance(
     `SpectralDensity.evaluate`) and the integral is that of the linear
     interpolant of their difference on `grid` (the trapezoidal rule, with its
     sign changes integrated exactly). It lies in [0, 2]: 0 for equal
-    measures, 2 for measures far apart at scale σ. A `Curve` is convolved with f_σ by quadrature on its own grid.
+    measures, 2 for measures far apart at scale σ. A `Curve` is convolved
+    with f_σ by quadrature on its own grid.
 
     Parameters
     ----------
