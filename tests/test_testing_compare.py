@@ -92,10 +92,20 @@ def test_a_curve_estimator_is_measured_but_has_no_extremes(problems: list[Any]) 
     def histogram(op: Any, budget: int, seed: int) -> Curve:
         return Curve([-1.0, 5.0], [1 / 6, 1 / 6])
 
-    table = compare({"flat": histogram}, problems[:1], seeds=[0], budget=1, metrics=["w1", "ks"])
+    table = compare(
+        {"flat": histogram}, problems[:1], seeds=[0], budget=1, metrics=["ks", "extreme"]
+    )
     assert 0.0 < table[0].metrics["ks"] < 1.0
-    with pytest.raises(TypeError, match="estimator 'flat': a Curve has no extreme eigenvalues"):
-        compare({"flat": histogram}, problems[:1], seeds=[0], budget=1, metrics=["extreme"])
+    assert np.isnan(table[0].metrics["lambda_max_error"])
+    assert table.summary().endswith("| — | — |")
+
+
+def test_a_metric_that_fails_names_the_estimator(problems: list[Any]) -> None:
+    def coarse(op: Any, budget: int, seed: int) -> Curve:
+        return Curve([-1.0, 5.0], [1 / 6, 1 / 6])
+
+    with pytest.raises(ValueError, match="estimator 'coarse': a Curve's grid spacing 6"):
+        compare({"coarse": coarse}, problems[:1], seeds=[0], budget=1, metrics=["l1"])
 
 
 def test_slq_and_kpm_spend_their_budget_and_are_measured(problems: list[Any]) -> None:

@@ -16,7 +16,7 @@ from slq._validate import (
     check_positive_int,
 )
 from slq.testing._counting import counting_operator
-from slq.testing._measures import Measure, as_measure
+from slq.testing._measures import Curve, Measure, as_measure
 from slq.testing._metrics import extreme_error, ks_distance, l1_distance, wasserstein1
 from slq.testing._problem import Problem
 from slq.testing._table import Comparison, Record
@@ -123,6 +123,9 @@ def _measure(
     values: dict[str, float] = {}
     try:
         for metric in metrics:
+            if metric == "extreme" and isinstance(measure, Curve):
+                values.update(lambda_min_error=float("nan"), lambda_max_error=float("nan"))
+                continue
             values.update(METRICS[metric](measure, truth, sigma))
     except (TypeError, ValueError) as error:
         msg = f"estimator {name!r}: {error}"
@@ -148,7 +151,9 @@ def compare(
     than `budget` is kept but flagged (``over_budget``, and a warning is
     logged), never silently accepted. Its estimate is compared with the
     problem's exact eigenvalues by each metric (`l1_distance` with its default
-    σ, `wasserstein1`, `ks_distance`, `extreme_error`).
+    σ, `wasserstein1`, `ks_distance`, `extreme_error`); a `Curve` has no
+    extreme eigenvalues, and its ``lambda_min_error`` and ``lambda_max_error``
+    are NaN.
 
     Parameters
     ----------

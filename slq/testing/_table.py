@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,20 @@ class Record:
         return {**head, "over_budget": self.over_budget, **self.metrics}
 
 
+# Line styles of the estimates, so that curves that coincide stay visible.
+_STYLES = ("--", "-.", ":", "-")
+
+
+def _smoothed_or_raw(measure: Measure, grid: np.ndarray, sigma: float) -> np.ndarray:
+    """Return the measure smoothed by the Gaussian of width σ; a Curve coarser than σ as is."""
+    if isinstance(measure, Curve) and float(np.diff(measure.grid).max()) > sigma:
+        return np.interp(grid, measure.grid, measure.values, left=0.0, right=0.0)
+    return measure.smoothed(grid, sigma, "gaussian")
+
+
 def _cell(values: list[float]) -> str:
+    if np.isnan(values).any():
+        return "—"
     if len(values) == 1:
         return f"{values[0]:.3g}"
     return f"{np.mean(values):.3g} ± {np.std(values, ddof=1):.2g}"
@@ -145,7 +159,8 @@ class Comparison:
         """Draw one panel per problem: the truth and each estimator's first seed, smoothed alike.
 
         Every curve is smoothed by the Gaussian of the comparison's ``l1``
-        (`sigma`, or the truth's width / 100), except a `Curve`, drawn as returned.
+        (`sigma`, or the truth's width / 100); a `Curve` whose grid is coarser
+        than σ is drawn as returned.
 
         Returns
         -------
@@ -170,14 +185,9 @@ class Comparison:
         sigma = default_sigma(low, high) if self.sigma is None else self.sigma
         grid = comparison_grid(low, high, sigma, "gaussian")
         ax.plot(grid, truth.smoothed(grid, sigma, "gaussian"), "k-", lw=2.0, label="exact")
-        for (where, estimator), measure in self.estimates.items():
-            if where != problem:
-                continue
-            if isinstance(measure, Curve):
-                curve = np.interp(grid, measure.grid, measure.values, left=0.0, right=0.0)
-            else:
-                curve = measure.smoothed(grid, sigma, "gaussian")
-            ax.plot(grid, curve, lw=1.0, label=estimator)
+        shown = [(e, m) for (where, e), m in self.estimates.items() if where == problem]
+        for (estimator, measure), style in zip(shown, itertools.cycle(_STYLES), strict=False):
+            ax.plot(grid, _smoothed_or_raw(measure, grid, sigma), style, lw=1.2, label=estimator)
         ax.set_title(problem)
         ax.set_xlabel("λ")
         ax.legend(fontsize="small")
