@@ -164,8 +164,10 @@ class SpectralLaw:
             t = theta[start : start + _CHUNK]
             panel = np.clip(np.floor(t / h).astype(np.int64), 0, _PANELS - 1)
             half = (t - panel * h)[:, None] / 2
-            rate = self._mass_rate(panel[:, None] * h + half * (_NODES + 1))
-            out[start : start + _CHUNK] = self._panel_masses[panel] + (rate * half) @ _WEIGHTS
+            with np.errstate(divide="ignore", invalid="ignore"):  # θ at a panel's start: 0/0
+                rate = self._mass_rate(panel[:, None] * h + half * (_NODES + 1))
+            partial = np.where(half > 0, rate * half, 0.0) @ _WEIGHTS
+            out[start : start + _CHUNK] = self._panel_masses[panel] + partial
         return np.clip(out, 0.0, 1.0)
 
     def _cdf_inside(self, x: np.ndarray) -> np.ndarray:

@@ -57,7 +57,8 @@ class HouseholderRotation:
         self.columns = [xp.asarray(row[:, None], dtype=like.dtype, device=device) for row in u]
 
     def _reflect(self, u: Any, x: Any) -> Any:
-        return x - 2.0 * u * self.xp.matmul(self.xp.matrix_transpose(u), x)
+        # 2 uᵀx first: a (1, k) product, so that only one (n, k) temporary is made.
+        return x - u * (2.0 * self.xp.matmul(self.xp.matrix_transpose(u), x))
 
     def apply(self, x: Any) -> Any:
         """Q x for x of shape (n, k)."""
