@@ -1,4 +1,6 @@
-"""What the benchmark scripts share: the data, a timer, and the exact smoothed density."""
+"""What the benchmark scripts share: the data, a timer, and the exact smoothed density.
+
+The reference densities and L1 distances are `slq.testing`'s."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
+from slq.testing import l1_distance, smoothed_density
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
@@ -30,13 +34,11 @@ def best(f: Callable[[], object], repeat: int = 3, warmup: bool = True) -> float
 
 def smoothed(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-smoothed density of (probes, m) nodes and weights on `grid`, probe-averaged."""
-    x = (grid[None, :] - nodes.reshape(-1)[:, None]) / sigma
-    curve = (weights.reshape(-1)[:, None] * np.exp(-0.5 * x**2)).sum(axis=0)
-    return curve / (sigma * np.sqrt(2 * np.pi)) / weights.shape[0]
+    return smoothed_density(nodes, grid, sigma=sigma, weights=weights)
 
 
 def l1(a: np.ndarray, b: np.ndarray, grid: np.ndarray) -> float:
-    """The L1 distance of two curves on `grid`."""
+    """The L1 distance of two curves already evaluated on `grid` (`l1_distance` takes measures)."""
     return float(np.trapezoid(np.abs(a - b), grid))
 
 
@@ -45,16 +47,23 @@ class Reference:
 
     def __init__(self, hessian: np.ndarray, steps: int) -> None:
         self.eigenvalues = np.linalg.eigvalsh((hessian + hessian.T) / 2)
+        self._smooth(steps)
+
+    @classmethod
+    def of_spectrum(cls, eigenvalues: np.ndarray, steps: int) -> Reference:
+        """The reference of a known sorted spectrum."""
+        reference = cls.__new__(cls)
+        reference.eigenvalues = eigenvalues
+        reference._smooth(steps)
+        return reference
+
+    def _smooth(self, steps: int) -> None:
         low, high = self.eigenvalues[0], self.eigenvalues[-1]
         self.sigma = (high - low) / steps
         self.grid = np.linspace(low - 5 * self.sigma, high + 5 * self.sigma, 4000)
-        n = self.eigenvalues.size
-        self.curve = smoothed(
-            self.eigenvalues[None, :], np.full((1, n), 1 / n), self.grid, self.sigma
-        )
+        self.curve = smoothed_density(self.eigenvalues, self.grid, sigma=self.sigma)
 
     def error(self, nodes: np.ndarray, weights: np.ndarray) -> float:
-        """L1 distance of the smoothed (nodes, weights) to the exact density."""
-        return l1(
-            smoothed(np.nan_to_num(nodes), weights, self.grid, self.sigma), self.curve, self.grid
-        )
+        """L1 distance of the smoothed (nodes, weights) to the exact density (slq.testing)."""
+        rules = (np.nan_to_num(nodes), weights)
+        return l1_distance(rules, self.eigenvalues, sigma=self.sigma, grid=self.grid)

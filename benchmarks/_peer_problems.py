@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from slq import testing
+
 CACHE = Path(__file__).resolve().parent / ".peers-cache"
 log = logging.getLogger("peers")
 
@@ -38,25 +40,16 @@ class Problem:
         return int(self.eigenvalues.size)
 
 
-def semicircle_quantiles(n: int, radius: float) -> np.ndarray:
-    """n eigenvalues at the midpoint quantiles of Wigner's semicircle on [-radius, radius]."""
-    t = np.linspace(-1.0, 1.0, 20001)
-    cdf = 0.5 + (t * np.sqrt(1 - t**2) + np.arcsin(t)) / np.pi
-    return radius * np.interp((np.arange(n) + 0.5) / n, cdf, t)
-
-
 def dense_spiked(n: int, seed: int = 0) -> Problem:
     """Q diag(λ) Qᵀ: a semicircle bulk on [-1, 1] plus outliers 3, 5, 10, 20; Q Haar-random."""
-    outliers = np.array([3.0, 5.0, 10.0, 20.0])
-    eigenvalues = np.sort(np.concatenate([semicircle_quantiles(n - outliers.size, 1.0), outliers]))
-    path = CACHE / f"dense_spiked_{n}_{seed}.npy"
+    outliers = [(3.0, 1), (5.0, 1), (10.0, 1), (20.0, 1)]
+    eigenvalues = testing.spiked_eigenvalues(n, testing.semicircle(1.0), outliers)
+    # The exact quantiles of slq.testing (issue 19): a new cache name for the new matrix.
+    path = CACHE / f"dense_spiked_{n}_{seed}_exact.npy"
     if path.exists():
         matrix = np.load(path)
     else:
-        q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-        q *= np.sign(np.diag(r))  # Haar measure (Mezzadri 2007)
-        matrix = (q * eigenvalues) @ q.T
-        matrix = (matrix + matrix.T) / 2
+        matrix = testing.matrix_with_spectrum(eigenvalues, seed=seed).matrix
         CACHE.mkdir(exist_ok=True)
         np.save(path, matrix)
     return Problem(

@@ -38,6 +38,7 @@ import numpy as np
 from _common import l1
 
 import slq
+from slq import testing
 from slq._kernels import KERNELS
 from slq._probes import draw_probes
 from slq.kpm import from_quadrature, kpm_density
@@ -45,34 +46,19 @@ from slq.kpm import from_quadrature, kpm_density
 _GRID_POINTS = 40_000
 
 
-def marchenko_pastur(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Eigenvalues of XᵀX/N for Gaussian X of shape (2n, n): the MP law of ratio 1/2."""
-    x = rng.standard_normal((2 * n, n))
-    return np.linalg.eigvalsh(x.T @ x / (2 * n))
-
-
-def wigner(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Eigenvalues of a GOE matrix scaled to the semicircle on [-1, 1]."""
-    g = rng.standard_normal((n, n))
-    return np.linalg.eigvalsh((g + g.T) / np.sqrt(8 * n))
-
-
 def spectra(n: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Name -> (bulk eigenvalues, outliers)."""
-    rng = np.random.default_rng(seed)
+    """Name -> (bulk eigenvalues, outliers): a Wishart matrix's (XᵀX/2n) and a GOE's, halved."""
+    mp = testing.wishart(n - 5, 0.5, seed=seed).eigenvalues
+    wigner = testing.goe(n - 3, seed=seed + 1).eigenvalues / 2  # the semicircle on [-1, 1]
     return {
-        "MP + 5 outliers": (marchenko_pastur(n - 5, rng), np.array([10.0, 20, 40, 70, 100])),
-        "semicircle + 3 outliers": (wigner(n - 3, rng), np.array([20.0, 50, 100])),
+        "MP + 5 outliers": (mp, np.array([10.0, 20, 40, 70, 100])),
+        "semicircle + 3 outliers": (wigner, np.array([20.0, 50, 100])),
     }
 
 
-def rotated(eigenvalues: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A = Q diag(λ) Qᵀ with a Haar-random Q, and Q."""
-    n = eigenvalues.size
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-    q *= np.sign(np.diag(r))
-    a = (q * eigenvalues) @ q.T
-    return (a + a.T) / 2, q
+def rotated(eigenvalues: np.ndarray, seed: int) -> np.ndarray:
+    """A = Q diag(λ) Qᵀ with a Haar-random Q (slq.testing)."""
+    return testing.matrix_with_spectrum(eigenvalues, seed=seed).matrix
 
 
 def curve(
@@ -104,8 +90,10 @@ def compare(
     """Markdown rows for one spectrum: each sigma and budget."""
     eigenvalues = np.sort(np.concatenate([bulk, outliers]))
     n = eigenvalues.size
-    a, q = rotated(eigenvalues, seed)
-    probe_weights = ((q.T @ draw_probes("rademacher", n, range(probes), seed)) ** 2).T
+    a = rotated(eigenvalues, seed)
+    # The probes' exact spectral measures: weights (u_jᵀ v)² (unit probes) in the eigenbasis.
+    _, u = np.linalg.eigh(a)
+    probe_weights = ((u.T @ draw_probes("rademacher", n, range(probes), seed)) ** 2).T
     width = eigenvalues[-1] - eigenvalues[0]
     sigmas = {"W/40": width / 40, "bulk/20": np.ptp(bulk) / 20}
     runs = {}

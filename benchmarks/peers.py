@@ -40,7 +40,7 @@ import warnings  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _common import best, l1, smoothed  # noqa: E402
+from _common import Reference, best  # noqa: E402
 from _peer_problems import NAMES, Problem, build  # noqa: E402
 from _peers import TOOLS, Outcome, Tool, native  # noqa: E402
 
@@ -49,18 +49,14 @@ class Exact:
     """The exact spectrum smoothed with σ = width / m on a grid 5σ past it (one σ for all)."""
 
     def __init__(self, eigenvalues: np.ndarray, steps: int) -> None:
-        low, high = eigenvalues[0], eigenvalues[-1]
-        self.lambda_max, self.sigma = high, (high - low) / steps
-        self.grid = np.linspace(low - 5 * self.sigma, high + 5 * self.sigma, 4000)
-        uniform = np.full((1, eigenvalues.size), 1 / eigenvalues.size)
-        self.curve = smoothed(eigenvalues[None, :], uniform, self.grid, self.sigma)
+        self.reference = Reference.of_spectrum(eigenvalues, steps)
+        self.lambda_max, self.sigma = eigenvalues[-1], self.reference.sigma
 
     def errors(self, out: Outcome) -> tuple[float, float]:
         """(L1 of the smoothed densities, |λ_max error| / |λ_max|)."""
-        nodes = np.nan_to_num(out.nodes)
-        curve = smoothed(nodes, out.weights, self.grid, self.sigma)
-        top = float(np.max(nodes))
-        return l1(curve, self.curve, self.grid), abs(top - self.lambda_max) / abs(self.lambda_max)
+        top = float(np.max(np.nan_to_num(out.nodes)))
+        error = self.reference.error(out.nodes, out.weights)
+        return error, abs(top - self.lambda_max) / abs(self.lambda_max)
 
 
 def unavailable(tool: Tool, problem: Problem) -> str | None:

@@ -154,11 +154,9 @@ def to_numpy_any(x: Any) -> np.ndarray:
 
 def symmetric_with_spectrum(eigenvalues: np.ndarray, seed: int) -> np.ndarray:
     """Return A = Q diag(λ) Qᵀ (exactly symmetric) with a Haar-random orthogonal Q."""
-    n = eigenvalues.size
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-    q *= np.sign(np.diag(r))
-    a = (q * eigenvalues) @ q.T
-    return (a + a.T) / 2.0
+    from slq import testing
+
+    return testing.matrix_with_spectrum(eigenvalues, seed=seed).matrix
 
 
 def spectral_measure(a: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
