@@ -12,7 +12,7 @@ from helpers import Backend, assert_close, to_numpy_any
 import slq
 from slq import testing
 
-STRUCTURED = ("householder", "hadamard")
+STRUCTURED = ("householder", "hadamard", "kronecker")
 
 
 def _dense_form(op: slq.LinearOperator, backend: Backend | None = None) -> np.ndarray:
@@ -71,14 +71,32 @@ def test_a_structured_operator_is_its_dense_form_in_every_library(
     np.testing.assert_array_equal(to_numpy_any(op.matvec(v)), to_numpy_any(op.matvec(v)))
 
 
-def test_the_hadamard_rotation_spreads_every_coordinate() -> None:
-    # Householder's Q differs from I by rank 8; Hadamard's Q must be dense.
-    n = 256
-    hadamard = _dense_form(
-        testing.matrix_with_spectrum(np.arange(n), seed=0, structure="hadamard").matrix
+@pytest.mark.parametrize(("structure", "n"), [("hadamard", 256), ("kronecker", 300)])
+def test_the_hadamard_and_kronecker_rotations_spread_every_coordinate(
+    structure: str, n: int
+) -> None:
+    # Householder's Q differs from I by rank 8; these Q must be dense.
+    dense = _dense_form(
+        testing.matrix_with_spectrum(np.arange(n), seed=0, structure=structure).matrix
     )
-    assert np.abs(np.diag(hadamard) - np.arange(n)).max() > 1.0
-    assert np.count_nonzero(np.abs(hadamard) > 1e-12) > 0.9 * n * n
+    assert np.abs(np.diag(dense) - np.arange(n)).max() > 1.0
+    assert np.count_nonzero(np.abs(dense) > 1e-12) > 0.9 * n * n
+
+
+def test_a_kronecker_rotation_of_several_factors_is_orthogonal_and_its_transpose() -> None:
+    from slq.testing._structured import KroneckerRotation, kronecker_factor_sizes
+
+    rng = np.random.default_rng(0)
+    factors = [np.linalg.qr(rng.standard_normal((size, size)))[0] for size in (5, 3, 2)]
+    rotation = KroneckerRotation(factors, 30, rng, np.zeros(1))
+    q, qt = rotation.apply(np.eye(30)), rotation.apply_transpose(np.eye(30))
+    assert_close(q.T @ q, np.eye(30), scale=30.0)
+    assert_close(qt, q.T, scale=30.0)
+    assert kronecker_factor_sizes(10**6) == [250, 250, 16]
+    assert kronecker_factor_sizes(2 * 3 * 5 * 7 * 11 * 13, limit=30) == [26, 21, 11, 5]
+    assert kronecker_factor_sizes(1) == [1] and kronecker_factor_sizes(2 * 257) is None
+    with pytest.raises(ValueError, match="prime factors are all <= 256, got n = 514"):
+        testing.matrix_with_spectrum(np.zeros(514), structure="kronecker")
 
 
 def test_slq_recovers_a_structured_operator_s_spectrum() -> None:

@@ -17,7 +17,14 @@ from slq.testing._problem import (
     generator,
     to_library,
 )
-from slq.testing._structured import HadamardRotation, HouseholderRotation, RotatedDiagonal
+from slq.testing._structured import (
+    KRONECKER_FACTOR_LIMIT,
+    HouseholderRotation,
+    RotatedDiagonal,
+    hadamard_rotation,
+    kronecker_factor_sizes,
+    random_kronecker_rotation,
+)
 
 __all__ = [
     "DENSE_LIMIT",
@@ -27,7 +34,7 @@ __all__ = [
     "spiked_matrix",
 ]
 
-STRUCTURES = ("dense", "householder", "hadamard")
+STRUCTURES = ("dense", "householder", "hadamard", "kronecker")
 # A dense Haar rotation costs n² numbers and an n³ QR: 8192² float64 is 512 MiB.
 DENSE_LIMIT = 8192
 
@@ -46,7 +53,7 @@ def matrix_with_spectrum(
     like : array, optional
         An array of the library, device and real floating dtype the matrix (or
         the operator's vectors) should have; default numpy float64.
-    structure : {"dense", "householder", "hadamard"}
+    structure : {"dense", "householder", "hadamard", "kronecker"}
         How Q is made and stored:
 
         - ``"dense"``: Q Haar-random (QR of a Gaussian matrix, signs fixed,
@@ -58,8 +65,13 @@ def matrix_with_spectrum(
         - ``"hadamard"``: Q = W D₃ W D₂ W D₁, W the normalised Walsh–Hadamard
           transform and D_i random signs; an operator storing 4·n numbers, every
           coordinate spread over all others. n a power of two.
+        - ``"kronecker"``: the same with W = Q₁ ⊗ ⋯ ⊗ Q_L, Haar-random
+          orthogonal factors of at most 256 rows whose sizes multiply to n:
+          dense like ``"hadamard"``, for any n whose prime factors are at most
+          256 (10⁶ = 250 · 250 · 16); an operator storing 4·n numbers plus
+          the factors.
 
-        Both operators apply Q and Qᵀ to a block of k vectors in one go (O(n·k)
+        The operators apply Q and Qᵀ to a block of k vectors in one go (O(n·k)
         memory beyond their own), so ``slq.density`` runs at n = 10⁶.
 
     Returns
@@ -72,8 +84,9 @@ def matrix_with_spectrum(
     ------
     ValueError
         For eigenvalues that are empty, not 1-D or not finite, an unknown
-        `structure`, n above 8192 for ``"dense"`` or not a power of two for
-        ``"hadamard"``; all before anything of size n is made.
+        `structure`, n above 8192 for ``"dense"``, not a power of two for
+        ``"hadamard"`` or with a prime factor above 256 for ``"kronecker"``;
+        all before anything of size n is made.
 
     Examples
     --------
@@ -95,8 +108,12 @@ def matrix_with_spectrum(
         matrix = to_library(_dense(eigenvalues, rng), like)
     else:
         like = np.zeros(0) if like is None else like
-        kind = HouseholderRotation if structure == "householder" else HadamardRotation
-        rotation = kind(eigenvalues.size, rng, like)
+        kinds = {
+            "householder": HouseholderRotation,
+            "hadamard": hadamard_rotation,
+            "kronecker": random_kronecker_rotation,
+        }
+        rotation = kinds[structure](eigenvalues.size, rng, like)
         matrix = aslinearoperator(RotatedDiagonal(eigenvalues, rotation, like), like=like)
     return Problem("prescribed spectrum", matrix, np.sort(eigenvalues), None)
 
@@ -105,13 +122,21 @@ def _check_size(n: int, structure: str) -> None:
     if structure == "dense" and n > DENSE_LIMIT:
         msg = (
             f"structure='dense' makes an n × n matrix, n <= {DENSE_LIMIT}; got n = {n}: use "
-            "structure='householder' (any n) or 'hadamard' (n a power of two)"
+            "structure='kronecker' (n with small prime factors), 'hadamard' (n a power of "
+            "two) or 'householder' (any n)"
         )
         raise ValueError(msg)
     if structure == "hadamard" and n & (n - 1):
         msg = (
             f"structure='hadamard' needs n a power of two, got n = {n}: use "
-            "structure='householder' for any n"
+            "structure='kronecker' (n with prime factors <= "
+            f"{KRONECKER_FACTOR_LIMIT}) or 'householder' (any n)"
+        )
+        raise ValueError(msg)
+    if structure == "kronecker" and kronecker_factor_sizes(n) is None:
+        msg = (
+            f"structure='kronecker' needs n whose prime factors are all <= "
+            f"{KRONECKER_FACTOR_LIMIT}, got n = {n}: use structure='householder' for any n"
         )
         raise ValueError(msg)
 
