@@ -253,7 +253,9 @@ def _residual(
 def _local_pass(w: Any, q: Any, q_prev: Any, xp: Any) -> Any:
     """One Gram–Schmidt pass of the rows of `w` against q_j and q_{j-1}: two inner products."""
     w = w - xp.vecdot(q, w, axis=-1)[:, None] * q
-    return w - xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
+    # In place into the new w: the caller still holds the one it passed.
+    w -= xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
+    return w
 
 
 def lanczos(

@@ -28,7 +28,8 @@ _LIVE_VECTORS = 5
 # Gram–Schmidt temporaries, and the device only runs the three-term recurrence.
 _OFFLOAD_HOST_VECTORS = 4
 # Inner products are taken on copies of q_j and A q_j cast to the accumulation dtype
-# (float64) when the vectors are narrower.
+# (float64) when the vectors are narrower; the copy of q_j lives through the update,
+# beside its temporaries.
 _ACCUMULATION_COPIES = 2
 # Host float64 coefficient arrays per probe and step: α and β per batch, then
 # concatenated for the result.
@@ -176,8 +177,8 @@ def memory_estimate(
       ``"partial"``'s local pass), two for the three-term recurrence
       (``"none"``, or any option with `offload_basis`); when the vectors are
       narrower than float64, the inner products are taken on two float64 copies
-      instead. So 8·b·n·s (float64, "full"), 7·b·n·s (float64, "none"), or
-      5·b·n·s + 2·b·n·8 (float32, any).
+      besides. So 8·b·n·s (float64, "full"), 7·b·n·s (float64, "none"), or
+      8·b·n·s + 2·b·n·8 (float32, "full").
     - ``host``: the batch's probes drawn as float64 on the host, b·n·8, the
       float64 coefficients, 4·k·m·8, with ``"partial"`` its estimates of the
       loss of orthogonality, 4·b·m·8, and with `offload_basis` a host copy of
@@ -228,18 +229,18 @@ def memory_estimate(
     >>> print(full)
     n=1000000, 90 steps, 10 probes in batches of 10, 4-byte numbers, reorthogonalize='full'
       basis        3.4 GiB
-      vectors    343.3 MiB
+      vectors    457.8 MiB
       host        76.3 MiB
-      total        3.8 GiB
+      total        3.9 GiB
     >>> none = memory_estimate(op, 90, 10, reorthogonalize="none")
     >>> none.basis, format(none.total / 2**20, ".0f")
-    (0, '420')
+    (0, '496')
 
     The basis in host memory leaves the device O(b·n) numbers:
 
     >>> offloaded = memory_estimate(op, 90, 10, offload_basis=True)
     >>> format(offloaded.device_bytes / 2**20, ".0f"), format(offloaded.host_bytes / 2**30, ".1f")
-    ('343', '3.6')
+    ('420', '3.6')
     """
     op = as_operator(op)
     n = op.shape[0]
@@ -275,7 +276,7 @@ def _estimate(
     # With the basis offloaded the device runs only the three-term recurrence.
     temporaries = policy("none" if offload else reorthogonalize.name).update_temporaries
     casts = _ACCUMULATION_COPIES * acc if acc != itemsize else 0
-    vectors = b * n * (_LIVE_VECTORS * itemsize + max(temporaries * itemsize, casts))
+    vectors = b * n * (_LIVE_VECTORS * itemsize + temporaries * itemsize + casts)
     host = b * n * _FLOAT64_BYTES + _HOST_COEFFICIENTS * k * m * _FLOAT64_BYTES
     host += reorthogonalize.host_numbers_per_step * b * m * _FLOAT64_BYTES
     if offload:

@@ -56,7 +56,7 @@ def test_float32_counts_four_bytes_and_two_float64_copies() -> None:
     e = memory_estimate(_shape_only(1000, np.float32), 20, 4)
     assert (e.itemsize, e.accumulation_itemsize, e.batch) == (4, 8, 4)
     assert e.basis == 4 * 20 * 1000 * 4
-    assert e.vectors == 4 * 1000 * (5 * 4 + 2 * 8)
+    assert e.vectors == 4 * 1000 * (5 * 4 + 3 * 4 + 2 * 8)
 
 
 def test_steps_are_capped_at_n_and_the_batch_at_the_probes() -> None:
@@ -88,13 +88,14 @@ def test_estimate_bounds_the_traced_numpy_peak(dtype: Any) -> None:
         finally:
             tracemalloc.stop()
 
+    # An upper bound but for the run's bookkeeping (Python objects, tens of KB: 1%).
     full, none = (memory_estimate(op, m, b, reorthogonalize=r) for r in ("full", "none"))
     full_peak, none_peak = peak("full"), peak("none")
-    assert 0.8 * full.total <= full_peak <= 1.5 * full.total, (full_peak, full)
-    assert 0.8 * none.total <= none_peak <= 1.5 * none.total, (none_peak, none)
+    assert 0.8 * full.total <= full_peak <= 1.01 * full.total, (full_peak, full)
+    assert 0.8 * none.total <= none_peak <= 1.01 * none.total, (none_peak, none)
     assert none_peak < 0.5 * full.total
     partial = memory_estimate(op, m, b, reorthogonalize="partial")
-    assert 0.8 * partial.total <= peak("partial") <= 1.5 * partial.total
+    assert 0.8 * partial.total <= peak("partial") <= 1.01 * partial.total
 
 
 @pytest.mark.parametrize("reorthogonalize", ["full", "partial"])
@@ -127,7 +128,7 @@ def test_offloading_moves_the_basis_to_the_host() -> None:
     offloaded = memory_estimate(op, 90, 10, offload_basis=True)
     assert offloaded.basis == on_device.basis == 10 * 90 * 10**6 * 4
     assert on_device.device_bytes == on_device.basis + on_device.vectors
-    assert offloaded.device_bytes == offloaded.vectors == 10 * 10**6 * (5 * 4 + 2 * 8)
+    assert offloaded.device_bytes == offloaded.vectors == 10 * 10**6 * (5 * 4 + 2 * 4 + 2 * 8)
     assert offloaded.host_bytes == offloaded.basis + offloaded.host
     assert offloaded.host == on_device.host + 4 * 10 * 10**6 * 4
     assert "offload_basis=True" in str(offloaded)
@@ -168,7 +169,7 @@ def test_the_largest_fitting_batch_is_suggested() -> None:
     budget = memory_estimate(op, 90, 10, probe_batch_size=3).total
     with pytest.raises(ValueError, match="probe_batch_size=3 fits") as info:
         check_max_memory(budget, op, 90, 10, "full", 10)
-    assert 'reorthogonalize="none" fits (419.6 MiB)' in str(info.value)
+    assert 'reorthogonalize="none" fits (495.9 MiB)' in str(info.value)
 
 
 def test_nothing_fits_says_so() -> None:
@@ -212,7 +213,7 @@ def test_table_and_units() -> None:
     text = str(memory_estimate(_shape_only(10**6, np.float32), 90, 10))
     assert text == memory_estimate(_shape_only(10**6, np.float32)).describe()
     assert "basis        3.4 GiB" in text
-    assert text.splitlines()[-1].split() == ["total", "3.8", "GiB"]
+    assert text.splitlines()[-1].split() == ["total", "3.9", "GiB"]
     assert [format_bytes(x) for x in (0, 1023, 1024, 2**20 * 1.5, 2**50)] == [
         "0 B",
         "1023 B",

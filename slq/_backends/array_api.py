@@ -132,7 +132,8 @@ def project_dgks(w: Any, basis: Any, rows: int, acc: Any, before: Any) -> tuple[
     coefficients = (w[:, None, :] @ xp.matrix_transpose(stored))[:, 0, :]
     floor = xp.finfo(w.dtype).eps * xp.astype(xp.asarray(before), w.dtype)
     w = subtract_significant(w, coefficients, stored, xp.reshape(floor, (-1, 1)))
-    after = xp.sqrt(xp.vecdot(xp.astype(w, acc, copy=False), xp.astype(w, acc, copy=False)))
+    cast = xp.astype(w, acc, copy=False)  # one copy where w is narrower, not two
+    after = xp.sqrt(xp.vecdot(cast, cast))
     return w, after, after < DGKS_ETA * before
 
 
