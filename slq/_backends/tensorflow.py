@@ -334,12 +334,23 @@ def subtract_significant(w: Any, coefficients: list[Any], blocks: list[Any], flo
         return w - tf.add_n([_einsum("kj,kjn->kn", c, b) for c, b in pairs])
 
     def gathered() -> Any:
-        parts = zip(coefficients, blocks, needed, strict=True)
-        return w - tf.add_n([_gathered_part(*args) for args in parts])
+        projected = w
+        for c, block, x in zip(coefficients, blocks, needed, strict=True):
+            projected = _subtract_marked(projected, c, block, x)
+        return projected
 
     # No branch for "none needed": gathering no rows costs as little, and each
     # tf.cond costs tracing time (its branches are traced per block count).
     return tf.cond(3 * count > total, every_row, gathered)
+
+
+def _subtract_marked(w: Any, c: Any, block: Any, needed: Any) -> Any:
+    """Return w − Σ c_i q_i over the rows of one block that `needed` marks; w itself if none.
+
+    A block with no marked row (an empty block of a compiled run, most old ones)
+    passes `w` through: no (k, n) zeros to make and add.
+    """
+    return tf.cond(tf.reduce_any(needed), lambda: w - _gathered_part(c, block, needed), lambda: w)
 
 
 def _gathered_part(c: Any, block: Any, needed: Any) -> Any:
@@ -353,7 +364,7 @@ def _gathered_part(c: Any, block: Any, needed: Any) -> Any:
     order = tf.math.top_k(keys, most).indices + (tf.range(k) * b)[:, None]
     weights = tf.gather(tf.reshape(c, (-1,)), order)
     weights = tf.where(tf.range(most) < counts[:, None], weights, 0.0)
-    rows = tf.gather(tf.reshape(block, (k * b, -1)), order)
+    rows = tf.gather(tf.reshape(block, (k * b, tf.shape(block)[2])), order)
     return _einsum("kj,kjn->kn", weights, rows)
 
 
