@@ -9,19 +9,20 @@ the products (a `TraceableProduct` of the operator), Gram–Schmidt (one pass, a
 second where DGKS asks: `slq._backends.tensorflow.dgks_in_graph`), the
 breakdown test and the coefficients stay in the graph, and the host reads them
 once at the end. The arithmetic is the eager engine's, step for step: the same
-power-of-two scale, projections against the same stored rows in the same
-16-row blocks, the same breakdown tolerance, so both agree to rounding.
+power-of-two scale, projections against the same stored rows (the same pass,
+which subtracts only the rows above rounding), the same breakdown tolerance,
+so both agree to rounding.
 
 A tensor cannot be written in place, and inside a `tf.while_loop` an updated
 tensor is copied whole (a (k, m, n) basis written row by row cost more than the
 projections). So the basis is a fixed number of row blocks, loop variables
-that start empty: a step appends its row to the block it fills (at most 16
-rows copied, `store`), and the other blocks pass through untouched. One
+that start empty: a step appends its row to the block it fills (a copy of
+that block only, `store`), and the other blocks pass through untouched. One
 `tf.while_loop` runs every step after the first, so the step is traced twice
-whatever m is (a loop per block traced it once per block: the first call cost
-twice as long). A probe that breaks down stops; the loop stops when every
-probe has, or when a product is not finite (the host then raises the eager
-engine's error).
+whatever m is (a loop per block traced it once per block: with the pass's
+gathers, the first call took twice as long). A probe that breaks down stops;
+the loop stops when every probe has, or when a product is not finite (the host
+then raises the eager engine's error).
 """
 
 from __future__ import annotations
