@@ -133,6 +133,27 @@ def test_a_second_run_and_a_second_operator_trace_nothing() -> None:
     assert_same_run(first, slq.lanczos(eager(MATRIX), V0, M))
 
 
+def test_a_run_over_several_blocks_is_traced_as_one_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # m = 20: rows 0-15 in the first block, 16-19 in the second (`store`'s switch_case);
+    # the pass gathers the rows above rounding, as for large vectors.
+    monkeypatch.setattr("slq._backends.tensorflow.GATHER_ELEMENTS", 0)
+    traces = []
+
+    def product(v: tf.Tensor) -> tf.Tensor:
+        traces.append(v.shape)
+        return tf.linalg.matvec(MATRIX, v)
+
+    for m in (M, 20):
+        traces.clear()
+        op = slq.aslinearoperator(product, shape=(N, N), like=MATRIX, traceable=True)
+        compiled = slq.lanczos(op, V0, m, return_basis=True)
+        assert len(traces) == 2 * K  # step 0 and the loop's step, a column each: not per block
+    assert_same_run(compiled, slq.lanczos(MATRIX_NP, V0_NP, 20))
+    assert compiled.basis.shape == (K, N, 20)
+    for q in compiled.basis.numpy():
+        assert_close(q.T @ q, np.eye(20), scale=1.0, factor=10.0)
+
+
 def test_density_callbacks_see_every_step_after_the_batch() -> None:
     steps, eager_steps = [], []
     options = {"num_steps": M, "num_probes": 2 * K, "probe_batch_size": K, "seed": 0}

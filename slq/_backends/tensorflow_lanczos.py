@@ -9,16 +9,20 @@ the products (a `TraceableProduct` of the operator), Gram–Schmidt (one pass, a
 second where DGKS asks: `slq._backends.tensorflow.dgks_in_graph`), the
 breakdown test and the coefficients stay in the graph, and the host reads them
 once at the end. The arithmetic is the eager engine's, step for step: the same
-power-of-two scale, projections against the same stored rows in the same
-16-row blocks, the same breakdown tolerance, so both agree to rounding.
+power-of-two scale, projections against the same stored rows (the same pass,
+which subtracts only the rows above rounding), the same breakdown tolerance,
+so both agree to rounding.
 
 A tensor cannot be written in place, and inside a `tf.while_loop` an updated
 tensor is copied whole (a (k, m, n) basis written row by row cost more than the
-projections). So the loop is cut into one `tf.while_loop` per block of rows:
-a step writes its row into the current block only (at most 16 rows copied),
-and the finished blocks are fixed tensors of the graph that later loops read.
-A probe that breaks down stops; the loops stop when every probe has, or when a
-product is not finite (the host then raises the eager engine's error).
+projections). So the basis is a fixed number of row blocks, loop variables
+that start empty: a step appends its row to the block it fills (a copy of
+that block only, `store`), and the other blocks pass through untouched. One
+`tf.while_loop` runs every step after the first, so the step is traced twice
+whatever m is (a loop per block traced it once per block: with the pass's
+gathers, the first call took twice as long). A probe that breaks down stops;
+the loop stops when every probe has, or when a product is not finite (the host
+then raises the eager engine's error).
 """
 
 from __future__ import annotations
@@ -32,7 +36,19 @@ import tensorflow as tf
 
 from slq._backends.compiled import HostRun, Settings
 
-__all__ = ["ColumnProduct", "GraphRun", "graph_run", "matrix_product", "power_of_two"]
+__all__ = [
+    "ColumnProduct",
+    "GraphRun",
+    "graph_run",
+    "matrix_product",
+    "power_of_two",
+    "rows_per_block",
+    "store",
+]
+
+# At most this many row blocks: every step reads each block (empty ones cost a
+# few ops), so a long run gets longer blocks instead of more of them.
+MAX_BLOCKS = 8
 
 
 class GraphRun(NamedTuple):
@@ -72,7 +88,7 @@ class _Carry(NamedTuple):
     active: Any  # (k,) bool: probes that have not broken down
     finite: Any  # () bool: every product so far was finite
     scale: Any  # () float64
-    block: Any  # (k, b, n): the rows of the block being filled, b <= settings.block
+    blocks: Any  # tuple of (k, b, n) row blocks, b <= rows_per_block(m, block); empty ones last
     raw: Any  # (m, 3, k) float64: ‖A q_j‖, α_j, β_j
     live: Any  # (m, k) bool: active after step j
     flags: Any  # (m, B) bool (B = 0 without the operator's own flags)
@@ -193,24 +209,27 @@ def _run(product: Any, prepare: Any, settings: Settings, operands: Any, rows: An
     operands = operands if prepare is None else prepare(operands)
     stores = settings.full or settings.return_basis
     ctx = _Context(product, operands, settings, stores)
-    segments = _segments(settings.num_steps, settings.block if stores else settings.num_steps)
-    k, n = rows.shape
-    carry, done = _initial(ctx, rows), list[Any]()
-    carry = _step(ctx, carry, done, first=True)  # step 0: fixes the scale and flags' shape
-    for start, size in segments:
-        if start:
-            carry = carry._replace(block=tf.zeros((k, 0, n), rows.dtype))
-        carry = _loop(ctx, carry, done, start + size)
-        done.append(carry.block)
-    return _finish(carry, settings.num_steps, tuple(done))
+    size = rows_per_block(settings.num_steps, settings.block)
+    count = -(-settings.num_steps // size) if stores else 0
+    carry = _initial(ctx, rows, count)
+    carry = _step(ctx, carry, first=True)  # step 0: fixes the scale and flags' shape
+    carry = _loop(ctx, carry)
+    return _finish(carry, settings.num_steps)
 
 
-def _segments(m: int, block: int) -> list[tuple[int, int]]:
-    """(first row, rows) of each block of the basis: one `tf.while_loop` each."""
-    return [(start, min(block, m - start)) for start in range(0, m, block)]
+def rows_per_block(m: int, block: int) -> int:
+    """Rows of each block of an m-row basis: `block`, more where that makes over `MAX_BLOCKS`.
+
+    Examples
+    --------
+    >>> from slq._backends.tensorflow_lanczos import rows_per_block
+    >>> rows_per_block(90, 16), rows_per_block(1000, 16)
+    (16, 125)
+    """
+    return max(block, -(-m // MAX_BLOCKS))
 
 
-def _initial(ctx: _Context, rows: Any) -> _Carry:
+def _initial(ctx: _Context, rows: Any, count: int) -> _Carry:
     k, n = rows.shape
     m, dtype = ctx.settings.num_steps, rows.dtype
     return _Carry(
@@ -221,7 +240,7 @@ def _initial(ctx: _Context, rows: Any) -> _Carry:
         active=tf.ones((k,), tf.bool),
         finite=tf.constant(True),
         scale=tf.constant(1.0, tf.float64),
-        block=tf.zeros((k, 0, n), dtype),
+        blocks=tuple(tf.zeros((k, 0, n), dtype) for _ in range(count)),
         raw=tf.zeros((m, 3, k), tf.float64),
         live=tf.zeros((m, k), tf.bool),
         flags=tf.ones((m, 0), tf.bool),  # shaped by step 0's product
@@ -229,29 +248,32 @@ def _initial(ctx: _Context, rows: Any) -> _Carry:
     )
 
 
-def _loop(ctx: _Context, carry: _Carry, done: list[Any], end: int) -> _Carry:
-    """Run steps until `end` (this block's rows), or until every probe stopped."""
+def _loop(ctx: _Context, carry: _Carry) -> _Carry:
+    """Run the steps after the first until m, or until every probe stopped."""
+    m = ctx.settings.num_steps
 
     def more(c: _Carry) -> Any:
-        return (c.j < end) & tf.reduce_any(c.active) & c.finite
+        return (c.j < m) & tf.reduce_any(c.active) & c.finite
 
     def step(c: _Carry) -> tuple[_Carry]:
-        return (_step(ctx, c, done, first=False),)
+        return (_step(ctx, c, first=False),)
 
     shapes = tf.nest.map_structure(lambda t: t.shape, carry)
-    k, _, n = carry.block.shape
-    shapes = shapes._replace(block=tf.TensorShape([k, None, n]))  # grows a row a step
+    k, n = carry.q.shape
+    growing = tuple(tf.TensorShape([k, None, n]) for _ in carry.blocks)  # a row a step
+    shapes = shapes._replace(blocks=growing)
     return tf.while_loop(more, step, (carry,), shape_invariants=(shapes,))[0]  # type: ignore[no-any-return]
 
 
-def _step(ctx: _Context, c: _Carry, done: list[Any], *, first: bool) -> _Carry:
+def _step(ctx: _Context, c: _Carry, *, first: bool) -> _Carry:
     """Step j of `slq._lanczos.run_batch`: store q_j, A q_j, project, test for breakdown."""
     settings, j, q = ctx.settings, c.j, c.q
-    block = _store(c.block, q) if ctx.stores else c.block
+    size = rows_per_block(settings.num_steps, settings.block)
+    blocks = store(c.blocks, 0 if first else j // size, q) if ctx.stores else c.blocks
     w, flags = _apply(ctx, q)
     scale = power_of_two(w, settings.safe_exponent) if first else c.scale
     w = w * tf.cast(1.0 / scale, w.dtype)
-    w, alpha, beta, image_norm, again = _residual(ctx, c, w, [*done, block])
+    w, alpha, beta, image_norm, again = _residual(ctx, c, w, list(blocks))
     live = c.active & ~(beta <= settings.tolerance * image_norm)
     inverse = tf.where(live, 1.0 / tf.where(live, beta, 1.0), 0.0)
     raw = tf.stack([image_norm, alpha, beta])
@@ -264,7 +286,7 @@ def _step(ctx: _Context, c: _Carry, done: list[Any], *, first: bool) -> _Carry:
         active=live,
         finite=c.finite & tf.reduce_all(tf.math.is_finite(raw)) & tf.reduce_all(flags),
         scale=scale,
-        block=block,
+        blocks=blocks,
         raw=_set_row(c.raw, j, raw),
         live=_set_row(c.live, j, live),
         flags=_set_row(all_flags, j, flags) if flags.shape[0] else all_flags,
@@ -297,9 +319,31 @@ def _apply(ctx: _Context, q: Any) -> tuple[Any, Any]:
     return tf.cast(tf.transpose(w), q.dtype), flags
 
 
-def _store(block: Any, q: Any) -> Any:
-    """Return `block` (k, b, n) with the rows `q` (k, n) appended: a copy of the block only."""
-    return tf.concat([block, tf.expand_dims(q, 1)], axis=1)
+def store(blocks: tuple[Any, ...], index: Any, q: Any) -> tuple[Any, ...]:
+    """Return `blocks` with the rows `q` (k, n) appended to block `index`: a copy of it only.
+
+    `index` a Python int (that block alone is traced) or a tensor (a `tf.switch_case`
+    over the blocks, each branch passing the others through uncopied).
+
+    Examples
+    --------
+    >>> import tensorflow as tf
+    >>> from slq._backends.tensorflow_lanczos import store
+    >>> blocks = (tf.zeros((1, 2, 3)), tf.zeros((1, 0, 3)))
+    >>> [int(b.shape[1]) for b in store(blocks, tf.constant(1), tf.ones((1, 3)))]
+    [2, 1]
+    """
+
+    def append_to(i: int) -> Callable[[], tuple[Any, ...]]:
+        def append() -> tuple[Any, ...]:
+            grown = tf.concat([blocks[i], tf.expand_dims(q, 1)], axis=1)
+            return (*blocks[:i], grown, *blocks[i + 1 :])
+
+        return append
+
+    if isinstance(index, int):
+        return append_to(index)()
+    return tuple(tf.switch_case(index, [append_to(i) for i in range(len(blocks))]))
 
 
 def _set_row(table: Any, j: Any, row: Any) -> Any:
@@ -316,7 +360,7 @@ def _norms(w: Any, acc: Any) -> Any:
     return tf.sqrt(_dot(wide, wide))
 
 
-def _finish(c: _Carry, m: int, blocks: tuple[Any, ...]) -> GraphRun:
+def _finish(c: _Carry, m: int) -> GraphRun:
     """Return the coefficients as the eager engine keeps them: zeros once a probe stopped."""
     before = tf.concat([tf.ones((1, c.live.shape[1]), tf.bool), c.live[:-1]], axis=0)
     ran = before & (tf.range(m) < c.j)[:, None]  # probe active at the start of step j
@@ -324,4 +368,4 @@ def _finish(c: _Carry, m: int, blocks: tuple[Any, ...]) -> GraphRun:
     alpha = tf.transpose(tf.where(ran, c.raw[:, 1], zero))
     beta = tf.transpose(tf.where(c.live, c.raw[:, 2], zero))
     lengths = tf.reduce_sum(tf.cast(ran, tf.int32), axis=0)
-    return GraphRun(alpha, beta, lengths, c.j, c.raw, c.flags, c.scale, blocks, c.repeats)
+    return GraphRun(alpha, beta, lengths, c.j, c.raw, c.flags, c.scale, c.blocks, c.repeats)
