@@ -76,7 +76,7 @@ class _Carry(NamedTuple):
     beta_prev: Any  # (k, 1) β_{j-1} in the working dtype
     active: Any  # (k,) bool: probes that have not broken down
     scale: Any  # () working dtype
-    basis: Any  # (k, m, n) or None
+    basis: Any  # (k, m, n) or None: q_0 … q_j stored
     raw: Any  # (m, 3, k) α_j, ‖r_j‖, ‖A q_j‖ in the accumulation dtype
     live: Any  # (m, k) bool: active after step j
     flags: Any  # (m, B) bool or None
@@ -171,7 +171,7 @@ def _initial(product: Any, settings: Settings, operands: Any, rows: Any) -> _Car
         beta_prev=jnp.zeros((k, 1), dtype),
         active=jnp.ones(k, bool),
         scale=jnp.ones((), dtype),
-        basis=jnp.zeros((k, m, n), dtype) if stores else None,
+        basis=jnp.zeros((k, m, n), dtype).at[:, 0, :].set(rows) if stores else None,
         raw=jnp.zeros((m, 3, k), acc),
         live=jnp.zeros((m, k), bool),
         flags=None if flag_shape is None else jnp.ones((m, *flag_shape.shape), bool),
@@ -194,7 +194,6 @@ def _step(product: Any, operands: Any, settings: Settings, c: _Carry) -> _Carry:
     (k = 16, n = 15010: 2.85 s against 2.77 s of CPU in a 90-step run).
     """
     j, q = c.j, c.q
-    basis = c.basis if c.basis is None else c.basis.at[:, j, :].set(q)
     w, flags = product(operands, q.T)
     # Else XLA folds the transpose below into the product: a matrix's ``(A Qᵀ)ᵀ``
     # became ``Q Aᵀ``, whose CPU kernel ran 2.2x slower (n = 4000, k = 16, one thread).
@@ -210,15 +209,21 @@ def _step(product: Any, operands: Any, settings: Settings, c: _Carry) -> _Carry:
     if settings.full:  # as `slq._lanczos._residual`: α corrected, then one pass (DGKS)
         alpha = subtracted.astype(acc) + jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
         m = settings.num_steps
-        w, beta, again = settings.project_dgks(w, basis, m, acc, _norms(w, acc))
+        w, beta, again = settings.project_dgks(w, c.basis, m, acc, _norms(w, acc))
         repeats = c.repeats + jnp.sum(again, dtype=jnp.int32)
     else:
         beta, repeats = _norms(w, acc), c.repeats
     live = c.active & ~(beta <= settings.tolerance * image_norm)
     inverse = jnp.where(live, 1.0 / jnp.where(live, beta, 1.0), 0.0)
+    q_next = w * inverse.astype(w.dtype)[:, None]
+    # q_{j+1} stored last, after the basis was read: written into the basis at
+    # the start of step j+1, it made XLA copy the whole basis 4 times a step.
+    basis = c.basis
+    if basis is not None:
+        basis = basis.at[:, j + 1, :].set(q_next, mode="drop")  # none past m
     return _Carry(
         j=j + 1,
-        q=w * inverse.astype(w.dtype)[:, None],
+        q=q_next,
         q_prev=q,
         beta_prev=jnp.where(live, beta, 0.0).astype(w.dtype)[:, None],
         active=live,
