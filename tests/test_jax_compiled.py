@@ -236,3 +236,22 @@ def test_jax_hessian_non_finite_batch_is_named_in_a_compiled_run() -> None:
     x = jnp.asarray(np.random.default_rng(2).standard_normal((10, 3))).at[8, 0].set(jnp.nan)
     with pytest.raises(FloatingPointError, match=r"not finite on batch 1 \(the loss is nan\)"):
         slq.density(_hessian(x, reuse_primal=False), num_steps=M, num_probes=K, seed=0)
+
+
+def test_dgks_repeats_the_pass_only_for_probes_that_lost_orthogonality() -> None:
+    from slq._backends.jax import project_dgks
+
+    kernel = jax.jit(project_dgks, static_argnums=(2, 3))
+    rows = np.linalg.qr(np.random.default_rng(2).standard_normal((N, 4)))[0].T
+    basis = jnp.asarray(np.stack([rows, rows]))  # (2, 4, N): both probes, the same rows
+    inside = rows.T @ np.arange(1.0, 5.0) + 1e-9 * np.eye(N)[0]  # cancels: repeated
+    outside = np.random.default_rng(3).standard_normal(N)
+    w = jnp.asarray(np.stack([inside, outside]))
+    projected, norms, again = kernel(w, basis, 4, jnp.float64, jnp.linalg.norm(w, axis=1))
+    once = kernel(w, basis, 4, jnp.float64, jnp.zeros(2))[0]  # nothing to repeat: one pass
+    np.testing.assert_array_equal(again, [True, False])
+    np.testing.assert_array_equal(projected[1], once[1])  # the other probe kept its one pass
+    projected, norms = np.asarray(projected), np.asarray(norms)
+    for probe in range(2):
+        assert_close(rows @ projected[probe], np.zeros(4), scale=float(norms[probe]))
+    assert_close(norms, np.linalg.norm(projected, axis=1), scale=1.0)

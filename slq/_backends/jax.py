@@ -79,33 +79,41 @@ def project_twice(w: Any, basis: Any, rows: int, acc: Any) -> tuple[Any, Any]:
 
 
 def project_dgks(w: Any, basis: Any, rows: int, acc: Any, before: Any) -> tuple[Any, Any, Any]:
-    """`slq._backends.array_api.project_dgks` with the second pass inside: `lax.cond` per probe.
+    """`slq._backends.array_api.project_dgks` with the second pass inside: one `lax.cond`.
 
     Returns the projected `w` (k, n), its final row norms in `acc`, and which
     probes were projected twice: those whose first pass left less than
-    `DGKS_ETA` of `before` (Daniel, Gragg, Kaufman & Stewart 1976). Traceable,
-    so that a whole compiled run can call it.
+    `DGKS_ETA` of `before` (Daniel, Gragg, Kaufman & Stewart 1976). The pass is
+    repeated for every probe when one needs it, and kept only for those.
+    Traceable, so that a whole compiled run can call it. All probes at once
+    (batched products, as matfree's vmapped ``tridiag_sym``): a loop over the
+    probes copied each probe's stored rows out of the basis (to slice them and
+    to hand them to its ``lax.cond``) every step, which made a 90-step compiled
+    run's projections cost 2.2x (k = 16, n = 4000) and 2.0x (k = 10, n = 1.1e5)
+    the CPU time of these.
     """
+    stored = basis if rows == basis.shape[1] else basis[:, :rows]
+    w = _batched_pass(w, stored, acc)
+    after = _norms(w, acc)
+    again = after < DGKS_ETA * before
 
-    def one(probe: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
-        x, stored, norm = probe
-        x = _probe_pass(x, stored, rows, acc)[0]
-        after = _norm(x, acc)
-        again = after < DGKS_ETA * norm
+    def repeat(x: Any) -> tuple[Any, Any]:
+        y = _batched_pass(x, stored, acc)
+        return jnp.where(again[:, None], y, x), jnp.where(again, _norms(y, acc), after)
 
-        def repeat(y: Any) -> tuple[Any, Any]:
-            y = _probe_pass(y, stored, rows, acc)[0]
-            return y, _norm(y, acc)
-
-        x, after = jax.lax.cond(again, repeat, lambda y: (y, after), x)
-        return x, after, again
-
-    return jax.lax.map(one, (w, basis, before))  # type: ignore[no-any-return]
+    w, after = jax.lax.cond(jnp.any(again), repeat, lambda x: (x, after), w)
+    return w, after, again
 
 
-def _norm(x: Any, acc: Any) -> Any:
+def _batched_pass(w: Any, stored: Any, acc: Any) -> Any:
+    """One classical Gram–Schmidt pass of every probe's w (k, n) against its rows (k, r, n)."""
+    c = jnp.einsum("krn,kn->kr", stored.astype(acc), w.astype(acc))
+    return w - jnp.einsum("kr,krn->kn", c.astype(w.dtype), stored)
+
+
+def _norms(x: Any, acc: Any) -> Any:
     x = x.astype(acc)
-    return jax.numpy.sqrt(x @ x)
+    return jnp.sqrt(jnp.sum(x * x, axis=-1))
 
 
 def _probe_pass(x: Any, stored: Any, rows: int, acc: Any) -> tuple[Any, Any]:

@@ -8,8 +8,9 @@ where DGKS asks: `slq._backends.jax.project_dgks`) against the
 stored basis, the breakdown test and the coefficients all stay on the device,
 and the host reads them once at the end (matfree's ``tridiag_sym`` is one
 program the same way). The arithmetic is the eager engine's, step for step:
-the same power-of-two scale, projections against the same number of stored
-rows, the same breakdown tolerance, so both agree to rounding.
+the same power-of-two scale, the same stored rows projected out (here against
+the whole basis, whose rows not yet stored are zero), the same breakdown
+tolerance, so both agree to rounding.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class _Carry(NamedTuple):
     beta_prev: Any  # (k, 1) β_{j-1} in the working dtype
     active: Any  # (k,) bool: probes that have not broken down
     scale: Any  # () working dtype
-    basis: Any  # (k, m, n) or None
+    basis: Any  # (k, m, n) or None: q_0 … q_j stored
     raw: Any  # (m, 3, k) α_j, ‖r_j‖, ‖A q_j‖ in the accumulation dtype
     live: Any  # (m, k) bool: active after step j
     flags: Any  # (m, B) bool or None
@@ -145,13 +146,12 @@ def _run(product: Any, prepare: Any, settings: Settings, operands: Any, rows: An
     m = settings.num_steps
     operands = operands if prepare is None else prepare(operands)
     init = _initial(product, settings, operands, rows)
-    branches = _projections(settings, rows.dtype)
 
     def more(c: _Carry) -> Any:
         return (c.j < m) & jnp.any(c.active)
 
     def step(c: _Carry) -> _Carry:
-        return _step(product, operands, settings, branches, c)
+        return _step(product, operands, settings, c)
 
     final = jax.lax.while_loop(more, step, init)
     return _finish(final, m)
@@ -171,7 +171,7 @@ def _initial(product: Any, settings: Settings, operands: Any, rows: Any) -> _Car
         beta_prev=jnp.zeros((k, 1), dtype),
         active=jnp.ones(k, bool),
         scale=jnp.ones((), dtype),
-        basis=jnp.zeros((k, m, n), dtype) if stores else None,
+        basis=jnp.zeros((k, m, n), dtype).at[:, 0, :].set(rows) if stores else None,
         raw=jnp.zeros((m, 3, k), acc),
         live=jnp.zeros((m, k), bool),
         flags=None if flag_shape is None else jnp.ones((m, *flag_shape.shape), bool),
@@ -184,42 +184,20 @@ def _accumulation(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
-# At most this many projection kernels per program: each is compiled on its own.
-_MAX_BRANCHES = 4
+def _step(product: Any, operands: Any, settings: Settings, c: _Carry) -> _Carry:
+    """Step j of `slq._lanczos.run_batch`: store q_j, A q_j, project, test for breakdown.
 
-
-def _projections(settings: Settings, dtype: Any) -> list[Callable[[Any, Any, Any], Any]]:
-    """Gram–Schmidt (DGKS) against the first b, 2b, … stored rows: one branch per block.
-
-    Step j projects against the block of rows that holds q_0 … q_j, with the
-    backend's kernel (`JaxBackend.project_dgks`); rows not yet stored are zero
-    and add nothing. Blocks of `settings.block` rows, as the eager engine
-    projects, widened to at most `_MAX_BRANCHES` branches: every branch is
-    compiled, and a fixed m-row projection (matfree's) streams twice the rows.
+    Gram–Schmidt (DGKS, `settings.project_dgks`) runs against all m stored rows:
+    those not yet stored are zero and add nothing. Projecting against only the
+    rows filled so far (one `lax.switch` branch per block of rows) made XLA copy
+    the rows it sliced, every step, which cost more than the zero rows it spared
+    (k = 16, n = 15010: 2.85 s against 2.77 s of CPU in a 90-step run).
     """
-    m, block = settings.num_steps, _branch_block(settings)
-    counts = [min(m, end) for end in range(block, m + block, block)]
-    project = settings.project_dgks
-
-    def branch(rows: int) -> Callable[[Any, Any, Any], Any]:
-        return lambda w, basis, before: project(w, basis, rows, dtype, before)
-
-    return [branch(rows) for rows in counts] if settings.full else []
-
-
-def _branch_block(settings: Settings) -> int:
-    """Rows per branch: a multiple of the backend's block, at most `_MAX_BRANCHES` branches."""
-    block = settings.block
-    return block * -(-settings.num_steps // (block * _MAX_BRANCHES))
-
-
-def _step(
-    product: Any, operands: Any, settings: Settings, branches: list[Any], c: _Carry
-) -> _Carry:
-    """Step j of `slq._lanczos.run_batch`: store q_j, A q_j, project, test for breakdown."""
     j, q = c.j, c.q
-    basis = c.basis if c.basis is None else c.basis.at[:, j, :].set(q)
     w, flags = product(operands, q.T)
+    # Else XLA folds the transpose below into the product: a matrix's ``(A Qᵀ)ᵀ``
+    # became ``Q Aᵀ``, whose CPU kernel ran 2.2x slower (n = 4000, k = 16, one thread).
+    w = jax.lax.optimization_barrier(w)
     w = w.T.astype(q.dtype)
     scale = jnp.where(j == 0, power_of_two(w, settings.safe_exponent), c.scale)
     w = w * (1 / scale)
@@ -230,16 +208,22 @@ def _step(
     w = w - subtracted[:, None] * q - c.beta_prev * c.q_prev
     if settings.full:  # as `slq._lanczos._residual`: α corrected, then one pass (DGKS)
         alpha = subtracted.astype(acc) + jnp.sum(q.astype(acc) * w.astype(acc), axis=-1)
-        block = j // _branch_block(settings)
-        w, beta, again = jax.lax.switch(block, branches, w, basis, _norms(w, acc))
+        m = settings.num_steps
+        w, beta, again = settings.project_dgks(w, c.basis, m, acc, _norms(w, acc))
         repeats = c.repeats + jnp.sum(again, dtype=jnp.int32)
     else:
         beta, repeats = _norms(w, acc), c.repeats
     live = c.active & ~(beta <= settings.tolerance * image_norm)
     inverse = jnp.where(live, 1.0 / jnp.where(live, beta, 1.0), 0.0)
+    q_next = w * inverse.astype(w.dtype)[:, None]
+    # q_{j+1} stored last, after the basis was read: written into the basis at
+    # the start of step j+1, it made XLA copy the whole basis 4 times a step.
+    basis = c.basis
+    if basis is not None:
+        basis = basis.at[:, j + 1, :].set(q_next, mode="drop")  # none past m
     return _Carry(
         j=j + 1,
-        q=w * inverse.astype(w.dtype)[:, None],
+        q=q_next,
         q_prev=q,
         beta_prev=jnp.where(live, beta, 0.0).astype(w.dtype)[:, None],
         active=live,
