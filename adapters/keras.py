@@ -172,8 +172,8 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
             self.tracker.record(step, operator, **given)
 
     def _learning_rate(self) -> float | None:
-        rate = getattr(self.model.optimizer, "learning_rate", None)
-        return None if rate is None else float(keras.ops.convert_to_numpy(rate))
+        rate = getattr(self.model.optimizer, "learning_rate", None)  # a Variable, or a float
+        return None if rate is None else float(getattr(rate, "numpy", lambda: rate)())
 
     def _loss_fn(self) -> Callable[..., Any]:
         if self.loss_fn is not None:
