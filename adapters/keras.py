@@ -67,9 +67,9 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
     >>> x, y = np.random.randn(64, 4).astype("float32"), np.random.randint(0, 3, 64)
     >>> tracker = slq.Tracker(tempfile.mkdtemp() + "/track", num_steps=10, num_probes=2)
     >>> callback = adapters.KerasSpectrumCallback(tracker, (x[:32], y[:32]), every_n_epochs=1)
-    >>> _ = model.fit(x, y, batch_size=16, epochs=2, callbacks=[callback], verbose=0)
+    >>> _ = model.fit(x, y, batch_size=16, epochs=1, callbacks=[callback], verbose=0)
     >>> slq.load_track(tracker.path).steps.tolist()
-    [0, 4, 8]
+    [0, 4]
     """
 
     def __init__(
