@@ -28,12 +28,13 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
     **hessian_options))`` with the tracker's settings, stored at the optimiser's
     ``iterations`` (steps done, which continue across `fit` calls) with the
     scalars ``loss`` (as Keras logs it: the epoch's running mean), ``lr`` and
-    ``epoch``. Training is unchanged: `adapters.tf_hessian` evaluates the model
-    statelessly (no variable is assigned, BatchNorm statistics and seeds
-    included), and Python's and numpy's random number generators are restored
-    after each record. A step the tracker already holds is skipped, so a
-    resumed run appends only new steps. Single-process: `tf_hessian` has no
-    data-parallel mode.
+    ``epoch`` (epochs done, fractional: 0.5 halfway through the first; not
+    known at training's start). Training is unchanged: `adapters.tf_hessian`
+    evaluates the model statelessly (no variable is assigned, BatchNorm
+    statistics and seeds included), and Python's and numpy's random number
+    generators are restored after each record. A step the tracker already
+    holds is skipped, so a resumed run appends only new steps. Single-process:
+    `tf_hessian` has no data-parallel mode.
 
     Parameters
     ----------
@@ -88,6 +89,7 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
         self.data, self.loss_fn = data, check_callable("loss_fn", loss_fn)
         self.hessian_options = hessian_options
         self._loss: float | None = None
+        self._epoch = 0  # the epoch in progress, as Keras counts (from `initial_epoch`)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Record the weights training starts from (Keras hook).
@@ -109,7 +111,7 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
         [0]
         """
         self._loss = None
-        self._record()
+        self._record(None)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keep the logged loss; record if the steps done are a recording point (Keras hook).
@@ -133,7 +135,24 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
         if logs and "loss" in logs:
             self._loss = float(logs["loss"])
         if self.schedule.at_step(self._steps_done()):
-            self._record()
+            steps = (self.params or {}).get("steps")
+            self._record(self._epoch + (batch + 1) / steps if steps else None)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Keep the epoch's index, for the ``epoch`` of records within it (Keras hook).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import slq
+        >>> from slq import adapters
+        >>> tracker = slq.Tracker(tempfile.mkdtemp() + "/track", num_steps=8, num_probes=2)
+        >>> callback = adapters.KerasSpectrumCallback(tracker, None, every_n_steps=5)
+        >>> callback.on_epoch_begin(3)
+        >>> callback.tracker.steps  # nothing is recorded at an epoch's start
+        []
+        """
+        self._epoch = epoch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Record if the epochs done are a recording point (Keras hook).
@@ -161,7 +180,7 @@ class KerasSpectrumCallback(keras.callbacks.Callback):
     def _steps_done(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
 
-    def _record(self, epochs_done: int | None = None) -> None:
+    def _record(self, epochs_done: float | None) -> None:
         step = self._steps_done()
         if not self.tracker.due(step):
             return
