@@ -246,8 +246,10 @@ def _trace_negative_mass(ax: Axes, steps: np.ndarray, table: Any, t: float) -> N
     lower, upper = table.column("negative_mass_lower"), table.column("negative_mass_upper")
     ax.fill_between(steps, lower, upper, alpha=0.3, label="quadrature bracket")
     stderr = np.nan_to_num(table.column("negative_mass_stderr"))
-    ax.errorbar(steps, table.column("negative_mass"), yerr=t * stderr, marker="o", capsize=3)
+    mass = table.column("negative_mass")
+    ax.errorbar(steps, mass, yerr=t * stderr, marker="o", capsize=3, label="estimate, probe error")
     ax.set_ylabel("negative mass")
+    ax.legend(frameon=False, fontsize="small")
 
 
 def _trace_outliers(ax: Axes, table: Any) -> None:
@@ -255,7 +257,7 @@ def _trace_outliers(ax: Axes, table: Any) -> None:
     if points:
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, "o", linestyle="none")
-        if min(ys) > 0.0:
+        if min(ys) > 0.0 and max(ys) > 10.0 * min(ys):  # outliers decades apart
             ax.set_yscale("log")
     ax.set_ylabel("outliers")
 

@@ -209,10 +209,11 @@ class Tracker:
         return {**settings, **self._options}
 
     def _write(self, step: int, dos: SpectralDensity, scalars: dict[str, Any], op: Any) -> None:
-        self._recorded.add(step)
         if not getattr(op, "writes_files", True):
-            return  # another rank writes
+            self._recorded.add(step)  # another rank writes it
+            return
         path = files.write_record(self._path, step, dos, scalars)
+        self._recorded.add(step)  # only once on file: a failed write leaves the step due
         logger.info(
             "track: step %d recorded to %s (λ in [%.3g, %.3g])",
             step,

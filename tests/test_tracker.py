@@ -88,6 +88,7 @@ def test_reopening_appends_and_a_crash_loses_only_the_record_in_flight(tmp_path:
     with pytest.raises(KeyboardInterrupt):
         train(tracker, crash_at=5)
     (path / ".step-000000000006.npz.0123456789ab.tmp").write_bytes(b"half a record")
+    np.testing.assert_array_equal(slq.load_track(path).steps, [0, 2, 4])  # ignored by readers
     resumed = _tracker(path, every=2)  # the same settings: appends
     assert resumed.steps == [0, 2, 4]
     assert not any(p.name.endswith(".tmp") for p in path.iterdir())  # cleaned on reopen
@@ -123,6 +124,9 @@ def test_bad_arguments_are_refused_before_any_file(tmp_path: Path) -> None:
         _tracker(path, reorthogonalize="twice")
     with pytest.raises(ValueError, match="parent directory does not exist"):
         _tracker(tmp_path / "missing" / "t")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="path must be a directory for the track, got the file"):
+        _tracker(tmp_path / "file")
     assert not path.exists()
     tracker = _tracker(path)
     op = CheckedOperator(_operator(0))
