@@ -1,7 +1,8 @@
 """Framework adapters, installed as ``slq.adapters``: models and data as curvature operators.
 
 Import it as ``from slq import adapters``. Each framework is imported only when
-one of its adapters is first used.
+one of its adapters is first used; so are Lightning, Keras and `transformers`,
+by their training callbacks.
 """
 
 import importlib
@@ -17,9 +18,12 @@ if __name__ != "slq.adapters":
 
 # Public name -> module that defines it; the module (and its framework) loads on first use.
 _LAZY = {
+    "HuggingFaceSpectrumCallback": "huggingface",
     "JaxCurvatureOperator": "jax",
     "JaxHessian": "jax",
     "jax_hessian": "jax",
+    "KerasSpectrumCallback": "keras",
+    "LightningSpectrumCallback": "lightning",
     "TensorFlowCurvatureOperator": "tensorflow",
     "TfHessian": "tensorflow",
     "tf_hessian": "tensorflow",

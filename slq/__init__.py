@@ -27,6 +27,8 @@ from slq.plotting import plot_densities
 from slq.quadrature import gauss_quadrature, tridiagonal
 from slq.spectral_density import SpectralDensity, load
 from slq.spectral_sums import trace, trace_function
+from slq.track import Track, TrackRecord, load_track
+from slq.tracking import Tracker
 
 # A library never configures logging; this only silences "no handler" warnings.
 logging.getLogger("slq").addHandler(logging.NullHandler())
@@ -42,6 +44,9 @@ __all__ = [
     "MemoryEstimate",
     "SpectralDensity",
     "TracedDensity",
+    "Track",
+    "TrackRecord",
+    "Tracker",
     "__version__",
     "aslinearoperator",
     "density",
@@ -50,6 +55,7 @@ __all__ = [
     "kpm_density",
     "lanczos",
     "load",
+    "load_track",
     "matmat",
     "memory_estimate",
     "plot_densities",

@@ -23,7 +23,14 @@ import numpy as np
 
 from slq._version import __version__
 
-__all__ = ["INT64_MAX", "Archive", "check_writable", "write_archive"]
+__all__ = [
+    "INT64_MAX",
+    "Archive",
+    "check_writable",
+    "is_temporary",
+    "write_archive",
+    "write_json",
+]
 
 INT64_MAX = 2**63 - 1
 """The largest count an archive may hold: numpy computes with it as an int64."""
@@ -109,6 +116,43 @@ def write_archive(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | os.PathLike[str], value: Any) -> Path:
+    """Write `value` as strict JSON to `path` atomically, as `write_archive` writes archives.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> path = write_json(pathlib.Path(tempfile.mkdtemp()) / "a.json", {"seed": 0})
+    >>> json.loads(path.read_text())
+    {'seed': 0}
+    """
+    path = Path(path)
+    text = json.dumps(value, indent=2, allow_nan=False) + "\n"
+    fd, tmp = _create_temporary(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """Return whether `path` is a temporary file left by an interrupted atomic write.
+
+    Examples
+    --------
+    >>> is_temporary(".dos.npz.0a1b2c3d4e5f.tmp"), is_temporary("dos.npz")
+    (True, False)
+    """
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:

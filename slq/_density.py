@@ -31,7 +31,7 @@ from slq.memory import check_max_memory
 from slq.operator import as_operator
 from slq.spectral_density import SpectralDensity
 
-__all__ = ["DEFAULT_NUM_PROBES", "DEFAULT_NUM_STEPS", "density"]
+__all__ = ["DEFAULT_NUM_PROBES", "DEFAULT_NUM_STEPS", "check_options", "density"]
 
 logger = logging.getLogger("slq")
 
@@ -221,11 +221,7 @@ def density(
     op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
-    check_choice("probe", probe, PROBES)
-    policy(reorthogonalize)
-    check_bool("offload_basis", offload_basis)
-    check_bool("check_symmetric", check_symmetric)
-    check_seed("seed", seed)
+    _check_settings(probe, reorthogonalize, offload_basis, check_symmetric, seed)
     checkpoint = None if checkpoint is None else check_path("checkpoint", checkpoint)
     check_optional_bool("progress", progress)
     check_callable("callback", callback)
@@ -292,6 +288,59 @@ def density(
         residual_norm=np.concatenate([r.residual_norm for r in results]),
         stop_reason=reason,
     )
+
+
+def _check_settings(
+    probe: Any, reorthogonalize: Any, offload_basis: Any, check_symmetric: Any, seed: Any
+) -> None:
+    check_choice("probe", probe, PROBES)
+    policy(reorthogonalize)
+    check_bool("offload_basis", offload_basis)
+    check_bool("check_symmetric", check_symmetric)
+    check_seed("seed", seed)
+
+
+def check_options(
+    *,
+    num_steps: int = DEFAULT_NUM_STEPS,
+    num_probes: int | None = None,
+    seed: int | np.random.Generator | None = None,
+    probe: str = "rademacher",
+    reorthogonalize: str = "full",
+    offload_basis: bool = False,
+    probe_batch_size: int | None = None,
+    check_symmetric: bool = False,
+    tol: float | None = None,
+    max_matvecs: int | None = None,
+    max_memory: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    callback: Callable[[LanczosStep], Any] | None = None,
+) -> None:
+    """Run the checks of `density` that need no operator, for a call to be made later.
+
+    Raises what `density` raises for the same arguments, except what depends on
+    the operator (its size caps `num_steps`; `max_memory` is compared with
+    its estimate then).
+
+    Examples
+    --------
+    >>> from slq._density import check_options
+    >>> check_options(num_steps=30, probe="gaussian")
+    >>> check_options(num_steps=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: num_steps must be >= 1, got 0
+    """
+    m = check_positive_int("num_steps", num_steps)
+    _check_settings(probe, reorthogonalize, offload_basis, check_symmetric, seed)
+    if checkpoint is not None:
+        check_path("checkpoint", checkpoint)
+    check_optional_bool("progress", progress)
+    check_callable("callback", callback)
+    _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
+    if max_memory is not None:
+        check_positive_int("max_memory", max_memory)
 
 
 def _check_traceable(store: Checkpoint | None, tol: float | None, max_matvecs: int | None) -> None:

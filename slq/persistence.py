@@ -20,7 +20,7 @@ from slq._archive import Archive, write_archive
 if TYPE_CHECKING:
     from slq.spectral_density import SpectralDensity
 
-__all__ = ["FORMAT", "json_ready", "read_result", "save"]
+__all__ = ["FORMAT", "json_ready", "payload", "read_fields", "read_result", "save"]
 
 FORMAT = "slq.SpectralDensity/1"
 """The format tag written into every saved result; `load` refuses any other."""
@@ -70,6 +70,24 @@ def save(density: SpectralDensity, path: str | os.PathLike[str]) -> Path:
     >>> bool(np.array_equal(slq.load(path).alpha, dos.alpha))
     True
     """
+    return write_archive(path, *payload(density))
+
+
+def payload(density: SpectralDensity) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the arrays and the JSON metadata that `save` writes for `density`.
+
+    A caller may add its own metadata keys beside these (`slq.Tracker` adds
+    the training step): `read_result` reads only its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq.persistence import payload
+    >>> arrays, meta = payload(slq.density(np.eye(4), num_probes=2, seed=0))
+    >>> sorted(arrays), meta["format"]
+    (['alpha', 'beta', 'residual_norm'], 'slq.SpectralDensity/1')
+    """
     arrays: dict[str, Any] = {"alpha": density.alpha, "beta": density.beta}
     if density.residual_norm is not None:
         arrays["residual_norm"] = density.residual_norm
@@ -85,7 +103,7 @@ def save(density: SpectralDensity, path: str | os.PathLike[str]) -> Path:
         "reorthogonalize": density.reorthogonalize,
         "stop_reason": density.stop_reason,
     }
-    return write_archive(path, arrays, meta)
+    return arrays, meta
 
 
 def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -113,24 +131,46 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     (100, 0, (3, 90))
     """
     with Archive(path) as archive:
-        archive.check_format(FORMAT)
-        k = archive.integer("num_probes", low=1)
-        m = archive.integer("num_steps", low=1)
-        fields = {
-            "alpha": archive.array("alpha", (k, m)),
-            "beta": archive.array("beta", (k, m - 1)),
-        }
-        residual = None
-        if archive.has_array("residual_norm"):
-            residual = archive.array("residual_norm", (k,), non_negative=True)
-        return {
-            **fields,
-            "dim": archive.integer("dim", low=1),
-            "num_matvecs": archive.integer("num_matvecs"),
-            "seed": archive.integer("seed", high=None) if archive.present("seed") else None,
-            **{name: _optional_string(archive, name) for name in _RECORD},
-            "residual_norm": residual,
-        }
+        return read_fields(archive)
+
+
+def read_fields(archive: Archive) -> dict[str, Any]:
+    """Return the `SpectralDensity` fields of an open archive, as `read_result` does.
+
+    For readers of archives that hold more metadata than `save` writes
+    (`slq.load_track`); every fault raises ValueError naming the file and field.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq._archive import Archive
+    >>> from slq.persistence import read_fields
+    >>> dos = slq.density(np.eye(4), num_probes=2, seed=0)
+    >>> path = dos.save(pathlib.Path(tempfile.mkdtemp()) / "d.npz")
+    >>> with Archive(path) as archive:
+    ...     read_fields(archive)["dim"]
+    4
+    """
+    archive.check_format(FORMAT)
+    k = archive.integer("num_probes", low=1)
+    m = archive.integer("num_steps", low=1)
+    fields = {
+        "alpha": archive.array("alpha", (k, m)),
+        "beta": archive.array("beta", (k, m - 1)),
+    }
+    residual = None
+    if archive.has_array("residual_norm"):
+        residual = archive.array("residual_norm", (k,), non_negative=True)
+    return {
+        **fields,
+        "dim": archive.integer("dim", low=1),
+        "num_matvecs": archive.integer("num_matvecs"),
+        "seed": archive.integer("seed", high=None) if archive.present("seed") else None,
+        **{name: _optional_string(archive, name) for name in _RECORD},
+        "residual_norm": residual,
+    }
 
 
 _RECORD = ("probe", "reorthogonalize", "stop_reason")  # kept for the record: any string

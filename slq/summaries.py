@@ -20,6 +20,7 @@ __all__ = [
     "Outliers",
     "check_outliers",
     "extreme_ratio",
+    "extreme_ritz",
     "find_outliers",
     "mass_below",
     "negative_point",
@@ -320,14 +321,35 @@ def _ratio(low: float, high: float) -> float:
     return max(-low, 0.0) / high if high > 0.0 else float("inf")
 
 
-def extreme_ratio(nodes: np.ndarray, weights: np.ndarray, residuals: np.ndarray) -> ExtremeRatio:
-    """Return |λ_min| / λ_max from the extreme Ritz values and their residual bounds."""
+def extreme_ritz(
+    nodes: np.ndarray, weights: np.ndarray, residuals: np.ndarray
+) -> tuple[float, float, float, float]:
+    """Return the smallest and largest Ritz values over all probes, each with its residual bound.
+
+    An eigenvalue lies within the bound of each (Parlett 1998, Thm 4.5.1):
+    ``(lambda_min, residual_min, lambda_max, residual_max)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import slq
+    >>> from slq.summaries import extreme_ritz
+    >>> dos = slq.density(np.diag(np.linspace(-1.0, 4.0, 50)), num_steps=50, seed=0)
+    >>> low, r_low, high, r_high = extreme_ritz(dos.nodes, dos.weights, dos.ritz_residuals)
+    >>> round(low, 6), round(high, 6), bool(r_high < 1e-8)
+    (-1.0, 4.0, True)
+    """
     used = used_nodes(weights)
     top = np.where(used, nodes, -np.inf)
     p_min = int(np.argmin(nodes[:, 0]))
     p_max, i_max = np.unravel_index(int(np.argmax(top)), top.shape)
     low, high = float(nodes[p_min, 0]), float(nodes[p_max, i_max])
-    r_low, r_high = float(residuals[p_min, 0]), float(residuals[p_max, i_max])
+    return low, float(residuals[p_min, 0]), high, float(residuals[p_max, i_max])
+
+
+def extreme_ratio(nodes: np.ndarray, weights: np.ndarray, residuals: np.ndarray) -> ExtremeRatio:
+    """Return |λ_min| / λ_max from the extreme Ritz values and their residual bounds."""
+    low, r_low, high, r_high = extreme_ritz(nodes, weights, residuals)
     if not high > 0.0:
         msg = f"the ratio |λ_min|/λ_max needs a positive largest eigenvalue, got {high:.6g}"
         raise ValueError(msg)

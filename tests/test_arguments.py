@@ -238,6 +238,34 @@ TABLE = [
     Bad("SpectralDensity.plot", "options", {"label": 3}, TypeError, "label must be a string"),
     Bad("SpectralDensity.plot", "options", {"color": "nocolor"}, ValueError, "color must be a"),
     Bad("SpectralDensity.plot", "options", {"bogus": 1}, TypeError, "unexpected keyword"),
+    # Issue 20: the spectrum over training.
+    Bad("Tracker", "path", 3, TypeError, "path must be a path"),
+    Bad("Tracker", "num_steps", 0, ValueError, "num_steps must be >= 1, got 0"),
+    Bad("Tracker", "num_probes", 1.5, TypeError, "num_probes must be an integer"),
+    Bad("Tracker", "seed", None, TypeError, "seed must be an integer >= 0"),
+    Bad("Tracker", "every", 0, ValueError, "every must be >= 1, got 0"),
+    Bad("Tracker", "density_options", {"probe": "sobol"}, ValueError, "probe must be one of"),
+    Bad("Tracker", "density_options", {"checkpoint": "c.npz"}, TypeError,
+        "unexpected keyword argument 'checkpoint'"),
+    Bad("Tracker.due", "step", -1, ValueError, "step must be >= 0, got -1"),
+    Bad("Tracker.record", "step", 1.5, TypeError, "step must be an integer >= 0"),
+    Bad("Tracker.record", "operator", "x", TypeError, "cannot make a linear operator from str"),
+    Bad("Tracker.record", "scalars", {"loss": "1"}, TypeError, "scalar loss must be an int or"),
+    Bad("Tracker.maybe_record", "step", "0", TypeError, "step must be an integer >= 0"),
+    Bad("Tracker.maybe_record", "build", 3, TypeError, "build must be a function of no argum"),
+    Bad("Tracker.maybe_record", "scalars", {"lr": np.nan}, ValueError, "scalar lr must be a fin"),
+    Bad("load_track", "path", 3, TypeError, "path must be a path"),
+    Bad("load_track", "path", "", ValueError, "path must not be empty"),
+    Bad("Track.scalar", "name", 3, TypeError, "name must be a string"),
+    Bad("Track.plot_heatmap", "ax", "x", TypeError, "ax must be a matplotlib Axes or None"),
+    Bad("Track.plot_heatmap", "options", {"scale": "log"}, ValueError, "scale must be one of"),
+    Bad("Track.plot_heatmap", "options", {"num": 0}, ValueError, "num must be >= 1"),
+    Bad("Track.plot_heatmap", "options", {"sigma": "1"}, TypeError, "sigma must be a real"),
+    Bad("Track.plot_heatmap", "options", {"linthresh": -1.0}, ValueError, "linthresh must be"),
+    Bad("Track.plot_heatmap", "options", {"colorbar": 1}, TypeError, "colorbar must be True or"),
+    Bad("Track.plot_heatmap", "options", {"cmap": "nocmap"}, ValueError, "cmap must be a"),
+    Bad("Track.plot_traces", "ax", "x", TypeError, "ax must be a sequence of three matplotlib"),
+    Bad("Track.plot_traces", "options", {"confidence": 2.0}, ValueError, "confidence must lie"),
 ]
 # fmt: on
 
@@ -247,12 +275,16 @@ EXEMPT_CLASSES = {
     "EigshResult": "a record eigsh fills in; no methods",
     "LanczosStep": "a record density passes to a callback; no methods",
     "LinearOperator": "a protocol: its matvec is the user's",
+    "TrackRecord": "a record load_track fills in; no methods",
 }
 # Constructors that are records made by the library (NamedTuples: no hook to check in).
 EXEMPT_CONSTRUCTORS = {
     "Budget": "made by slq_budget",
     "TracedDensity": "made by slq.density inside jax.jit",
+    "Track": "made by load_track",
 }
+# Classes that are not dataclasses and check their constructor's arguments themselves.
+PLAIN_CLASSES = {"Tracker": "opens a directory: its arguments are checked before"}
 EXEMPT_PARAMETERS = {("SpectralDensity.to_json", "dumps_options"): "json.dumps checks its own"}
 
 
@@ -362,12 +394,32 @@ def _targets(r: Results, tmp_path: Path) -> dict[str, tuple[Callable[..., Any], 
         "SpectralDensity.kpm": (dos.kpm, {}),
         "SpectralDensity.save": (dos.save, {"path": tmp_path / "again.npz"}),
         "SpectralDensity.plot": (dos.plot, {}),
+        **_tracking_targets(tmp_path),
     }
     for method in ("per_probe", "evaluate", "stderr"):
         targets[f"KPMDensity.{method}"] = (getattr(kpm, method), {**grid, "sigma": 0.5})
     for method in ("per_probe", "evaluate", "stderr", "band", "bulk"):
         targets[f"SpectralDensity.{method}"] = (getattr(dos, method), dict(grid))
     return targets
+
+
+def _tracking_targets(tmp_path: Path) -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
+    """The Tracker's targets: a fresh track per test, and a recorded one to read."""
+    tracker = slq.Tracker(tmp_path / "track", num_steps=3, num_probes=2)
+    recorded = slq.Tracker(tmp_path / "recorded", num_steps=3, num_probes=2)
+    recorded.record(0, np.diag(np.linspace(-1.0, 1.0, N)), loss=1.0)
+    track = slq.load_track(recorded.path)
+    step = {"step": 0}
+    return {
+        "Tracker": (slq.Tracker, {"path": tmp_path / "other", "num_steps": 3, "num_probes": 2}),
+        "Tracker.due": (tracker.due, step),
+        "Tracker.record": (tracker.record, {**step, "operator": _operator()}),
+        "Tracker.maybe_record": (tracker.maybe_record, {**step, "build": _operator}),
+        "load_track": (slq.load_track, {"path": recorded.path}),
+        "Track.scalar": (track.scalar, {"name": "loss"}),
+        "Track.plot_heatmap": (track.plot_heatmap, {}),
+        "Track.plot_traces": (track.plot_traces, {}),
+    }
 
 
 def _call(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:
@@ -423,7 +475,8 @@ def _public_parameters() -> set[tuple[str, str]]:
         if name in EXEMPT_CLASSES:
             continue
         if name not in EXEMPT_CONSTRUCTORS:
-            assert dataclasses.is_dataclass(obj), f"{name}: check its constructor's arguments"
+            checked = dataclasses.is_dataclass(obj) or name in PLAIN_CLASSES
+            assert checked, f"{name}: check its constructor's arguments"
             found |= {(name, p) for p in inspect.signature(obj).parameters}
         for member, value in vars(obj).items():
             function = value.__func__ if isinstance(value, classmethod) else value
@@ -444,7 +497,7 @@ def test_every_parameter_of_every_public_function_has_a_bad_value_in_the_table()
 def test_every_public_class_is_checked_or_exempt() -> None:
     classes = {name for name in slq.__all__ if isinstance(getattr(slq, name), type)}
     result_classes = {"SpectralDensity", "KPMDensity", "Estimate", "Budget", "MemoryEstimate"}
-    result_classes.add("TracedDensity")
+    result_classes |= {"TracedDensity", "Track", "Tracker"}
     assert classes == result_classes | set(EXEMPT_CLASSES)
 
 

@@ -77,6 +77,10 @@ FRAMEWORK_OF = {
     "_jax": Backend.JAX,
     "tensorflow": Backend.TENSORFLOW,
     "_tensorflow": Backend.TENSORFLOW,
+    # The training callbacks: Lightning and transformers run on torch, Keras on TensorFlow.
+    "lightning": Backend.TORCH,
+    "huggingface": Backend.TORCH,
+    "keras": Backend.TENSORFLOW,
 }
 
 

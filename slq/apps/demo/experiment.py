@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from slq._progress import progress_bar
@@ -15,7 +16,7 @@ from slq.apps.demo.data import load_digits
 from slq.apps.demo.exact import exact_check
 from slq.apps.demo.findings import all_findings
 from slq.apps.demo.networks import networks
-from slq.apps.demo.outputs import write_outputs
+from slq.apps.demo.outputs import fresh_tracks, write_outputs
 from slq.apps.demo.training import Run, one_thread, train
 
 __all__ = ["run"]
@@ -38,9 +39,10 @@ def run(
     standardised digits of ``sklearn.datasets.load_digits``, from 3 seeds
     each. The Hessian is that of the training loss over the data cut into
     the training batches, BN in train mode (``batchnorm="train"`` of
-    `slq.adapters.torch_hessian`); `slq.density` (48 steps × 4 probes, the
-    same probes at every point) is measured at initialisation, after 1, 2, 4
-    and 8 optimiser steps and after every epoch, and for the trained BN
+    `slq.adapters.torch_hessian`); an `slq.Tracker` records its density
+    (48 steps × 4 probes, the same probes at every point) at
+    initialisation, after 1, 2, 4 and 8 optimiser steps and after every
+    epoch, with the loss, accuracy and learning rate, and for the trained BN
     network also with population statistics (``batchnorm="eval"``). The
     trained no-BN network of the first seed is checked against its exact
     spectrum (the Hessian applied to the identity, ``eigvalsh``), with 90
@@ -63,7 +65,10 @@ def run(
     out : str or os.PathLike
         Folder for the outputs, created if missing: one PNG per finding with
         the numbers it shows beside it (same name, ``.json``),
-        ``summary.json`` and ``summary.md``. Existing files are replaced.
+        ``summary.json``, ``summary.md`` and ``tracks/``: one `slq.Tracker`
+        directory per network and seed (``no_bn-seed0``, ...), the densities
+        the findings are computed from, which `slq.load_track` reads.
+        Existing files are replaced.
     quick : bool, default False
         The same study at a tiny size (128 digits, width 8, 4 epochs, 12 × 2
         Lanczos steps), for tests: seconds instead of minutes.
@@ -103,12 +108,13 @@ def run(
     bar = progress_bar(progress, 2 * config.seeds + 2, "slq demo", unit="stage")
     started = time.perf_counter()
     path.mkdir(parents=True, exist_ok=True)
+    tracks = fresh_tracks(path)
     try:
-        runs, exact = _study(config, first_seed, bar)
+        runs, exact = _study(config, first_seed, bar, tracks)
     finally:
         bar.close()
     summary = _summary(config, first_seed, quick, all_findings(runs, exact, config))
-    files = write_outputs(path, summary, runs, exact, started)
+    files = write_outputs(path, summary, runs, exact, started, tracks)
     bar.update()
     summary["files"] = [str(f) for f in files]
     logger.info(
@@ -117,8 +123,10 @@ def run(
     return summary
 
 
-def _study(config: Config, first_seed: int, bar: Any) -> tuple[dict[str, list[Run]], Any]:
-    """Train both networks from every seed; check the first no-BN one against eigh."""
+def _study(
+    config: Config, first_seed: int, bar: Any, tracks: Path
+) -> tuple[dict[str, list[Run]], Any]:
+    """Train both networks from every seed, each tracked; check the first no-BN one against eigh."""
     import torch
 
     data = load_digits(config)
@@ -127,7 +135,8 @@ def _study(config: Config, first_seed: int, bar: Any) -> tuple[dict[str, list[Ru
         for seed in range(first_seed, first_seed + config.seeds):
             models = networks(config.width, seed)
             for name, model in models.items():
-                runs[name].append(train(name, model, data, config, seed, bar))
+                track = tracks / f"{name}-seed{seed}"
+                runs[name].append(train(name, model, data, config, seed, bar, track))
             if seed == first_seed:
                 checked = models["no_bn"]
         exact = exact_check(checked, data, config, first_seed)

@@ -1,4 +1,8 @@
-"""Training: one network from one seed by SGD, its Hessian density measured on a schedule."""
+"""Training: one network from one seed by SGD, its Hessian density tracked on a schedule.
+
+Each run records into its own `slq.Tracker` (a directory of the outputs'
+``tracks/``); its measurements are read back with `slq.load_track`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,24 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slq.apps.demo.config import NETWORKS, Config
 from slq.apps.demo.data import Data
 from slq.spectral_density import SpectralDensity
+from slq.track import Track, load_track
+from slq.tracking import Tracker
 
-__all__ = ["Point", "Run", "hessian_density", "measured_steps", "one_thread", "train"]
+__all__ = [
+    "Point",
+    "Run",
+    "hessian_density",
+    "hessian_operator",
+    "measured_steps",
+    "one_thread",
+    "train",
+]
 
 logger = logging.getLogger("slq")
 
@@ -65,17 +80,20 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def hessian_operator(model: Any, data: Data, batchnorm: str = "train") -> Any:
+    """Return the training loss' Hessian over the fixed batches, as an operator."""
+    from slq import adapters  # type: ignore[attr-defined]
+
+    return adapters.torch_hessian(model, data.batches, batchnorm=batchnorm, hvp="double-backward")
+
+
 def hessian_density(
     model: Any, data: Data, config: Config, seed: int, batchnorm: str = "train"
 ) -> SpectralDensity:
-    """Return `slq.density` of the training loss' Hessian over the fixed batches.
-
-    The same probes (`seed`) at every point: changes over training are not probe noise.
-    """
-    from slq import adapters  # type: ignore[attr-defined]
+    """Return `slq.density` of the training loss' Hessian, with the probes a run's tracker uses."""
     from slq._density import density
 
-    op = adapters.torch_hessian(model, data.batches, batchnorm=batchnorm, hvp="double-backward")
+    op = hessian_operator(model, data, batchnorm)
     return density(op, num_steps=config.num_steps, num_probes=config.num_probes, seed=seed)
 
 
@@ -96,17 +114,23 @@ def _loss(model: Any, data: Data) -> tuple[float, float]:
     return total / size, correct / size
 
 
-def train(name: str, model: Any, data: Data, config: Config, seed: int, bar: Any) -> Run:
-    """Train one network for `config.epochs` epochs, measuring after `measured_steps`."""
+def train(
+    name: str, model: Any, data: Data, config: Config, seed: int, bar: Any, track: Path
+) -> Run:
+    """Train one network for `config.epochs` epochs, tracking it after `measured_steps` to `track`.
+
+    The same probes (`seed`) at every point: changes over training are not probe noise.
+    """
     import torch
 
     run = Run(name, seed, sum(p.numel() for p in model.parameters()))
+    tracker = Tracker(track, num_steps=config.num_steps, num_probes=config.num_probes, seed=seed)
     steps = set(measured_steps(config))
     per_epoch = len(data.batches)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
     shuffle = torch.Generator().manual_seed(seed)
     step = 0
-    _measure(run, model, data, config, 0, config.learning_rate)
+    _measure(tracker, model, data, 0, 0.0, config.learning_rate)
     for epoch in range(config.epochs):
         if epoch == config.drop_epoch:
             for group in optimizer.param_groups:
@@ -120,7 +144,8 @@ def train(name: str, model: Any, data: Data, config: Config, seed: int, bar: Any
             optimizer.step()
             step += 1
             if step in steps:
-                _measure(run, model, data, config, step / per_epoch, rate)
+                _measure(tracker, model, data, step, step / per_epoch, rate)
+    run.points = _points(load_track(tracker.path))
     if name == "bn":
         model.eval()  # a forward pass in eval mode leaves the running statistics as they are
         run.eval_density = hessian_density(model, data, config, seed, batchnorm="eval")
@@ -138,8 +163,24 @@ def train(name: str, model: Any, data: Data, config: Config, seed: int, bar: Any
     return run
 
 
-def _measure(run: Run, model: Any, data: Data, config: Config, epoch: float, rate: float) -> None:
+def _measure(
+    tracker: Tracker, model: Any, data: Data, step: int, epoch: float, rate: float
+) -> None:
     loss, accuracy = _loss(model, data)
-    dos = hessian_density(model, data, config, run.seed)
-    step = round(epoch * len(data.batches))
-    run.points.append(Point(epoch, step, rate, loss, accuracy, dos))
+    scalars = {"epoch": epoch, "learning_rate": rate, "loss": loss, "accuracy": accuracy}
+    tracker.record(step, hessian_operator(model, data), **scalars)
+
+
+def _points(track: Track) -> list[Point]:
+    """Return the measurements of a run's track, in step order."""
+    return [
+        Point(
+            r.scalars["epoch"],
+            r.step,
+            r.scalars["learning_rate"],
+            r.scalars["loss"],
+            r.scalars["accuracy"],
+            r.density,
+        )
+        for r in track
+    ]
