@@ -229,3 +229,16 @@ def test_adaptive_run_stops_at_the_budget_or_the_probe_cap() -> None:
         slq.density(a, num_steps=20, max_matvecs=50)
     with pytest.raises(ValueError, match="tol"):
         slq.density(a, tol=-1.0)
+
+
+def test_check_options_mirrors_every_keyword_of_density() -> None:
+    # The Tracker validates its density options with check_options before any file is
+    # written: a keyword added to density must be checked there too, with the same default.
+    import inspect
+
+    from slq._density import check_options
+
+    ours = inspect.signature(check_options).parameters
+    theirs = dict(inspect.signature(slq.density).parameters)
+    del theirs["op"]
+    assert {k: p.default for k, p in ours.items()} == {k: p.default for k, p in theirs.items()}
