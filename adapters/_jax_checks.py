@@ -20,7 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core
 
-__all__ = ["check_loss", "check_params", "check_untraced", "narrowest_dtype"]
+__all__ = [
+    "SLOW_IN_CPU_LOOPS",
+    "check_loss",
+    "check_params",
+    "check_untraced",
+    "narrowest_dtype",
+    "slow_in_cpu_loops",
+]
 
 logger = logging.getLogger("slq")
 
@@ -70,13 +77,14 @@ def check_params(params: Any) -> None:
         raise TypeError(msg)
 
 
-def check_loss(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> None:
+def check_loss(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> Any:
     """Raise unless the loss on `batch` is a finite scalar; warn if it is less precise than θ.
 
     The loss's jaxpr is searched for a narrower dtype (`narrowest_dtype`) and
     the loss evaluated jitted: evaluated eagerly, each of its operations was
     compiled on its own, 1 s of a first `jax_hessian` (MLP, 2-core CPU);
-    ``jax.jit`` of the same loss compiles it once per process.
+    ``jax.jit`` of the same loss compiles it once per process. Returns the
+    jaxpr, for `slow_in_cpu_loops`.
     """
     closed = jax.make_jaxpr(loss_fn)(params, batch)
     loss = jax.jit(loss_fn)(params, batch)
@@ -97,6 +105,40 @@ def check_loss(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> N
             dtype,
             narrowest,
         )
+    return closed
+
+
+SLOW_IN_CPU_LOOPS = frozenset({"conv_general_dilated"})
+"""Primitives that XLA's CPU backend runs several times slower inside a loop's body.
+
+It gives a convolution its fast (Eigen) form only where it may choose the
+operands' layouts, which a while loop's body fixes (jax-ml/jax#12868, open).
+Measured on a 4-8-channel CNN's Hessian product (digits, float64, one thread):
+11.0 ms as its own program, 29.8 ms inside a ``fori_loop``; a 64-200-10 MLP's,
+3.9 and 4.0 ms."""
+
+
+def slow_in_cpu_loops(closed: Any) -> bool:
+    """Return whether the jaxpr `closed`, or one inside it, uses a `SLOW_IN_CPU_LOOPS` primitive.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from slq.adapters._jax_checks import slow_in_cpu_loops
+    >>> conv = lambda x: jax.lax.conv(x, jnp.ones((1, 1, 2, 2)), (1, 1), "VALID").sum()
+    >>> slow_in_cpu_loops(jax.make_jaxpr(jax.jit(conv))(jnp.ones((1, 1, 3, 3))))
+    True
+    >>> slow_in_cpu_loops(jax.make_jaxpr(jnp.sum)(jnp.ones(3)))
+    False
+    """
+    return _uses(closed.jaxpr, SLOW_IN_CPU_LOOPS)
+
+
+def _uses(jaxpr: Any, names: frozenset[str]) -> bool:
+    return any(
+        eqn.primitive.name in names or any(_uses(sub, names) for sub in _subjaxprs(eqn))
+        for eqn in jaxpr.eqns
+    )
 
 
 def narrowest_dtype(closed: Any, count: int) -> Any:

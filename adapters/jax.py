@@ -9,8 +9,6 @@ every process of a `jax.distributed` run.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import math
 import sys
@@ -24,8 +22,20 @@ from jax.flatten_util import ravel_pytree
 from slq.adapters._batches import check_data
 from slq.adapters._checks import check_callable, check_optional_bool
 from slq.adapters._common import is_single_batch
-from slq.adapters._jax_checks import TRANSFORMED, check_loss, check_params
+from slq.adapters._jax_checks import (
+    TRANSFORMED,
+    check_loss,
+    check_params,
+    slow_in_cpu_loops,
+)
 from slq.adapters._jax_data import Batches, Sharding, build_together, leading_size
+from slq.adapters._jax_products import (
+    TRACES,
+    HessianProduct,
+    LinearizeBatches,
+    checked_products,
+    programs,
+)
 from slq.adapters._jax_verify import linearized_disagreement, seeded_vector
 from slq.adapters._operator import CurvatureOperator
 
@@ -91,6 +101,7 @@ class JaxCurvatureOperator(CurvatureOperator):
         chunk_size: int | None,
         reuse_primal: bool | None,
         sharding: Any,
+        slow_in_loops: bool = False,
     ) -> None:
         flat, self._unravel = ravel_pytree(params)
         self._params, self._batches = params, batches
@@ -100,11 +111,11 @@ class JaxCurvatureOperator(CurvatureOperator):
         self.dtype = flat.dtype
         self.device = _first_local_device(flat)
         self._chunk = _default_chunk(self.device) if chunk_size is None else chunk_size
+        # Each column its own program, called from the host: see `_jax_checks.SLOW_IN_CPU_LOOPS`.
+        self._host_columns = slow_in_loops and chunk_size is None and self.device.platform == "cpu"
         self.traces = 0  # how often a product was traced (compiled): once per batch shape
         # Sharded: products replicated on every device, so any process reads them locally.
-        out = {} if sharding is None else {"out_shardings": sharding.replicated}
-        self._fresh = jax.jit(self._fresh_products, **out)
-        self._apply_linear = jax.jit(self._linear_products, **out)
+        self._programs = programs(None if sharding is None else sharding.replicated)
         self._loss = loss_fn
         self._linear = self._keep_primals(loss_fn, reuse_primal)
         self._verify_linearized()
@@ -114,6 +125,8 @@ class JaxCurvatureOperator(CurvatureOperator):
             if self._linear
             else "jvp of grad"
         )
+        if self._host_columns:
+            self.hvp += "; a program per column, runs stepped (convolutions on the CPU)"
 
     @property
     def process_index(self) -> int:
@@ -188,16 +201,6 @@ class JaxCurvatureOperator(CurvatureOperator):
         """
         return super().flatten(tree)
 
-    # The traced bodies: Python here runs only while tracing, so `traces` counts compiles.
-    def _fresh_products(self, params: Any, batch: Any, tangents: Any, weight: Any) -> Any:
-        self.traces += 1
-        products = _hvp_fresh(self._loss, self._unravel, params, batch, tangents, self._chunk)
-        return _weighted(products, weight)
-
-    def _linear_products(self, linear: Any, tangents: Any, weight: Any) -> Any:
-        self.traces += 1
-        return _weighted(_hvp_linear(linear, self._unravel, tangents, self._chunk), weight)
-
     def traceable_product(self) -> TraceableProduct | None:
         """Return the product as a pure function of the parameters and batches, or None.
 
@@ -225,9 +228,11 @@ class JaxCurvatureOperator(CurvatureOperator):
         weights = jnp.asarray([size / self.num_examples for size in self._batches.sizes])
         operands = (self._params, batches, weights.astype(self.dtype))
         linearized = tuple(index in self._linear for index in range(len(batches)))
-        function = _HessianProduct(self._loss, self._chunk, linearized)
-        prepare = _LinearizeBatches(self._loss, linearized)
-        return TraceableProduct(function, operands, self._raise_non_finite, prepare)
+        function = HessianProduct(self._loss, self._chunk, linearized)
+        prepare = LinearizeBatches(self._loss, linearized)
+        return TraceableProduct(
+            function, operands, self._raise_non_finite, prepare, not self._host_columns
+        )
 
     def _keep_primals(
         self, loss_fn: Callable[[Any, Any], Any], reuse: bool | None
@@ -246,17 +251,10 @@ class JaxCurvatureOperator(CurvatureOperator):
             budget = self._sharding.smallest(budget)
         kept: dict[int, Any] = {}
         used = 0
-        gradient = jax.grad(loss_fn)
-
-        # Jitted, so batches of one shape share one linear function (one compile) and
-        # differ only in their residuals.
-        @jax.jit
-        def linearize(params: Any, batch: Any) -> Any:
-            return jax.linearize(lambda p: gradient(p, batch), params)[1]
-
-        self._linearize = linearize
+        linearize = self._programs.linearize
         for index, batch, _ in self._batches:
-            shapes = jax.tree_util.tree_leaves(jax.eval_shape(linearize, self._params, batch))
+            shapes = jax.eval_shape(linearize, loss_fn, self._params, batch)
+            shapes = jax.tree_util.tree_leaves(shapes)
             size = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in shapes)
             if used + size > budget:
                 break
@@ -269,7 +267,7 @@ class JaxCurvatureOperator(CurvatureOperator):
         """Keep the linearized gradients only if batch 0's agrees with a fresh product.
 
         `slq.adapters._jax_verify` says why. The check is one program, compiled
-        once per loss, chunk and shapes (`_checked_products`): a new operator of
+        once per loss, chunk and shapes (`checked_products`): a new operator of
         the same loss, as during training, compiles nothing for it.
         """
         if 0 not in self._linear:  # the first batch's residuals did not fit: none kept
@@ -277,7 +275,7 @@ class JaxCurvatureOperator(CurvatureOperator):
         batch = self._batches.first()
         vector = self._tangents(seeded_vector(self.shape[0], self.dtype, self.device))
         replicated = None if self._sharding is None else self._sharding.replicated
-        program = _checked_products(replicated)
+        program = checked_products(replicated)
 
         def products() -> tuple[Any, Any]:
             both = program(self._loss, self._chunk, self._params, batch, vector)
@@ -304,12 +302,20 @@ class JaxCurvatureOperator(CurvatureOperator):
         return vectors if self._sharding is None else self._sharding.replicate(vectors)
 
     def _batch_product(self, index: int, batch: Any, weight: float, tangents: Any) -> Any:
+        if self._host_columns and tangents.ndim == 2:
+            shares = [self._batch_product(index, batch, weight, t) for t in tangents.T]
+            finite = jnp.stack([ok for _, ok in shares]).all()
+            return jnp.stack([share for share, _ in shares], axis=1), finite
+        programs, before = self._programs, TRACES.count
         if index not in self._linear:
-            return self._fresh(self._params, batch, tangents, weight)
-        linear = self._linear[index]
-        if linear is None:
-            linear = self._linear[index] = self._linearize(self._params, batch)
-        return self._apply_linear(linear, tangents, weight)
+            out = programs.fresh(self._loss, self._chunk, self._params, batch, tangents, weight)
+        else:
+            linear = self._linear[index]
+            if linear is None:
+                linear = self._linear[index] = programs.linearize(self._loss, self._params, batch)
+            out = programs.linear(self._chunk, self._params, linear, tangents, weight)
+        self.traces += TRACES.count - before
+        return out
 
     def _flags(self, finite: list[Any]) -> np.ndarray:
         return np.asarray(finite)
@@ -336,128 +342,6 @@ class JaxCurvatureOperator(CurvatureOperator):
 
 JaxHessian = JaxCurvatureOperator
 """The former name of `JaxCurvatureOperator`, kept for existing code."""
-
-
-def _hvp_fresh(
-    loss: Callable[[Any, Any], Any],
-    unravel: Callable[[Any], Any],
-    params: Any,
-    batch: Any,
-    tangents: Any,
-    chunk: int | None,
-) -> Any:
-    """H_b V by `jax.jvp` of `jax.grad` on one batch: a vector (n,), or the columns of (n, k)."""
-    gradient = jax.grad(loss)
-
-    def one(t: Any) -> Any:
-        return ravel_pytree(jax.jvp(lambda p: gradient(p, batch), (params,), (unravel(t),))[1])[0]
-
-    return _columns(one, tangents, chunk)
-
-
-def _hvp_linear(
-    linear: Any, unravel: Callable[[Any], Any], tangents: Any, chunk: int | None
-) -> Any:
-    """H_b V by a batch's linearized gradient (`jax.linearize`): its tangent part only."""
-
-    def one(t: Any) -> Any:
-        return ravel_pytree(linear(unravel(t)))[0]
-
-    return _columns(one, tangents, chunk)
-
-
-@functools.lru_cache(maxsize=8)
-def _checked_products(out_shardings: Any) -> Callable[..., tuple[Any, Any]]:
-    """Return the check's program: a batch's H V by its linearized gradient and by a fresh jvp.
-
-    ``program(loss, chunk, params, batch, vectors)``; the loss and chunk are
-    static, so operators of one loss share the compiled program.
-    """
-    out = {} if out_shardings is None else {"out_shardings": out_shardings}
-
-    @functools.partial(jax.jit, static_argnums=(0, 1), **out)
-    def program(loss: Any, chunk: int | None, params: Any, batch: Any, vectors: Any) -> Any:
-        unravel = ravel_pytree(params)[1]
-        linear = jax.linearize(lambda p: jax.grad(loss)(p, batch), params)[1]
-        return (
-            _hvp_linear(linear, unravel, vectors, chunk),
-            _hvp_fresh(loss, unravel, params, batch, vectors, chunk),
-        )
-
-    return program
-
-
-def _columns(one: Callable[[Any], Any], tangents: Any, chunk: int | None) -> Any:
-    """Apply `one` to a vector, or to every column: `chunk` columns at a time."""
-    if tangents.ndim == 1:
-        return one(tangents)
-    if chunk is None:
-        return jax.vmap(one, in_axes=1, out_axes=1)(tangents)
-    return jax.lax.map(one, tangents.T, batch_size=chunk).T
-
-
-def _weighted(products: Any, weight: Any) -> tuple[Any, Any]:
-    """Return the batch's share of the products and whether they are all finite."""
-    return weight * products, jnp.isfinite(products).all()
-
-
-@dataclasses.dataclass(frozen=True)
-class _HessianProduct:
-    """The Hessian product over cached batches as a pure function of its arrays.
-
-    Operands: (params, batches, weights). Holds no arrays, so that compiled runs
-    cached by it keep no data alive; operators of one loss, chunk and choice of
-    linearized batches share their compiled runs (a new operator at new
-    parameters, as during training, compiles nothing).
-    """
-
-    loss: Callable[[Any, Any], Any]
-    chunk: int | None
-    linearized: tuple[bool, ...]
-    """Per batch: whether its gradient is linearized once per run (`jax.linearize`)."""
-
-    def __call__(self, operands: Any, tangents: Any) -> tuple[Any, Any]:
-        """Return Σ_b (N_b / N) H_b V and the finite flag of every batch, as `matmat` does.
-
-        `operands` are those `_LinearizeBatches` returns.
-        """
-        params, batches, linears, weights = operands
-        unravel = ravel_pytree(params)[1]
-        total, finite = None, []
-        for b, (batch, linear) in enumerate(zip(batches, linears, strict=True)):
-            if linear is not None:
-                products = _hvp_linear(linear, unravel, tangents, self.chunk)
-            else:
-                products = _hvp_fresh(self.loss, unravel, params, batch, tangents, self.chunk)
-            share, ok = _weighted(products, weights[b])
-            finite.append(ok)
-            total = share if total is None else total + share
-        return total, jnp.stack(finite)
-
-
-@dataclasses.dataclass(frozen=True)
-class _LinearizeBatches:
-    """A run's shared work: each chosen batch's gradient linearized, once per run.
-
-    A class equal for equal fields, not a bound method: a compiled run is cached
-    by it, and a bound method compares its instance by identity, so every new
-    operator (and every `slq.density`, which asks the operator again) compiled
-    the whole run again.
-    """
-
-    loss: Callable[[Any, Any], Any]
-    linearized: tuple[bool, ...]
-    """Per batch: whether its gradient is linearized (`jax.linearize`)."""
-
-    def __call__(self, operands: Any) -> Any:
-        """Return (params, batches, linears, weights): a linear function or None per batch."""
-        params, batches, weights = operands
-        gradient = jax.grad(self.loss)
-        linears = tuple(
-            jax.linearize(lambda p, b=batch: gradient(p, b), params)[1] if chosen else None
-            for batch, chosen in zip(batches, self.linearized, strict=True)
-        )
-        return params, batches, linears, weights
 
 
 def _first_local_device(x: Any) -> Any:
@@ -518,9 +402,12 @@ def jax_hessian(
         compiled once per batch shape.
     chunk_size : int, optional
         At most this many vectors at once in `matmat` (``jax.vmap`` within
-        ``jax.lax.map`` chunks). Default: one at a time on a CPU (where vmapped
-        columns measured slower per column than single products), all k at once
-        on an accelerator.
+        ``jax.lax.map`` chunks). Default: all k at once on an accelerator; one
+        at a time on a CPU (where vmapped columns measured slower per column
+        than single products), in a compiled loop, or, for a loss with
+        convolutions, each column its own program called from the host and the
+        Lanczos run stepped from the host too: XLA's CPU convolutions ran 2.7x
+        slower inside a loop (jax-ml/jax#12868).
     cache_data : bool, optional
         Keep the batches on the device: True, False, or None to cache when they
         take at most 1 GiB.
@@ -599,9 +486,15 @@ def jax_hessian(
 
     batches = build_together(lambda: Batches(data, place, size_of, cache_data), params, sharding)
     params = sharding.replicate(params) if sharding else params
-    check_loss(loss_fn, params, batches.first())
+    closed = check_loss(loss_fn, params, batches.first())
     op = JaxCurvatureOperator(
-        loss_fn, params, batches, chunk_size=chunk, reuse_primal=reuse_primal, sharding=sharding
+        loss_fn,
+        params,
+        batches,
+        chunk_size=chunk,
+        reuse_primal=reuse_primal,
+        sharding=sharding,
+        slow_in_loops=slow_in_cpu_loops(closed),
     )
     logger.info("jax_hessian: n=%d, %d examples; %s", op.shape[0], op.num_examples, op.hvp)
     return op

@@ -397,12 +397,13 @@ def run_batch(
     xp, dtype, device = op.xp, op.dtype, op.device
     k, n = rows.shape
     tolerance = _BREAKDOWN_ROUNDOFFS * eps(dtype, xp)
-    program = op.backend.lanczos_program(op, reorthogonalize, offload_basis)
+    traced = op.backend.is_traced(rows)
+    program = op.backend.lanczos_program(op, reorthogonalize, offload_basis, traced)
     if program is not None:  # the whole batch as one compiled program (JAX)
         settings = {"tolerance": tolerance, "safe_exponent": _SAFE_EXPONENT}
         run = program(rows, num_steps=m, return_basis=return_basis, **settings)
         return compiled_result(run, op, reorthogonalize, return_basis, probe_offset, on_step)
-    if op.backend.is_traced(rows):
+    if traced:
         raise TypeError(_NOT_TRACEABLE)
     keeper = _BasisKeeper(op, (k, m, n), reorthogonalize, offload_basis, return_basis)
     state = _State(rows, xp.zeros_like(rows), xp.zeros((k, 1), dtype=dtype, device=device))

@@ -209,10 +209,11 @@ def test_operator_does_not_depend_on_the_batch_split(sizes) -> None:
 
 @pytest.mark.parametrize("reuse_primal", [False, True])
 def test_compiles_once_per_batch_shape_not_per_product(reuse_primal: bool) -> None:
-    params = init_mlp((4, 6, 3))
-    op = adapters.jax_hessian(
-        mlp_loss, params, split(data(37), [10, 10, 10, 7]), reuse_primal=reuse_primal
-    )
+    def loss(params, batch):  # a loss of its own: nothing compiled for it yet
+        return mlp_loss(params, batch)
+
+    params, batches = init_mlp((4, 6, 3)), split(data(37), [10, 10, 10, 7])
+    op = adapters.jax_hessian(loss, params, batches, reuse_primal=reuse_primal)
     v = jnp.ones((op.shape[0], 2))
     op.matmat(v)
     op.matvec(v[:, 0])
@@ -221,6 +222,13 @@ def test_compiles_once_per_batch_shape_not_per_product(reuse_primal: bool) -> No
         op.matmat(v)
         op.matvec(v[:, 0])
     assert op.traces == 4
+    # An operator made again, at other parameters, shares the compiled products.
+    again = adapters.jax_hessian(
+        loss, init_mlp((4, 6, 3), seed=1), batches, reuse_primal=reuse_primal
+    )
+    again.matmat(v)
+    again.matvec(v[:, 0])
+    assert again.traces == 0
 
 
 def test_chunked_and_streamed_equal_the_default() -> None:
@@ -338,15 +346,18 @@ class Augmented:
 
 def test_a_wrong_linearized_gradient_is_discarded_when_built(monkeypatch, caplog, request) -> None:
     """Never silently wrong: the linearized gradient is checked against a fresh jvp of grad."""
-    right = adapters.jax._hvp_linear
+    from slq.adapters import _jax_products
+
+    right = _jax_products._hvp_linear
 
     def doubled(linear, unravel, tangents, chunk):
         return 2 * right(linear, unravel, tangents, chunk)
 
-    monkeypatch.setattr(adapters.jax, "_hvp_linear", doubled)
-    # The check's program is compiled once per loss: forget it before and after.
-    adapters.jax._checked_products.cache_clear()
-    request.addfinalizer(adapters.jax._checked_products.cache_clear)
+    monkeypatch.setattr(_jax_products, "_hvp_linear", doubled)
+    # The programs are compiled once per loss: forget them before and after.
+    for cached in (_jax_products.checked_products, _jax_products.programs):
+        cached.cache_clear()
+        request.addfinalizer(cached.cache_clear)
     params, batch = init_mlp((4, 6, 3)), data(40)
     with caplog.at_level(logging.WARNING, logger="slq"):
         op = adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=True)
@@ -383,12 +394,14 @@ def test_the_linearized_check_refuses_unrepeatable_and_failing_products() -> Non
 
 
 def test_operators_of_one_loss_share_the_compiled_check() -> None:
+    from slq.adapters import _jax_products
+
     params, batch = init_mlp((4, 6, 3)), data(40)
     adapters.jax_hessian(mlp_loss, params, batch, reuse_primal=True)
-    compiled = adapters.jax._checked_products(None)._cache_size()
+    compiled = _jax_products.checked_products(None)._cache_size()
     moved = jax.tree_util.tree_map(lambda a: a + 0.5, params)
     op = adapters.jax_hessian(mlp_loss, moved, batch, reuse_primal=True)
-    assert adapters.jax._checked_products(None)._cache_size() == compiled
+    assert _jax_products.checked_products(None)._cache_size() == compiled
     assert op.hvp.startswith("linearized")
 
 

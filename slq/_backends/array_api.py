@@ -324,8 +324,13 @@ class ArrayAPIBackend:
 
     # Whole runs compiled into one program (JAX): here never, every step runs eagerly.
 
-    def lanczos_program(self, op: Any, reorthogonalize: Any, offload_basis: bool) -> Any:
-        """Return a batch's whole Lanczos run as one compiled program, or None: here, None."""
+    def lanczos_program(
+        self, op: Any, reorthogonalize: Any, offload_basis: bool, traced: bool = False
+    ) -> Any:
+        """Return a batch's whole Lanczos run as one compiled program, or None: here, None.
+
+        `traced`: the run is inside a user's compiled function, where only one program can run.
+        """
         return None
 
     def start_rows(self, v0: Any, dtype: Any, acc: Any, safe_exponent: int) -> Any:

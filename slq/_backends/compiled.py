@@ -76,13 +76,16 @@ class HostRun(NamedTuple):
     """DGKS second passes, over probes and steps."""
 
 
-def compiled_product(op: Any, reorthogonalize: Any, offload_basis: bool) -> Any:
+def compiled_product(
+    op: Any, reorthogonalize: Any, offload_basis: bool, traced: bool = False
+) -> Any:
     """Return the operator's traceable product if its batch can run as one program, else None.
 
     One program needs a traceable product (``op.traceable``), the basis on the
     device, and a policy that decides nothing on the host between steps: "full"
     and "none". "partial" runs eagerly: Simon's ω recurrence, which picks the
-    steps to project, runs in numpy.
+    steps to project, runs in numpy. A product that is slow inside a loop
+    (not ``fast_in_loop``) runs stepped unless the run is `traced`.
 
     Examples
     --------
@@ -96,5 +99,7 @@ def compiled_product(op: Any, reorthogonalize: Any, offload_basis: bool) -> Any:
     traceable = getattr(op, "traceable", None)
     fixed = reorthogonalize.projects_every_step or not reorthogonalize.stores_basis
     if traceable is None or offload_basis or not fixed or reorthogonalize.local:
+        return None
+    if not (traceable.fast_in_loop or traced):
         return None
     return traceable

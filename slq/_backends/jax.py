@@ -219,7 +219,7 @@ class JaxBackend(ArrayAPIBackend):
         return compiled(function, static_argnums)
 
     def lanczos_program(
-        self, op: Any, reorthogonalize: Any, offload_basis: bool
+        self, op: Any, reorthogonalize: Any, offload_basis: bool, traced: bool = False
     ) -> Callable[..., CompiledRun] | None:
         """Return the batch's whole run as one XLA program, or None to run it step by step.
 
@@ -227,9 +227,11 @@ class JaxBackend(ArrayAPIBackend):
         JAX array, `jax_hessian`, a callable made with ``traceable=True``), the
         basis stays on the device and the policy decides nothing on the host:
         "full" and "none". "partial" runs eagerly: Simon's ω recurrence, which
-        picks the steps to project, runs in numpy between steps.
+        picks the steps to project, runs in numpy between steps. A product
+        slow inside a loop (``fast_in_loop`` false) runs step by step unless
+        the run is `traced` (inside a user's ``jax.jit``).
         """
-        traceable = compiled_product(op, reorthogonalize, offload_basis)
+        traceable = compiled_product(op, reorthogonalize, offload_basis, traced)
         if traceable is None:
             return None
         every_step = reorthogonalize.projects_every_step

@@ -476,7 +476,7 @@ class TensorFlowBackend(ArrayAPIBackend):
         return step_graph(function, static_argnums)
 
     def lanczos_program(
-        self, op: Any, reorthogonalize: Any, offload_basis: bool
+        self, op: Any, reorthogonalize: Any, offload_basis: bool, traced: bool = False
     ) -> Callable[..., GraphRun] | None:
         """Return the batch's whole run as one graph call, or None to run it step by step.
 
@@ -487,7 +487,7 @@ class TensorFlowBackend(ArrayAPIBackend):
         eagerly: Simon's ω recurrence, which picks the steps to project, runs
         in numpy between steps.
         """
-        traceable = compiled_product(op, reorthogonalize, offload_basis)
+        traceable = compiled_product(op, reorthogonalize, offload_basis, traced)
         if traceable is None:
             return None
         every_step = reorthogonalize.projects_every_step

@@ -44,3 +44,8 @@ class TraceableProduct(NamedTuple):
     prepare: Callable[[Any], Any] | None = None
     """Work every product of a run shares (linearizing a gradient), traced once before
     the loop: ``prepare(operands)`` returns the operands `function` reads. Hashable, by value."""
+    fast_in_loop: bool = True
+    """Whether the product runs about as fast inside a compiled loop as its own program. False
+    where it runs several times slower there (convolutions on XLA's CPU): a run then steps
+    from the host, calling the operator's products, unless it is itself traced (inside a
+    user's ``jax.jit``), where it has no other way."""
