@@ -19,7 +19,10 @@ Run:  python benchmarks/lanczos_overhead.py [--sizes 10000 100000 1000000] [--st
 
 With ``--baseline DIR`` (a checkout of another commit) it prints instead the
 overhead of the sparse operator in rounds that alternate between that
-checkout's slq and this one, in one process.
+checkout's slq and this one, in one process. With ``--hvp`` it prints the
+overhead of runs on a network's Hessian instead: `adapters.torch_hessian` of a
+tanh MLP 64-W-10 on the 1797 digits, W chosen so that n is at least each size
+(torch vectors: the torch backend's Lanczos).
 """
 
 from __future__ import annotations
@@ -58,6 +61,65 @@ class Timed:
             out = self.a @ v
         self.seconds += time.perf_counter() - start
         return out
+
+
+class TimedTorch:
+    """Wrap a torch operator, accumulating the seconds spent inside its products."""
+
+    def __init__(self, op: object) -> None:
+        self.op, self.shape, self.dtype, self.seconds = op, op.shape, op.dtype, 0.0
+
+    def matvec(self, v: object) -> object:
+        return self.matmat(v[:, None])[:, 0]
+
+    def matmat(self, v: object) -> object:
+        start = time.perf_counter()
+        out = slq.matmat(self.op, v)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def mlp_hessian(n: int) -> object:
+    """`adapters.torch_hessian` of a tanh MLP 64-W-10 on the digits, with at least n parameters."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    from slq import adapters
+
+    torch.manual_seed(0)
+    width = -(-(n - 10) // 75)  # 64 W + W + 10 W + 10 parameters
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, width), torch.nn.Tanh(), torch.nn.Linear(width, 10)
+    ).double()
+    x, y = load_digits(return_X_y=True)
+    data = (torch.from_numpy(x / 16.0), torch.from_numpy(y))
+    return adapters.torch_hessian(model, data)
+
+
+def hvp_overhead(sizes: list[int], m: int, rounds: int) -> None:
+    """Print the share of runs on an MLP's Hessian spent outside its products."""
+    import torch
+
+    torch.set_num_threads(1)
+    print(f"m = {m}, float64, torch {torch.__version__}, one thread\n")
+    print("| operator | n | k | round | run (s) | ms / product | outside operator |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        hessian = mlp_hessian(n)
+        dim = hessian.shape[0]
+        for k in (1, 8):
+            v0 = torch.from_numpy(probes(dim, k))
+            for r in range(rounds):
+                op = TimedTorch(hessian)
+                start = time.perf_counter()
+                slq.lanczos(op, v0, m)
+                total = time.perf_counter() - start
+                share, per = (total - op.seconds) / total, 1e3 * op.seconds / (m * k)
+                print(
+                    f"| MLP Hessian ({hessian.hvp}) | {dim} | {k} | {r + 1} | {total:.2f} "
+                    f"| {per:.1f} | {share:.1%} |",
+                    flush=True,
+                )
 
 
 def stencil(n: int) -> sp.csr_array:
@@ -163,8 +225,12 @@ def main() -> None:
     parser.add_argument("--max-hvp-n", type=int, default=100_000)
     parser.add_argument("--baseline", help="a checkout of slq to compare with, round by round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hvp", action="store_true", help="an MLP's Hessian instead (torch)")
     args = parser.parse_args()
     m = args.steps
+    if args.hvp:
+        hvp_overhead(args.sizes, m, args.rounds)
+        return
     if args.baseline:
         compare(args.baseline, args.sizes, m, args.rounds)
         return
