@@ -29,6 +29,10 @@ THREADS = "1"  # one thread per library, set before any of them is imported
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = THREADS
 os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# XLA's CPU client (jax 0.10) ignores those flags and ran a GEMM on both cores (CPU time
+# 1.7x wall): the process is held to one core, so every library's thread has that core.
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
@@ -278,7 +282,7 @@ def header(args: argparse.Namespace) -> str:
     cpu = platform.processor() or platform.machine()
     return (
         f"m = {args.steps} steps, k in {args.probes}, seed {args.seed}, float64, {THREADS} thread "
-        f"per library, median of {args.repeat} round(s); {cpu}, {os.cpu_count()} cores; "
+        f"per library on one core, median of {args.repeat} round(s); {cpu}, {os.cpu_count()} cores; "
         + ", ".join(versions)
     )
 

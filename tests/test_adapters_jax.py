@@ -176,8 +176,8 @@ def test_equinox_batchnorm_in_both_modes(train: bool) -> None:
     jax.tree_util.tree_map(np.testing.assert_array_equal, state, before)
 
 
-# Every drawn model compiles its own products: fewer examples than the core's tests.
-@settings(max_examples=max(1, settings.default.max_examples // 2))
+# Every drawn model compiles its own products (3 s each): fewer examples than the core's tests.
+@settings(max_examples=max(1, settings.default.max_examples // 4))
 @given(
     widths=st.lists(st.integers(2, 5), min_size=1, max_size=2),
     n=st.integers(6, 30),
