@@ -11,9 +11,10 @@ A tool that is not installed, or cannot run a problem, is listed with the reason
 
 For each (problem, k, tool): wall time including set-up (operator, planning,
 compilation), the median over ``--repeat`` rounds and the first round alone
-(which pays every compile a process caches), for JAX tools also a repeat call; operator products; the L1
-distance of the Gaussian-smoothed density (one σ = exact width / m for all
-tools, from each tool's per-probe Ritz nodes and weights) to the exact one; and
+(which pays every compile a process caches), for JAX tools also a repeat call;
+operator products; the L1 distance of the Gaussian-smoothed density (one
+σ = exact width / m for all tools, from each tool's per-probe Ritz nodes and
+weights) to the exact one; and
 |λ_max error| / |λ_max|. Exact network spectra are cached in
 benchmarks/.peers-cache/. It is a benchmark, never a test.
 
@@ -282,8 +283,8 @@ def header(args: argparse.Namespace) -> str:
     cpu = platform.processor() or platform.machine()
     return (
         f"m = {args.steps} steps, k in {args.probes}, seed {args.seed}, float64, {THREADS} thread "
-        f"per library on one core, median of {args.repeat} round(s); {cpu}, {os.cpu_count()} cores; "
-        + ", ".join(versions)
+        f"per library on one core, median of {args.repeat} round(s); {cpu}, "
+        f"{os.cpu_count()} cores; " + ", ".join(versions)
     )
 
 
