@@ -84,6 +84,7 @@ def _linear_program(
 
 
 def _linearized(loss: Any, params: Any, batch: Any) -> Any:
+    """Return the batch's gradient linearized at `params`: H_b as a linear function."""
     return jax.linearize(lambda p: jax.grad(loss)(p, batch), params)[1]
 
 
@@ -127,7 +128,7 @@ def checked_products(out_shardings: Any) -> Callable[..., tuple[Any, Any]]:
     @functools.partial(jax.jit, static_argnums=(0, 1), **out)
     def program(loss: Any, chunk: int | None, params: Any, batch: Any, vectors: Any) -> Any:
         unravel = ravel_pytree(params)[1]
-        linear = jax.linearize(lambda p: jax.grad(loss)(p, batch), params)[1]
+        linear = _linearized(loss, params, batch)
         return (
             _hvp_linear(linear, unravel, vectors, chunk),
             _hvp_fresh(loss, unravel, params, batch, vectors, chunk),
@@ -201,9 +202,8 @@ class LinearizeBatches:
     def __call__(self, operands: Any) -> Any:
         """Return (params, batches, linears, weights): a linear function or None per batch."""
         params, batches, weights = operands
-        gradient = jax.grad(self.loss)
         linears = tuple(
-            jax.linearize(lambda p, b=batch: gradient(p, b), params)[1] if chosen else None
+            _linearized(self.loss, params, batch) if chosen else None
             for batch, chosen in zip(batches, self.linearized, strict=True)
         )
         return params, batches, linears, weights
