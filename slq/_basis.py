@@ -47,7 +47,7 @@ class DeviceBasis:
         self.data = self.backend.store_row(self.data, j, q)
 
     def project(self, w: Any, rows: int) -> Any:
-        """Return `w` (k, n) reorthogonalised against the first `rows` vectors (CGS twice)."""
+        """Return `w` (k, n) reorthogonalised against the first `rows` vectors (once, or twice)."""
         return self.backend.orthogonalize(w, self.data, rows)
 
     def probes(self, start: int, stop: int) -> DeviceBasis | None:

@@ -58,6 +58,37 @@ def test_every_backend_orthogonalises_to_working_precision(backend: Backend) -> 
     assert np.abs(np.einsum("kjn,kn->kj", rows, projected)).max() < 1e-14 * np.abs(w).sum()
 
 
+def test_orthogonalize_repeats_the_pass_only_for_the_probes_that_lost_orthogonality(
+    backend: Backend,
+) -> None:
+    # Probe 0 lies within 1e-9 of the basis' span: one pass cuts its norm by ~1e9 and
+    # leaves rounding of ~ε‖w‖ along the basis, ~1e-7 of what is left. Probe 1 is
+    # orthogonal to the span but for ~1e-9: one pass is enough for it (DGKS).
+    rows = _orthonormal_rows(2, 6, 30, seed=9)
+    rng = np.random.default_rng(10)
+    inside = rng.standard_normal(6) @ rows[0] + 1e-9 * rng.standard_normal(30)
+    outside = rng.standard_normal(30)
+    outside -= rows[1].T @ (rows[1] @ outside) - 1e-9 * rows[1][0]
+    chosen, basis = _stored(backend, rows, "float64")
+    passes = []
+    real_pass = chosen.project_pass
+
+    def counted(w: object, stored: object, count: int, acc: object) -> tuple[object, object]:
+        passes.append(int(to_numpy(w).shape[0]))
+        return real_pass(w, stored, count, acc)
+
+    chosen.project_pass = counted  # an instance attribute: this backend object only
+    try:
+        w = backend.asarray(np.stack([inside, outside]))
+        projected = to_numpy(chosen.orthogonalize(w, basis, 6))
+    finally:
+        del chosen.project_pass
+    overlap = np.abs(np.einsum("kjn,kn->kj", rows, projected)).max(axis=1)
+    assert np.all(overlap < 1e-14 * np.linalg.norm(projected, axis=1)), overlap
+    if not chosen.repeats_in_kernel:  # numpy, torch: the second pass from the host
+        assert passes == [1], passes  # probe 0 alone, once
+
+
 def test_twice_sums_the_coefficients_of_both_passes() -> None:
     rows = _orthonormal_rows(1, 4, 20, seed=5)
     w = np.random.default_rng(6).standard_normal((1, 20))
