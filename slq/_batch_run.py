@@ -87,7 +87,8 @@ class BatchRun:
         # Columns made on the host: indexing a device array is an op of its own (0.3 ms in TF).
         scale_dev = xp.asarray(scale[:, None], dtype=dtype, device=device)
         beta_dev = xp.asarray(self.beta[:, j, None], dtype=dtype, device=device)
-        self.state = self.state._replace(q=w * scale_dev, q_prev=self.state.q, beta_prev=beta_dev)
+        w *= scale_dev  # in place where the library allows: the step's own residual
+        self.state = self.state._replace(q=w, q_prev=self.state.q, beta_prev=beta_dev)
         return bool(active.any())
 
     def report(self, j: int) -> None:

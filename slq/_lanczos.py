@@ -236,11 +236,11 @@ def _residual(
     q_acc = xp.astype(q, acc, copy=False)
     alpha = xp.vecdot(q_acc, xp.astype(w, acc, copy=False), axis=-1)
     subtracted = xp.astype(alpha, w.dtype)
-    w = w - xp.expand_dims(subtracted, axis=1) * q
+    w = _subtract_scaled(w, xp.expand_dims(subtracted, axis=1), q, xp)
     # In place from here (where the library allows): w is now this step's own array,
     # and each fresh n-vector temporary costs its page faults (measured 0.15 ms at
     # n = 1e5 in torch, as much as the arithmetic).
-    w -= beta_prev * q_prev
+    w = _subtract_scaled(w, beta_prev, q_prev, xp, in_place=True)
     if project_dgks is not None:
         correction = xp.vecdot(q_acc, xp.astype(w, acc, copy=False), axis=-1)
         alpha = xp.astype(subtracted, acc) + correction
@@ -259,9 +259,21 @@ def _local_pass(w: Any, q: Any, q_prev: Any, xp: Any) -> Any:
 
     `w` is the step's own residual, updated in place where the library allows.
     """
-    w -= xp.vecdot(q, w, axis=-1)[:, None] * q
-    w -= xp.vecdot(q_prev, w, axis=-1)[:, None] * q_prev
-    return w
+    w = _subtract_scaled(w, xp.vecdot(q, w, axis=-1)[:, None], q, xp, in_place=True)
+    return _subtract_scaled(w, xp.vecdot(q_prev, w, axis=-1)[:, None], q_prev, xp, in_place=True)
+
+
+def _subtract_scaled(w: Any, c: Any, v: Any, xp: Any, *, in_place: bool = False) -> Any:
+    """Return w − c v (c: (k, 1)), into `w` itself when `in_place` and the library allows.
+
+    torch's fused ``addcmul`` makes no temporary for c v.
+    """
+    if hasattr(w, "addcmul_"):
+        return w.addcmul_(c, v, value=-1) if in_place else w.addcmul(c, v, value=-1)
+    if in_place:
+        w -= c * v
+        return w
+    return w - c * v
 
 
 def lanczos(
