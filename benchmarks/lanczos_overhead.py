@@ -16,13 +16,16 @@ nonzeros take 600 MB); and at n = 1e4 a dense matrix, whose (n, 8) product is on
 GEMM, as a vmapped HVP is one batched pass.
 
 Run:  python benchmarks/lanczos_overhead.py [--sizes 10000 100000 1000000] [--steps 90]
+      [--reorthogonalize full partial] [--probes 1 8]
 
 With ``--baseline DIR`` (a checkout of another commit) it prints instead the
 overhead of the sparse operator in rounds that alternate between that
 checkout's slq and this one, in one process. With ``--hvp`` it prints the
-overhead of runs on a network's Hessian instead: `adapters.torch_hessian` of a
-tanh MLP 64-W-10 on the 1797 digits, W chosen so that n is at least each size
-(torch vectors: the torch backend's Lanczos).
+overhead of runs on networks' Hessians instead (``--models mlp cnn``):
+`adapters.torch_hessian` of a tanh MLP 64-W-10 on the 1797 digits, W chosen so
+that n is at least each size, or of a small tanh CNN on 256 of them (torch
+vectors: the torch backend's Lanczos). ``--reorthogonalize`` lists the policies
+to run, alternating within each round.
 """
 
 from __future__ import annotations
@@ -96,30 +99,71 @@ def mlp_hessian(n: int) -> object:
     return adapters.torch_hessian(model, data)
 
 
-def hvp_overhead(sizes: list[int], m: int, rounds: int) -> None:
-    """Print the share of runs on an MLP's Hessian spent outside its products."""
+def cnn_hessian(n: int, examples: int = 256) -> object:
+    """`adapters.torch_hessian` of a tanh CNN on 8x8 digits, with at least n parameters.
+
+    conv 3x3 1→32, conv 3x3 32→C, 2x2 average pooling, linear 16 C→10, C chosen
+    for n; the first `examples` digits. A convolution applies each weight at
+    every position of every example: far more work per parameter than an MLP's.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+
+    from slq import adapters
+
+    torch.manual_seed(0)
+    channels = -(-(n - 330) // 448)  # 288 C + C (conv 2) + 160 C (linear) + 330
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1),
+        torch.nn.Tanh(),
+        torch.nn.Conv2d(32, channels, 3, padding=1),
+        torch.nn.Tanh(),
+        torch.nn.AvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * channels, 10),
+    ).double()
+    x, y = load_digits(return_X_y=True)
+    images = torch.from_numpy(x[:examples] / 16.0).reshape(-1, 1, 8, 8)
+    return adapters.torch_hessian(model, (images, torch.from_numpy(y[:examples])))
+
+
+HESSIANS = {"mlp": ("MLP", mlp_hessian), "cnn": ("CNN", cnn_hessian)}
+
+
+def hvp_overhead(
+    sizes: list[int], m: int, rounds: int, models: list[str], policies: list[str], ks: list[int]
+) -> None:
+    """Print the share of runs on a network's Hessian spent outside its products."""
     import torch
 
     torch.set_num_threads(1)
     print(f"m = {m}, float64, torch {torch.__version__}, one thread\n")
-    print("| operator | n | k | round | run (s) | ms / product | outside operator |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| operator | reorthogonalize | n | k | round | run (s) | ms / product "
+        "| outside operator | ms / step outside |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in sizes:
-        hessian = mlp_hessian(n)
-        dim = hessian.shape[0]
-        for k in (1, 8):
-            v0 = torch.from_numpy(probes(dim, k))
-            for r in range(rounds):
-                op = TimedTorch(hessian)
-                start = time.perf_counter()
-                slq.lanczos(op, v0, m)
-                total = time.perf_counter() - start
-                share, per = (total - op.seconds) / total, 1e3 * op.seconds / (m * k)
-                print(
-                    f"| MLP Hessian ({hessian.hvp}) | {dim} | {k} | {r + 1} | {total:.2f} "
-                    f"| {per:.1f} | {share:.1%} |",
-                    flush=True,
-                )
+        for model in models:
+            label, build = HESSIANS[model]
+            hessian = build(n)
+            dim = hessian.shape[0]
+            for k in ks:
+                v0 = torch.from_numpy(probes(dim, k))
+                for r in range(rounds):
+                    for policy in policies:  # alternating: both see the same drift
+                        op = TimedTorch(hessian)
+                        start = time.perf_counter()
+                        slq.lanczos(op, v0, m, reorthogonalize=policy)
+                        total = time.perf_counter() - start
+                        outside = total - op.seconds
+                        share, per = outside / total, 1e3 * op.seconds / (m * k)
+                        print(
+                            f"| {label} Hessian ({hessian.hvp}) | {policy} | {dim} | {k} "
+                            f"| {r + 1} | {total:.2f} | {per:.1f} | {share:.1%} "
+                            f"| {1e3 * outside / m:.2f} |",
+                            flush=True,
+                        )
 
 
 def stencil(n: int) -> sp.csr_array:
@@ -146,14 +190,14 @@ def probes(n: int, k: int) -> np.ndarray:
 
 
 def run_overhead(
-    a: sp.csr_array, k: int, m: int, lanczos: object = None
+    a: sp.csr_array, k: int, m: int, lanczos: object = None, policy: str = "full"
 ) -> tuple[float, float, float]:
     """Return (total seconds, fraction outside the operator, peak memory / basis size)."""
     op = Timed(a)
     v0 = probes(a.shape[0], k)
     tracemalloc.start()
     start = time.perf_counter()
-    (lanczos or slq.lanczos)(op, v0, m)  # type: ignore[operator]
+    (lanczos or slq.lanczos)(op, v0, m, reorthogonalize=policy)  # type: ignore[operator]
     total = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -225,23 +269,36 @@ def main() -> None:
     parser.add_argument("--max-hvp-n", type=int, default=100_000)
     parser.add_argument("--baseline", help="a checkout of slq to compare with, round by round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--hvp", action="store_true", help="an MLP's Hessian instead (torch)")
+    parser.add_argument("--hvp", action="store_true", help="networks' Hessians instead (torch)")
+    parser.add_argument("--models", nargs="+", choices=sorted(HESSIANS), default=["mlp"])
+    parser.add_argument(
+        "--reorthogonalize", nargs="+", choices=["full", "partial", "none"], default=["full"]
+    )
+    parser.add_argument("--probes", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     m = args.steps
     if args.hvp:
-        hvp_overhead(args.sizes, m, args.rounds)
+        hvp_overhead(args.sizes, m, args.rounds, args.models, args.reorthogonalize, args.probes)
         return
     if args.baseline:
         compare(args.baseline, args.sizes, m, args.rounds)
         return
     print(f"m = {m}, float64, numpy {np.__version__}, scipy CSR operators\n")
-    print("| operator | n | k | run (s) | outside operator | basis peak / (m+1)nk·8 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| operator | reorthogonalize | n | k | run (s) | outside operator "
+        "| basis peak / (m+1)nk·8 |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for n in args.sizes:
         for name, a in operators(n, args.max_hvp_n).items():
-            for k in (1, 8):
-                total, outside, memory = run_overhead(a, k, m)
-                print(f"| {name} | {n:.0e} | {k} | {total:.2f} | {outside:.1%} | {memory:.2f} |")
+            for k in args.probes:
+                for policy in args.reorthogonalize:
+                    total, outside, memory = run_overhead(a, k, m, policy=policy)
+                    print(
+                        f"| {name} | {policy} | {n:.0e} | {k} | {total:.2f} | {outside:.1%} "
+                        f"| {memory:.2f} |",
+                        flush=True,
+                    )
     print("\n| n | k | reorth speed: bare products / slq |")
     print("| ---: | ---: | ---: |")
     for n in args.sizes:
