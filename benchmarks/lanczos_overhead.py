@@ -31,6 +31,7 @@ to run, alternating within each round.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import tracemalloc
 
@@ -192,13 +193,20 @@ def probes(n: int, k: int) -> np.ndarray:
 def run_overhead(
     a: sp.csr_array, k: int, m: int, lanczos: object = None, policy: str = "full"
 ) -> tuple[float, float, float]:
-    """Return (total seconds, fraction outside the operator, peak memory / basis size)."""
-    op = Timed(a)
+    """Return (total seconds, fraction outside the operator, peak memory / basis size).
+
+    The time and the memory come from two runs: tracing every allocation slows
+    the run's own (measured 5.9% outside the operator traced, 2.4% not, for
+    500 nonzeros a row at n = 1e5, k = 1, partial).
+    """
+    run = functools.partial(lanczos or slq.lanczos, reorthogonalize=policy)
     v0 = probes(a.shape[0], k)
-    tracemalloc.start()
+    op = Timed(a)
     start = time.perf_counter()
-    (lanczos or slq.lanczos)(op, v0, m, reorthogonalize=policy)  # type: ignore[operator]
+    run(op, v0, m)
     total = time.perf_counter() - start
+    tracemalloc.start()
+    run(Timed(a), v0, m)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     basis_bytes = (m + 1) * a.shape[0] * k * 8

@@ -92,7 +92,7 @@ class StepsReorthogonalised(logging.Handler):
         self.count, self.work = 0, []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("lanczos:"):
+        if str(record.msg).startswith("lanczos: %d probes"):  # the run's summary line
             self.count += int(record.args[4])  # type: ignore[index]
             self.work.append(float(record.args[5]))  # type: ignore[index]
 

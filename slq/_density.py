@@ -226,7 +226,16 @@ def density(
     check_optional_bool("progress", progress)
     check_callable("callback", callback)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
-    check_max_memory(max_memory, op, m, plan.num_probes, reorthogonalize, plan.batch, offload_basis)
+    check_max_memory(
+        max_memory,
+        op,
+        m,
+        plan.num_probes,
+        reorthogonalize,
+        plan.batch,
+        offload_basis,
+        may_split=probe_batch_size is None,
+    )
     store = None if checkpoint is None else Checkpoint(checkpoint, writes=writes_files)
     if seed is None and store is not None:
         seed = store.stored_seed()  # resuming a seed=None run: its probes are on record

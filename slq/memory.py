@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slq._backends import accumulation_dtype
+from slq._batch_split import part_sizes, trial_plan
 from slq._reorthogonalization import REORTHOGONALIZE, Policy, policy
 from slq._validate import check_bool, check_choice, check_non_negative_int, check_positive_int
 from slq.operator import as_operator
@@ -170,7 +171,11 @@ def memory_estimate(
 
     - ``basis``: the Lanczos vectors kept for full or partial
       reorthogonalisation, b·m·n·s; 0 with ``reorthogonalize="none"``. On the
-      operator's device, or in host memory with `offload_basis`.
+      operator's device, or in host memory with `offload_basis`. Where a batch
+      of full reorthogonalisation may be split into parts by measurement (the
+      default batch, numpy, torch and other libraries that write through views;
+      see the docs' "Batches split by measurement"), also the basis one part
+      copies as it runs on alone: p·m·n·s for parts of p probes.
     - ``vectors``: the (b, n) working arrays of one step at its peak. Five live
       throughout (start vectors, q_j, q_{j−1}, the previous residual and A q_j);
       the update adds three temporaries for Gram–Schmidt twice (``"full"``, and
@@ -228,10 +233,16 @@ def memory_estimate(
     >>> full = memory_estimate(op, 90, 10)
     >>> print(full)
     n=1000000, 90 steps, 10 probes in batches of 10, 4-byte numbers, reorthogonalize='full'
-      basis        3.4 GiB
+      basis        3.7 GiB
       vectors    457.8 MiB
       host        76.3 MiB
-      total        3.9 GiB
+      total        4.2 GiB
+
+    Of the basis, 0.34 GiB is a part's of one probe, should the batch be split by
+    measurement; an explicit batch size is never split:
+
+    >>> format(memory_estimate(op, 90, 10, probe_batch_size=10).basis / 2**30, ".1f")
+    '3.4'
     >>> none = memory_estimate(op, 90, 10, reorthogonalize="none")
     >>> none.basis, format(none.total / 2**20, ".0f")
     (0, '496')
@@ -242,16 +253,42 @@ def memory_estimate(
     >>> format(offloaded.device_bytes / 2**20, ".0f"), format(offloaded.host_bytes / 2**30, ".1f")
     ('420', '3.6')
     """
+    k = check_positive_int("num_probes", num_probes)
+    b = k if probe_batch_size is None else check_positive_int("probe_batch_size", probe_batch_size)
+    chosen = probe_batch_size is not None
+    return _run_estimate(op, num_steps, k, reorthogonalize, offload_basis, b, may_split=not chosen)
+
+
+def _run_estimate(
+    op: Any, num_steps: int, k: int, name: str, offload_basis: bool, b: int, *, may_split: bool
+) -> MemoryEstimate:
+    """`memory_estimate` for batches of b; `may_split`: slq picks the batch size (no user's)."""
     op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
-    k = check_positive_int("num_probes", num_probes)
-    chosen = policy(reorthogonalize)
+    chosen = policy(name)
     check_bool("offload_basis", offload_basis)
-    b = k if probe_batch_size is None else check_positive_int("probe_batch_size", probe_batch_size)
     itemsize = _itemsize(op.xp, op.dtype)
     acc = _itemsize(op.xp, accumulation_dtype(op.xp, op.device, op.dtype))
-    return _estimate(n, m, k, min(b, k), itemsize, acc, chosen, offload_basis)
+    b = min(b, k)
+    split = may_split and _splits(op, chosen, offload_basis)
+    part = _part_probes(b, m, n, itemsize) if split else 0
+    return _estimate(n, m, k, b, itemsize, acc, chosen, offload_basis, part)
+
+
+def _splits(op: Any, chosen: Policy, offload_basis: bool) -> bool:
+    """Whether a batch of `op` may be split into parts that share its basis (`_batch_split`)."""
+    if offload_basis or not chosen.projects_every_step:
+        return False
+    backend = op.backend
+    basis = backend.new_basis((2, 1, 1), op.dtype, op.device)
+    return backend.probe_rows(basis, 0, 1) is not None
+
+
+def _part_probes(b: int, m: int, n: int, itemsize: int) -> int:
+    """Probes of the largest part a split batch of b may run alone, in a basis of its own."""
+    trial = trial_plan(b, m, n, itemsize)
+    return 0 if trial is None else part_sizes(b, trial.parts)[0]
 
 
 def _itemsize(xp: Any, dtype: Any) -> int:
@@ -268,11 +305,16 @@ def _estimate(
     acc: int,
     reorthogonalize: Policy,
     offload_basis: bool,
+    part_probes: int = 0,
 ) -> MemoryEstimate:
-    """Return the estimate for b of k probes, m steps, dimension n (see `memory_estimate`)."""
+    """Return the estimate for b of k probes, m steps, dimension n (see `memory_estimate`).
+
+    `part_probes`: the largest part of a batch split by measurement, whose basis
+    is copied while the batch's is still held (0: the batch runs whole).
+    """
     stores = reorthogonalize.stores_basis
     offload = offload_basis and stores
-    basis = b * m * n * itemsize if stores else 0
+    basis = (b + part_probes) * m * n * itemsize if stores else 0
     # With the basis offloaded the device runs only the three-term recurrence.
     temporaries = policy("none" if offload else reorthogonalize.name).update_temporaries
     casts = _ACCUMULATION_COPIES * acc if acc != itemsize else 0
@@ -293,11 +335,14 @@ def check_max_memory(
     reorthogonalize: str,
     batch: int,
     offload_basis: bool = False,
+    *,
+    may_split: bool = False,
 ) -> None:
     """Raise if a `density` run is estimated to need more than `max_memory` bytes.
 
     Called before any product; `op` is the checked operator, `num_steps` already
-    capped at n, `batch` the planned probe batch size.
+    capped at n, `batch` the planned probe batch size, `may_split` whether the
+    run may split its batches by measurement (the user chose no batch size).
 
     Examples
     --------
@@ -308,13 +353,9 @@ def check_max_memory(
     if max_memory is None:
         return
     budget = check_positive_int("max_memory", max_memory)
-    estimate = memory_estimate(
-        op,
-        num_steps,
-        num_probes,
-        reorthogonalize=reorthogonalize,
-        offload_basis=offload_basis,
-        probe_batch_size=batch,
+    k = check_positive_int("num_probes", num_probes)
+    estimate = _run_estimate(
+        op, num_steps, k, reorthogonalize, offload_basis, batch, may_split=may_split
     )
     if estimate.total <= budget:
         return
