@@ -226,7 +226,7 @@ def density(
     check_optional_bool("progress", progress)
     check_callable("callback", callback)
     plan = _plan(m, num_probes, probe_batch_size, tol, max_matvecs)
-    check_max_memory(
+    private_bases = check_max_memory(
         max_memory,
         op,
         m,
@@ -246,7 +246,11 @@ def density(
         settings = _settings(op, m, entropy, probe, reorthogonalize, plan.batch)
         results = _resumable(store, op, settings, plan)  # lock and checks before any product
         recorded = None if store is None else store.splits
-        split = None if probe_batch_size is not None else BatchSplit(owner, recorded=recorded)
+        split = (
+            None
+            if probe_batch_size is not None
+            else BatchSplit(owner, recorded=recorded, private_bases=private_bases)
+        )
         if check_symmetric:
             _check_symmetric(op, entropy)
         bar.update(sum(r.num_matvecs for r in results))

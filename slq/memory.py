@@ -175,7 +175,8 @@ def memory_estimate(
       of full reorthogonalisation may be split into parts by measurement (the
       default batch, numpy, torch and other libraries that write through views;
       see the docs' "Batches split by measurement"), also the basis one part
-      copies as it runs on alone: p·m·n·s for parts of p probes.
+      copies as it runs on alone: p·m·n·s for parts of p probes (and in
+      ``vectors``, the parts' own working vectors, b·n·s).
     - ``vectors``: the (b, n) working arrays of one step at its peak. Five live
       throughout (start vectors, q_j, q_{j−1}, the previous residual and A q_j);
       the update adds three temporaries for Gram–Schmidt twice (``"full"``, and
@@ -234,12 +235,12 @@ def memory_estimate(
     >>> print(full)
     n=1000000, 90 steps, 10 probes in batches of 10, 4-byte numbers, reorthogonalize='full'
       basis        3.7 GiB
-      vectors    457.8 MiB
+      vectors    495.9 MiB
       host        76.3 MiB
       total        4.2 GiB
 
-    Of the basis, 0.34 GiB is a part's of one probe, should the batch be split by
-    measurement; an explicit batch size is never split:
+    Of the basis, 0.34 GiB is the copy a part of one probe makes, should slq split
+    the batch by measurement; a batch size of the user's is never split:
 
     >>> format(memory_estimate(op, 90, 10, probe_batch_size=10).basis / 2**30, ".1f")
     '3.4'
@@ -260,9 +261,20 @@ def memory_estimate(
 
 
 def _run_estimate(
-    op: Any, num_steps: int, k: int, name: str, offload_basis: bool, b: int, *, may_split: bool
+    op: Any,
+    num_steps: int,
+    k: int,
+    name: str,
+    offload_basis: bool,
+    b: int,
+    *,
+    may_split: bool,
+    private_bases: bool = True,
 ) -> MemoryEstimate:
-    """`memory_estimate` for batches of b; `may_split`: slq picks the batch size (no user's)."""
+    """`memory_estimate` for batches of b; `may_split`: slq picks the batch size (no user's).
+
+    `private_bases`: the parts of a split batch copy their bases (see `BatchSplit`).
+    """
     op = as_operator(op)
     n = op.shape[0]
     m = min(check_positive_int("num_steps", num_steps), n)
@@ -273,7 +285,14 @@ def _run_estimate(
     b = min(b, k)
     split = may_split and _splits(op, chosen, offload_basis)
     part = _part_probes(b, m, n, itemsize) if split else 0
-    return _estimate(n, m, k, b, itemsize, acc, chosen, offload_basis, part)
+    estimate = _estimate(n, m, k, b, itemsize, acc, chosen, offload_basis)
+    if not part:
+        return estimate
+    # The parts' own working vectors until they rejoin, one (b, n) array more; and
+    # the copy of one part's basis.
+    copy = part * m * n * itemsize if private_bases else 0
+    vectors = estimate.vectors + b * n * itemsize
+    return dataclasses.replace(estimate, basis=estimate.basis + copy, vectors=vectors)
 
 
 def _splits(op: Any, chosen: Policy, offload_basis: bool) -> bool:
@@ -288,7 +307,9 @@ def _splits(op: Any, chosen: Policy, offload_basis: bool) -> bool:
 def _part_probes(b: int, m: int, n: int, itemsize: int) -> int:
     """Probes of the largest part a split batch of b may run alone, in a basis of its own."""
     trial = trial_plan(b, m, n, itemsize)
-    return 0 if trial is None else part_sizes(b, trial.parts)[0]
+    if trial is None:
+        return 0
+    return part_sizes(b, trial.parts)[0]
 
 
 def _itemsize(xp: Any, dtype: Any) -> int:
@@ -305,16 +326,11 @@ def _estimate(
     acc: int,
     reorthogonalize: Policy,
     offload_basis: bool,
-    part_probes: int = 0,
 ) -> MemoryEstimate:
-    """Return the estimate for b of k probes, m steps, dimension n (see `memory_estimate`).
-
-    `part_probes`: the largest part of a batch split by measurement, whose basis
-    is copied while the batch's is still held (0: the batch runs whole).
-    """
+    """Return the estimate for b of k probes, m steps, dimension n (see `memory_estimate`)."""
     stores = reorthogonalize.stores_basis
     offload = offload_basis and stores
-    basis = (b + part_probes) * m * n * itemsize if stores else 0
+    basis = b * m * n * itemsize if stores else 0
     # With the basis offloaded the device runs only the three-term recurrence.
     temporaries = policy("none" if offload else reorthogonalize.name).update_temporaries
     casts = _ACCUMULATION_COPIES * acc if acc != itemsize else 0
@@ -337,28 +353,45 @@ def check_max_memory(
     offload_basis: bool = False,
     *,
     may_split: bool = False,
-) -> None:
+) -> bool:
     """Raise if a `density` run is estimated to need more than `max_memory` bytes.
 
     Called before any product; `op` is the checked operator, `num_steps` already
     capped at n, `batch` the planned probe batch size, `may_split` whether the
     run may split its batches by measurement (the user chose no batch size).
+    Return whether parts of a split batch may run in bases of their own: False
+    where only that copy would not fit (the parts then go on in the batch's
+    basis, slower but within `max_memory`).
 
     Examples
     --------
     >>> import numpy as np
     >>> from slq.memory import check_max_memory
     >>> check_max_memory(10**6, np.eye(10), 5, 4, "full", 4)
+    True
     """
     if max_memory is None:
-        return
+        return True
     budget = check_positive_int("max_memory", max_memory)
     k = check_positive_int("num_probes", num_probes)
     estimate = _run_estimate(
         op, num_steps, k, reorthogonalize, offload_basis, batch, may_split=may_split
     )
     if estimate.total <= budget:
-        return
+        return True
+    if may_split:
+        estimate = _run_estimate(
+            op,
+            num_steps,
+            k,
+            reorthogonalize,
+            offload_basis,
+            batch,
+            may_split=True,
+            private_bases=False,
+        )
+        if estimate.total <= budget:
+            return False
     msg = (
         f"max_memory={budget} bytes ({format_bytes(budget)}) is below the estimated "
         f"{estimate.total} bytes ({format_bytes(estimate.total)}) for a batch of "

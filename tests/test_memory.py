@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import Backend, CheckedOperator
+from helpers import Backend, CheckedOperator, assert_close
 
 import slq
 from slq import _batch_split
@@ -119,7 +119,7 @@ def test_estimate_bounds_the_peak_of_a_batch_split_into_parts(
     # while the batch's is still held: the estimate counts it where slq picks the batch.
     now = [0.0]
     monkeypatch.setattr(_batch_split, "clock", lambda: now[0])
-    monkeypatch.setattr(_batch_split, "CACHE_BYTES", 1)  # parts of one probe
+    monkeypatch.setattr(_batch_split, "CACHE_BYTES", 61 * 20000 * 8)  # parts of one probe
     monkeypatch.setattr(_batch_split, "PRODUCT_SHARE", np.inf)
     _batch_split.clear_decisions()
     n, m, b = 20000, 60, 4
@@ -137,9 +137,25 @@ def test_estimate_bounds_the_peak_of_a_batch_split_into_parts(
     estimate = memory_estimate(op, m, b)
     whole = memory_estimate(op, m, b, probe_batch_size=b)  # a chosen batch is never split
     assert estimate.basis == whole.basis + m * n * 8  # one part of one probe
+    assert estimate.vectors == whole.vectors + b * n * 8  # the parts' own vectors
     assert whole.total < peak <= 1.01 * estimate.total, (peak, estimate)
+    # A max_memory with room for the batch but not for the copy: the parts go on in
+    # the batch's basis, the same probes to rounding, and no error.
+    caplog.clear()
+    tracemalloc.start()
+    try:
+        room = whole.total + b * n * 8  # the parts' vectors, not the copy
+        tight = slq.density(op, num_steps=m, num_probes=b, seed=0, max_memory=room)
+        tight_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        _batch_split.clear_decisions()
+    assert any("split into 4 parts" in r.getMessage() for r in caplog.records)
+    assert tight_peak <= 1.01 * room, (tight_peak, room)
+    reference = slq.density(op, num_steps=m, num_probes=b, seed=0, probe_batch_size=b)
+    assert_close(tight.alpha, reference.alpha, dtype=np.float64, scale=1.0)
     with pytest.raises(ValueError, match="max_memory"):
-        slq.density(op, num_steps=m, num_probes=b, seed=0, max_memory=whole.total)
+        slq.density(op, num_steps=m, num_probes=b, seed=0, max_memory=room - 1)
 
 
 @pytest.mark.parametrize("reorthogonalize", ["full", "partial"])
@@ -258,7 +274,7 @@ def test_bad_estimate_arguments(kwargs: dict[str, Any], error: type[Exception], 
 def test_table_and_units() -> None:
     text = str(memory_estimate(_shape_only(10**6, np.float32), 90, 10))
     assert text == memory_estimate(_shape_only(10**6, np.float32)).describe()
-    assert "basis        3.7 GiB" in text  # 3.4 GiB, and one part's 0.34 GiB
+    assert "basis        3.7 GiB" in text  # 3.4 GiB, and one part's copy of 0.34 GiB
     assert text.splitlines()[-1].split() == ["total", "4.2", "GiB"]
     assert [format_bytes(x) for x in (0, 1023, 1024, 2**20 * 1.5, 2**50)] == [
         "0 B",

@@ -69,7 +69,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> Any:
     """Check the file's header and the run's memory, then load the matrix and run."""
     info = matrix_info(args.file)
-    check_run_fits(
+    room = check_run_fits(
         info, num_steps=args.steps, num_probes=args.probes, reorthogonalize=args.reorthogonalize
     )
     matrix = load_matrix(info)
@@ -82,4 +82,5 @@ def _run(args: argparse.Namespace) -> Any:
             num_probes=args.probes,
             seed=args.seed,
             reorthogonalize=args.reorthogonalize,
+            max_memory=room,
         )

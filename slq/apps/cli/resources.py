@@ -86,10 +86,13 @@ def check_options_fit(num_steps: int, num_probes: int, reorthogonalize: str) -> 
 
 def check_run_fits(
     info: MatrixInfo, *, num_steps: int, num_probes: int, reorthogonalize: str
-) -> None:
+) -> int | None:
     """Refuse a run whose matrix and arrays (`slq.memory_estimate`) exceed the memory available.
 
     The message names both sizes and the largest --probes and --steps that fit.
+    Counted without the copy of a part's basis that a split batch may make;
+    returns the bytes left for the run's arrays (None where unknown), for
+    `density`'s `max_memory`, which forgoes that copy where it does not fit.
 
     Examples
     --------
@@ -98,13 +101,15 @@ def check_run_fits(
     >>> from slq.apps.cli.matrix_info import MatrixInfo
     >>> from slq.apps.cli.resources import check_run_fits
     >>> info = MatrixInfo(Path("a.npy"), "npy", 3, np.dtype("float64"), 9, False, 72)
-    >>> check_run_fits(info, num_steps=90, num_probes=10, reorthogonalize="full")
+    >>> room = check_run_fits(info, num_steps=90, num_probes=10, reorthogonalize="full")
     """
     available = available_memory()
     run = _run_bytes(info.n, info.dtype, reorthogonalize)
     need = info.nbytes + run(num_steps, num_probes)
-    if available is None or need <= available:
-        return
+    if available is None:
+        return None
+    if need <= available:
+        return available - info.nbytes
     room = available - info.nbytes
     msg = (
         f"{info.path}: n = {info.n}: the run needs about {format_bytes(need)} of memory "
@@ -147,7 +152,10 @@ def _run_bytes(n: int, dtype: np.dtype, reorthogonalize: str) -> Callable[[int, 
     op = aslinearoperator(lambda v: v, shape=(n, n), dtype=dtype)
 
     def run_bytes(steps: int, probes: int) -> int:
-        estimate = memory_estimate(op, steps, probes, reorthogonalize=reorthogonalize)
+        # One batch of all probes, never split: the least the run holds.
+        estimate = memory_estimate(
+            op, steps, probes, reorthogonalize=reorthogonalize, probe_batch_size=probes
+        )
         return estimate.total
 
     return run_bytes
