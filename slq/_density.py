@@ -148,7 +148,9 @@ def density(
         operator's own memory is not counted). If the estimate for one batch
         exceeds it, a ValueError saying what would fit is raised before any
         product (the largest batch that fits is found by bisection, at once
-        for any `num_probes`).
+        for any `num_probes`). A batch slq may split into parts (see the docs'
+        "Batches split by measurement") runs them without copying their bases
+        where only that copy would not fit.
     checkpoint : str or path-like, optional
         A ``.npz`` file to which every finished batch of probes is written
         atomically (write, then rename). Calling again with the same arguments
