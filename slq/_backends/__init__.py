@@ -35,6 +35,7 @@ from slq._backends.namespace import (
     library_name,
     like_from_dtype,
     namespace_and_device,
+    subtract_scaled,
     to_host,
     vectors_to_host,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "library_name",
     "like_from_dtype",
     "namespace_and_device",
+    "subtract_scaled",
     "to_host",
     "vectors_to_host",
 ]
