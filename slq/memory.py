@@ -374,12 +374,8 @@ def check_max_memory(
         return True
     budget = check_positive_int("max_memory", max_memory)
     k = check_positive_int("num_probes", num_probes)
-    estimate = _run_estimate(
-        op, num_steps, k, reorthogonalize, offload_basis, batch, may_split=may_split
-    )
-    if estimate.total <= budget:
-        return True
-    if may_split:
+    # A split batch's copies first, then without them: the parts go on in its basis.
+    for private_bases in (True, False) if may_split else (True,):
         estimate = _run_estimate(
             op,
             num_steps,
@@ -387,11 +383,11 @@ def check_max_memory(
             reorthogonalize,
             offload_basis,
             batch,
-            may_split=True,
-            private_bases=False,
+            may_split=may_split,
+            private_bases=private_bases,
         )
         if estimate.total <= budget:
-            return False
+            return private_bases
     msg = (
         f"max_memory={budget} bytes ({format_bytes(budget)}) is below the estimated "
         f"{estimate.total} bytes ({format_bytes(estimate.total)}) for a batch of "
