@@ -9,9 +9,10 @@ of the Krylov space to working precision, so its Ritz values (our quadrature
 nodes) and the first components of its eigenvectors (our weights) are as
 accurate as with full reorthogonalisation. He estimates ω_{j,i} ≈ q_jᵀ q_i from
 the α's and β's alone and reorthogonalises only when an estimate reaches sqrt(ε),
-then twice in a row, and only against the vectors whose estimate exceeds ε^(3/4)
-(Simon 1984, §4; Larsen 1998, PROPACK): the loss concentrates on the directions
-of converged Ritz vectors, which the first few Lanczos vectors span.
+then twice in a row, and only against the runs of vectors whose estimates exceed
+ε^(3/4) around one that reached sqrt(ε) (Simon 1984, §4; Larsen 1998, PROPACK):
+the loss concentrates on the directions of converged Ritz vectors, which the
+first few Lanczos vectors span.
 
 Only scalars: the estimates live on the host, O(k m) numbers.
 """
@@ -64,8 +65,9 @@ class OrthogonalityMonitor:
 
         0 means none: the basis stays semi-orthogonal without. Otherwise r > 0:
         q_{j+1} is to be projected against q_0 … q_{r−1}, which holds every
-        vector whose estimate exceeds ε^(3/4), and the caller does it: the
-        estimates of those r are reset to ε (the others are below ε^(3/4) ≤ √ε).
+        run of estimates above ε^(3/4) that reaches √ε (Larsen 1998), and the
+        caller does it: the estimates of those r are reset to ε. A later run
+        that stays below √ε is left to grow until it reaches √ε itself.
         After one reorthogonalisation the next vector is done too: q_{j+2} is
         built from q_j, whose own loss is not repaired (Simon 1984, §4).
 
@@ -87,11 +89,23 @@ class OrthogonalityMonitor:
         largest = np.max(np.abs(row[:, : j + 1]), axis=0, initial=0.0)
         if not forced and largest.max(initial=0.0) < self.threshold:
             return 0
-        large = np.flatnonzero(largest >= self.eta)
-        rows = max(int(large[-1]) + 1 if large.size else 0, self._rows if forced else 1)
+        rows = max(self._run_end(largest), self._rows if forced else 1)
         row[:, :rows] = self.eps
         self._again, self._rows = not forced, rows
         return rows
+
+    def _run_end(self, largest: np.ndarray) -> int:
+        """Return the end of the last run of estimates ≥ ε^(3/4) that reaches √ε (0: none).
+
+        Larsen's (1998) intervals: only a run holding a lost direction needs the
+        projection; estimates in [ε^(3/4), √ε) elsewhere are left to grow.
+        """
+        lost = np.flatnonzero(largest >= self.threshold)
+        if not lost.size:
+            return 0
+        last = int(lost[-1])
+        below = np.flatnonzero(largest[last:] < self.eta)
+        return last + int(below[0]) if below.size else largest.size
 
     def projected(self, j: int, beta: np.ndarray) -> None:
         """Take β_j of the residual as it was projected: the recurrence continues from it.

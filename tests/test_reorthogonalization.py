@@ -184,6 +184,37 @@ def test_monitor_asks_twice_in_a_row_for_the_vectors_that_lost_orthogonality() -
     assert asked == [0, 0, 1, 1, 0, 0]
 
 
+@pytest.mark.parametrize(
+    ("levels", "rows"),
+    [
+        # A lost run [0, 3) reaching sqrt(eps), and a later one that does not: left to grow.
+        ([1e-7, 1e-8, 1e-11, 1e-14, 1e-11, 1e-11, 1e-16, 1e-16], 3),
+        # The run holding the lost vector extends through every estimate above eps^(3/4).
+        ([1e-11, 1e-7, 1e-11, 1e-11, 1e-14, 1e-16, 1e-16, 1e-16], 4),
+        # Lost orthogonality at the newest stored vector: the run ends with the basis.
+        ([1e-14, 1e-16, 1e-16, 1e-14, 1e-11, 1e-11, 1e-11, 1e-7], 8),
+        ([1e-11, 1e-11, 1e-11, 1e-11, 1e-11, 1e-11, 1e-11, 1e-11], 0),
+    ],
+)
+def test_monitor_projects_through_the_last_run_that_lost_orthogonality(
+    levels: list[float], rows: int
+) -> None:
+    # Larsen (1998): only the runs of estimates above eps^(3/4) that hold one above
+    # sqrt(eps) are projected against; the prefix through the last such run is.
+    class Crafted(OrthogonalityMonitor):
+        def _next_row(self, j: int) -> np.ndarray:
+            row = np.full((1, 10), 1e-16)  # after step 7: everything reset but the crafted
+            if j == 7:
+                row[0, :8] = levels
+            return row
+
+    monitor = Crafted(1, 9, eps=2.0**-52)
+    one = np.ones(1)
+    assert monitor.rows_to_project(7, one, one, one) == rows
+    if rows:  # the next vector is projected against the same vectors (Simon 1984, §4)
+        assert monitor.rows_to_project(8, one, one, one) == rows
+
+
 def test_partial_projects_against_fewer_vectors_than_full(caplog: pytest.LogCaptureFixture) -> None:
     lam = outlier_spectrum(3000, [30.0, 60.0, 100.0, 200.0], seed=0)
     v = np.random.default_rng(0).standard_normal((3000, 4))
