@@ -18,6 +18,8 @@ from slq._backends import (
     contiguous_rows,
     eps,
     library_name,
+    row_dots,
+    row_lengths,
     subtract_scaled,
     to_host,
 )
@@ -111,9 +113,7 @@ def row_norms(rows: Any, xp: Any, op: Any) -> Any:
 
 def norms_in(rows: Any, xp: Any, acc: Any) -> Any:
     """Return the norms along the last axis of `rows`, accumulated in the dtype `acc`."""
-    # sqrt of a vecdot, not vector_norm: no n-sized temporary (numpy squares first).
-    rows = xp.astype(rows, acc, copy=False)
-    return xp.sqrt(xp.vecdot(rows, rows, axis=-1))
+    return row_lengths(xp.astype(rows, acc, copy=False), xp)
 
 
 # Products whose largest entry lies within 2^±_SAFE_EXPONENT run unscaled: their squares
@@ -235,13 +235,13 @@ def _residual(
     xp = array_namespace(q, w)
     image_norm = norms_in(w, xp, acc)
     q_acc = xp.astype(q, acc, copy=False)
-    alpha = xp.vecdot(q_acc, xp.astype(w, acc, copy=False), axis=-1)
+    alpha = row_dots(q_acc, xp.astype(w, acc, copy=False), xp)
     subtracted = xp.astype(alpha, w.dtype)
     w = subtract_scaled(w, xp.expand_dims(subtracted, axis=1), q, xp)
     # In place from here: w is now this step's own array.
     w = subtract_scaled(w, beta_prev, q_prev, xp, in_place=True)
     if project_dgks is not None:
-        correction = xp.vecdot(q_acc, xp.astype(w, acc, copy=False), axis=-1)
+        correction = row_dots(q_acc, xp.astype(w, acc, copy=False), xp)
         alpha = xp.astype(subtracted, acc) + correction
         w, norm, again = project_dgks(w, basis, rows, acc, norms_in(w, xp, acc))
         again = xp.astype(again, acc)
@@ -258,8 +258,8 @@ def _local_pass(w: Any, q: Any, q_prev: Any, xp: Any) -> Any:
 
     `w` is the step's own residual, updated in place where the library allows.
     """
-    w = subtract_scaled(w, xp.vecdot(q, w, axis=-1)[:, None], q, xp, in_place=True)
-    return subtract_scaled(w, xp.vecdot(q_prev, w, axis=-1)[:, None], q_prev, xp, in_place=True)
+    w = subtract_scaled(w, row_dots(q, w, xp)[:, None], q, xp, in_place=True)
+    return subtract_scaled(w, row_dots(q_prev, w, xp)[:, None], q_prev, xp, in_place=True)
 
 
 def lanczos(

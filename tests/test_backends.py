@@ -175,3 +175,24 @@ def test_a_second_pass_of_some_probes_leaves_the_others_alone() -> None:
     np.testing.assert_array_equal(again[[0, 2]], w[[0, 2]])
     expected = gram_schmidt_pass(w[1:2], rows[1:2], 4, np.float64)[0][0]
     assert_close(again[1], expected, dtype=np.float64, scale=np.abs(w[1]).sum())
+
+
+@pytest.mark.parametrize("n", [5, 5000])  # 5000: torch's row-by-row BLAS dots
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_row_dots_and_lengths_agree_with_numpy_on_every_backend(
+    backend: Backend, n: int, dtype: str
+) -> None:
+    from slq._backends import row_dots, row_lengths
+
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((3, n)), rng.standard_normal((3, n))
+    xp = namespace(backend.asarray(a, dtype))
+    dots = to_numpy(row_dots(backend.asarray(a, dtype), backend.asarray(b, dtype), xp))
+    lengths = to_numpy(row_lengths(backend.asarray(a, dtype), xp))
+    assert dots.shape == lengths.shape == (3,)
+    # Summation orders differ between kernels: agreement to rounding of sum |a_i b_i|.
+    exact = np.asarray(a, dtype).astype(np.float64), np.asarray(b, dtype).astype(np.float64)
+    scale = np.abs(exact[0] * exact[1]).sum(axis=1)
+    assert_close(dots, np.einsum("kn,kn->k", *exact), dtype=np.dtype(dtype), scale=scale.max())
+    norms = np.linalg.norm(exact[0], axis=1)
+    assert_close(lengths, norms, dtype=np.dtype(dtype), scale=norms.max())

@@ -10,7 +10,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from slq._backends.namespace import array_namespace, library_name, to_host
+from slq._backends.namespace import array_namespace, library_name, row_lengths, to_host
 from slq._backends.traceable import TraceableProduct
 
 __all__ = [
@@ -133,7 +133,7 @@ def project_dgks(w: Any, basis: Any, rows: int, acc: Any, before: Any) -> tuple[
     floor = xp.finfo(w.dtype).eps * xp.astype(xp.asarray(before), w.dtype)
     w = subtract_significant(w, coefficients, stored, xp.reshape(floor, (-1, 1)))
     cast = xp.astype(w, acc, copy=False)  # one copy where w is narrower, not two
-    after = xp.sqrt(xp.vecdot(cast, cast))
+    after = row_lengths(cast, xp)
     return w, after, after < DGKS_ETA * before
 
 
@@ -298,7 +298,7 @@ class ArrayAPIBackend:
         1998), half the basis reads of projecting twice every time.
         """
         xp = self.xp
-        before = xp.sqrt(xp.vecdot(w, w, axis=-1))
+        before = row_lengths(w, xp)
         kernel = self.compiled(type(self).project_dgks, static_argnums=(2, 3))
         stored, count = self.projection_operand(basis, rows)
         projected, _, again = kernel(w, stored, count, w.dtype, before)
