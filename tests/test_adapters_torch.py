@@ -538,6 +538,20 @@ def test_nan_on_a_later_batch_names_it() -> None:
         op.matvec(torch.ones(op.shape[0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), None])
+def test_a_product_is_finite_only_if_every_entry_of_every_tensor_is(bad: float | None) -> None:
+    from slq.adapters._torch_func import all_finite
+
+    tensors = [
+        torch.zeros(0),
+        torch.ones(3, 4),
+        torch.linspace(-1e300, 1e300, 5000, dtype=torch.float64),
+    ]
+    if bad is not None:
+        tensors[2][4321] = bad
+    assert bool(all_finite(tensors)) is (bad is None)
+
+
 def test_nan_loss_on_the_first_batch() -> None:
     x, y = data(10)
     x[0, 0] = float("nan")
