@@ -196,3 +196,31 @@ def test_row_dots_and_lengths_agree_with_numpy_on_every_backend(
     assert_close(dots, np.einsum("kn,kn->k", *exact), dtype=np.dtype(dtype), scale=scale.max())
     norms = np.linalg.norm(exact[0], axis=1)
     assert_close(lengths, norms, dtype=np.dtype(dtype), scale=norms.max())
+
+
+# TensorFlow's basis is a list of row blocks appended in order, not an array of zeros.
+@pytest.mark.parametrize("backend", [Backend.NUMPY, Backend.STRICT, Backend.TORCH, Backend.JAX])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_new_basis_is_zeros_of_its_dtype_and_takes_rows(backend: Backend, dtype: str) -> None:
+    chosen = backend_for(backend.xp)
+    basis = chosen.new_basis((2, 3, 4), backend.dtype(dtype), None)
+    rows = np.arange(8.0).reshape(2, 4)
+    basis = chosen.store_row(basis, 1, backend.asarray(rows, dtype))
+    stored = to_numpy(chosen.stored_rows(basis, 3))
+    assert stored.dtype == np.dtype(dtype) and stored.shape == (2, 3, 4)
+    assert np.array_equal(stored[:, 1, :], rows)
+    assert not stored[:, [0, 2], :].any()
+
+
+def test_a_torch_basis_on_the_cpu_is_zeros_the_os_provides() -> None:
+    Backend.TORCH.require()
+    import torch
+
+    from slq._backends.namespace import fresh_zeros
+
+    xp = namespace(torch.zeros(1))
+    for dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16):
+        made = fresh_zeros((2, 3), dtype, torch.device("cpu"), xp)
+        assert made.dtype == dtype and made.device.type == "cpu" and not made.any()
+        made[1, 2] = 1.0  # writable, whoever holds the memory
+        assert float(made.sum()) == 1.0

@@ -10,7 +10,13 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from slq._backends.namespace import array_namespace, library_name, row_lengths, to_host
+from slq._backends.namespace import (
+    array_namespace,
+    fresh_zeros,
+    library_name,
+    row_lengths,
+    to_host,
+)
 from slq._backends.traceable import TraceableProduct
 
 __all__ = [
@@ -238,7 +244,7 @@ class ArrayAPIBackend:
 
     def new_basis(self, shape: tuple[int, int, int], dtype: Any, device: Any) -> Any:
         """Return an empty basis of `shape` (k, m, n), to be filled by `store_row`."""
-        return self.xp.zeros(shape, dtype=dtype, device=device)
+        return fresh_zeros(shape, dtype, device, self.xp)
 
     def store_row(self, basis: Any, j: int, rows: Any) -> Any:
         """Return `basis` with ``basis[:, j, :] = rows`` (k, n), in place where possible."""
