@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import Backend, assert_close, namespace, to_numpy
@@ -210,6 +213,43 @@ def test_a_new_basis_is_zeros_of_its_dtype_and_takes_rows(backend: Backend, dtyp
     assert stored.dtype == np.dtype(dtype) and stored.shape == (2, 3, 4)
     assert np.array_equal(stored[:, 1, :], rows)
     assert not stored[:, [0, 2], :].any()
+
+
+def _huge_page_eligibility(address: int) -> int | None:
+    """THPeligible of the mapping holding `address` (/proc/self/smaps), or None if not shown."""
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        bounds = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
+        if bounds:
+            inside = int(bounds[1], 16) <= address < int(bounds[2], 16)
+        elif inside and line.startswith("THPeligible:"):
+            return int(line.split()[1])
+    return None
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (1, 91, 20_000)])  # 16 B and 14.6 MB
+def test_a_basis_in_host_memory_is_zeros_on_small_pages(shape: tuple[int, ...]) -> None:
+    from slq._backends.host_memory import basis_zeros
+
+    basis = basis_zeros(shape, "float32" if len(shape) == 2 else "float64")
+    assert basis.shape == shape and basis.flags.c_contiguous and not basis.any()
+    basis[...] = 1.0  # writable; every page now faulted in
+    assert float(basis.sum()) == basis.size
+    if len(shape) == 2 or _huge_page_eligibility(basis.ctypes.data) is None:
+        return  # too small for numpy's advice, or a kernel that does not say
+    # numpy advises huge pages from 4 MiB (a plain array is eligible wherever the kernel
+    # offers them on advice); the basis has that advice withdrawn.
+    plain = np.zeros(shape)
+    plain[...] = 1.0
+    middle = basis.nbytes // 2
+    settings = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if settings.exists() and "[never]" not in settings.read_text():
+        assert _huge_page_eligibility(plain.ctypes.data + middle) == 1
+    assert _huge_page_eligibility(basis.ctypes.data + middle) == 0
 
 
 def test_a_torch_basis_on_the_cpu_is_zeros_the_os_provides() -> None:

@@ -15,6 +15,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from slq._backends.host_memory import basis_zeros
+
 __all__ = [
     "accumulation_dtype",
     "array_namespace",
@@ -302,12 +304,12 @@ _NUMPY_FLOATS = ("float16", "float32", "float64")
 def fresh_zeros(shape: tuple[int, ...], dtype: Any, device: Any, xp: Any) -> Any:
     """Return a new array of zeros, its pages zeroed by the OS as they are first written.
 
-    torch fills a new CPU tensor with zeros itself, over pages the kernel zeroes
-    anyway when they are first touched: a (1, 90, 10⁵) float64 Lanczos basis
-    took 24–27 ms to allocate before its rows were written. numpy's `zeros`
-    asks `calloc`, which leaves fresh pages alone, and a CPU tensor can hold a
-    numpy array's memory (`asarray` shares it), so a torch basis on the CPU is
-    made there. Elsewhere the library's own `zeros`.
+    numpy, and torch on the CPU, get `basis_zeros`: memory the OS zeroes a
+    4 KiB page at a time as rows are written (`slq._backends.host_memory`).
+    torch's own `zeros` writes zeros over pages the kernel zeroes anyway when
+    they are first touched (24–27 ms for a (1, 90, 10⁵) float64 basis), so a
+    CPU tensor holds the numpy array's memory instead (`asarray` shares it).
+    Elsewhere the library's own `zeros`.
 
     Examples
     --------
@@ -316,7 +318,10 @@ def fresh_zeros(shape: tuple[int, ...], dtype: Any, device: Any, xp: Any) -> Any
     >>> fresh_zeros((1, 2), np.float64, "cpu", np)
     array([[0., 0.]])
     """
+    library = library_name(xp)
+    if library == "numpy":
+        return basis_zeros(shape, dtype)
     name = str(dtype).removeprefix("torch.")
-    if library_name(xp) == "torch" and str(device) == "cpu" and name in _NUMPY_FLOATS:
-        return xp.asarray(np.zeros(shape, dtype=name), device=device)
+    if library == "torch" and str(device) == "cpu" and name in _NUMPY_FLOATS:
+        return xp.asarray(basis_zeros(shape, name), device=device)
     return xp.zeros(shape, dtype=dtype, device=device)
