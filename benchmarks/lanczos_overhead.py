@@ -25,13 +25,16 @@ overhead of runs on networks' Hessians instead (``--models mlp cnn``):
 `adapters.torch_hessian` of a tanh MLP 64-W-10 on the 1797 digits, W chosen so
 that n is at least each size, or of a small tanh CNN on 256 of them (torch
 vectors: the torch backend's Lanczos). ``--reorthogonalize`` lists the policies
-to run, alternating within each round.
+to run, alternating within each round. Its table also counts the minor page
+faults a step (first writes to fresh pages: the basis's rows and whatever the
+products allocate), which make runs on fresh memory slower on some VMs.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import resource
 import time
 import tracemalloc
 
@@ -141,9 +144,9 @@ def hvp_overhead(
     print(f"m = {m}, float64, torch {torch.__version__}, one thread\n")
     print(
         "| operator | reorthogonalize | n | k | round | run (s) | ms / product "
-        "| outside operator | ms / step outside |"
+        "| outside operator | ms / step outside | page faults / step |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in sizes:
         for model in models:
             label, build = HESSIANS[model]
@@ -154,15 +157,17 @@ def hvp_overhead(
                 for r in range(rounds):
                     for policy in policies:  # alternating: both see the same drift
                         op = TimedTorch(hessian)
+                        faults = minor_faults()
                         start = time.perf_counter()
                         slq.lanczos(op, v0, m, reorthogonalize=policy)
                         total = time.perf_counter() - start
+                        faults = minor_faults() - faults
                         outside = total - op.seconds
                         share, per = outside / total, 1e3 * op.seconds / (m * k)
                         print(
                             f"| {label} Hessian ({hessian.hvp}) | {policy} | {dim} | {k} "
                             f"| {r + 1} | {total:.2f} | {per:.1f} | {share:.1%} "
-                            f"| {1e3 * outside / m:.2f} |",
+                            f"| {1e3 * outside / m:.2f} | {faults / m:.0f} |",
                             flush=True,
                         )
     print("\n| n | k | two reads of the basis a step, alone (ms): `full`'s least |")
@@ -170,6 +175,16 @@ def hvp_overhead(
     for n in sizes:
         for k in ks:
             print(f"| {n} | {k} | {basis_passes(n, k, m):.2f} |", flush=True)
+
+
+def minor_faults() -> int:
+    """Page faults the process has taken so far that needed no disk (Linux, macOS).
+
+    The first write to each page of fresh memory is one: the basis's rows, and
+    whatever the products allocate. On a VM that hands freed memory back to its
+    host they can cost several microseconds each (see benchmarks/README.md).
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def basis_passes(n: int, k: int, m: int) -> float:

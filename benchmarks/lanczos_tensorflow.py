@@ -19,6 +19,14 @@ other work, it leaves out the time spent waiting for a core.
 
 Run:  python benchmarks/lanczos_tensorflow.py [--sizes 10000 100000] [--probes 1 8]
 
+``--parts`` adds a table of what bounds the graph's step: the parts of a full
+step timed alone at the run's mean basis length (m/2 rows), in numpy and in a
+`tf.function` (one thread each): the coefficients V w, the subtraction
+w − Vᵀ c, and storing a row: numpy writes it in place; the graph appends it to
+its half-full block of `BLOCK_ROWS` (a copy of the block: a tensor cannot be
+written in place), and, for comparison, writes it into a preallocated basis
+carried by a `tf.while_loop` (which copies the whole basis).
+
 ``--rounds`` repeats each row, alternating the three ways within the round
 (timings on a shared machine drift: compare within a round). With
 ``--baseline DIR`` (a checkout of another commit) each round also runs that
@@ -85,6 +93,94 @@ def first_call(slq: object, op: object, v0: object, steps: int) -> float:
     return clock() - start
 
 
+def _seconds(f: object, *args: object, repeat: int = 50) -> float:
+    """Best of three means over `repeat` calls of f(*args), after one warm-up call."""
+    f(*args)  # type: ignore[operator]
+    best = np.inf
+    for _ in range(3):
+        start = clock()
+        for _ in range(repeat):
+            f(*args)  # type: ignore[operator]
+        best = min(best, (clock() - start) / repeat)
+    return best
+
+
+def _einsum(equation: str, a: object, b: object) -> object:
+    return tf.raw_ops.Einsum(inputs=[a, b], equation=equation)  # the graph's own op
+
+
+def _graph_loop_store(basis: object, rows: object, steps: int) -> float:
+    """Seconds a step of writing one row a step into a preallocated basis, in a while_loop."""
+
+    @tf.function(autograph=False)
+    def loop(basis: object, rows: object) -> object:
+        def body(j: object, basis: object) -> tuple[object, object]:
+            k = tf.shape(rows)[0]
+            index = tf.stack([tf.range(k), tf.fill([k], j)], axis=1)  # (p, j) for each probe p
+            return j + 1, tf.tensor_scatter_nd_update(basis, index, rows)
+
+        return tf.while_loop(lambda j, _: j < steps, body, (tf.constant(0), basis))[1]
+
+    return _seconds(loop, basis, rows, repeat=1) / steps
+
+
+def parts(n: int, k: int, m: int) -> dict[str, tuple[float, float]]:
+    """Milliseconds of each part of a full step at j = m/2 stored rows: (numpy, graph)."""
+    from slq._backends.tensorflow import BLOCK_ROWS
+
+    rng = np.random.default_rng(1)
+    j = m // 2
+    basis = rng.standard_normal((k, j, n)) / n**0.5
+    w = rng.standard_normal((k, n))
+    c = np.einsum("kjn,kn->kj", basis, w)
+    full = np.zeros((k, m + 1, n))
+    block = tf.constant(basis[:, : BLOCK_ROWS // 2])
+    basis_tf, w_tf, c_tf = tf.constant(basis), tf.constant(w), tf.constant(c)
+    coefficients = tf.function(lambda v, w: _einsum("kjn,kn->kj", v, w))
+    subtract = tf.function(lambda v, w, c: w - _einsum("kj,kjn->kn", c, v))
+    append = tf.function(lambda b, w: tf.concat([b, tf.expand_dims(w, 1)], axis=1))
+    # A tf.function call's own cost, which a step inside the run's graph does not pay.
+    call = _seconds(tf.function(lambda v, w: w), basis_tf, w_tf)
+
+    def write(full: np.ndarray, w: np.ndarray) -> None:
+        full[:, j, :] = w
+
+    ms = {
+        "coefficients V w": (
+            _seconds(lambda: basis @ w[:, :, None]),
+            _seconds(coefficients, basis_tf, w_tf) - call,
+        ),
+        "subtraction w − Vᵀ c": (
+            _seconds(lambda: w - (c[:, None, :] @ basis)[:, 0]),
+            _seconds(subtract, basis_tf, w_tf, c_tf) - call,
+        ),
+        f"store a row (graph: append to {BLOCK_ROWS // 2} of {BLOCK_ROWS} rows)": (
+            _seconds(write, full, w),
+            _seconds(append, block, w_tf) - call,
+        ),
+        "store a row into a preallocated basis in a while_loop (graph)": (
+            np.nan,
+            _graph_loop_store(tf.constant(full), w_tf, m),
+        ),
+    }
+    return {name: (1e3 * a, 1e3 * b) for name, (a, b) in ms.items()}
+
+
+def print_parts(sizes: list[int], probes: list[int], m: int) -> None:
+    """Print the parts of a full step, numpy against the graph, for every n and k."""
+    print(
+        "\n| n | k | part of a step (m/2 rows stored) | numpy ms | graph ms (call's own cost "
+        "taken off) | graph / numpy |"
+    )
+    print("| ---: | ---: | --- | ---: | ---: | ---: |")
+    for n in sizes:
+        for k in probes:
+            for name, (a, b) in parts(n, k, m).items():
+                ratio = "" if np.isnan(a) else f"{b / a:.2f}"
+                a_text = "" if np.isnan(a) else f"{a:.3f}"
+                print(f"| {n:.0e} | {k} | {name} | {a_text} | {b:.3f} | {ratio} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -95,6 +191,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="a checkout of slq to compare with, round by round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--parts", action="store_true", help="also time a step's parts alone")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -138,6 +235,8 @@ def main() -> None:
                         f"| {eager_s / numpy_s:.2f} | {graph_s / numpy_s:.2f} |",
                         flush=True,
                     )
+    if args.parts:
+        print_parts(args.sizes, args.probes, args.steps)
 
 
 if __name__ == "__main__":
