@@ -252,6 +252,21 @@ def test_a_basis_in_host_memory_is_zeros_on_small_pages(shape: tuple[int, ...]) 
     assert _huge_page_eligibility(basis.ctypes.data + middle) == 0
 
 
+def test_a_basis_is_plain_zeros_where_the_os_takes_no_page_advice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mmap
+
+    from slq._backends import host_memory
+
+    monkeypatch.delattr(mmap, "MADV_NOHUGEPAGE", raising=False)  # as on Windows and macOS
+    assert not host_memory.basis_zeros((1, 2, 2**20), "float32").any()
+    monkeypatch.undo()
+    monkeypatch.setattr(host_memory, "_madvise", lambda: None)  # no C madvise to call
+    basis = host_memory.basis_zeros((1, 2, 2**20), "float64")
+    assert basis.shape == (1, 2, 2**20) and not basis.any()
+
+
 def test_a_torch_basis_on_the_cpu_is_zeros_the_os_provides() -> None:
     Backend.TORCH.require()
     import torch

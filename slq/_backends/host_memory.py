@@ -60,9 +60,11 @@ def basis_zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 def _withdraw_huge_page_advice(array: np.ndarray) -> None:
     """Advise ``MADV_NOHUGEPAGE`` over the whole pages of `array`'s memory, where the OS can."""
-    advice = getattr(mmap, "MADV_NOHUGEPAGE", None)
+    advice: int | None = getattr(mmap, "MADV_NOHUGEPAGE", None)  # Linux only
+    if advice is None:
+        return
     madvise = _madvise()
-    if advice is None or madvise is None:
+    if madvise is None:
         return
     page = mmap.PAGESIZE
     start = array.ctypes.data
@@ -76,7 +78,7 @@ def _madvise() -> Callable[[int, int, int], int] | None:
     """Return the C library's ``madvise``, or None where there is none to call."""
     try:
         function = ctypes.CDLL(None, use_errno=True).madvise
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # no C library to open by name, or no madvise
         return None
     function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     function.restype = ctypes.c_int
