@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from slq._backends import ArrayAPIBackend, host_backend, vectors_to_host
+from slq._backends.host_memory import basis_zeros
 
 __all__ = ["DeviceBasis", "HostBasis", "storage"]
 
@@ -109,8 +110,8 @@ class HostBasis:
     def store(self, j: int, q: Any) -> None:
         """Copy the rows of `q` (k, n) to the host as the j-th Lanczos vectors."""
         host = vectors_to_host(q)
-        if self.data is None:
-            self.data = np.zeros(self.shape, dtype=host.dtype)
+        if self.data is None:  # written a row a step, as a device basis: see host_memory
+            self.data = basis_zeros(self.shape, host.dtype)
         self.data[:, j, :] = host
 
     def project(self, w: Any, rows: int) -> Any:
