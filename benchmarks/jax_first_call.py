@@ -66,7 +66,6 @@ def use_persistent_cache(directory: str) -> None:
     """Keep every compiled program in `directory`, JAX's own cache across processes."""
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def main() -> None:
